@@ -1,0 +1,126 @@
+"""``create_app(config)``: the aiohttp application, its shared state and its routes."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway import errors, proxy
+from gateway.config import GatewayConfig
+from gateway.rules import RuleSet, load_rules
+
+log = logging.getLogger("gateway")
+
+CONFIG = web.AppKey("config", GatewayConfig)
+PIPELINE = web.AppKey("pipeline", proxy.Pipeline)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _ssl_context(config: GatewayConfig) -> ssl.SSLContext | bool:
+    if not config.tls_verify:
+        log.warning(
+            "TLS verification of upstreams is OFF: credentials can be intercepted; "
+            "use this only against a test upstream"
+        )
+        return False
+    if config.ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(config.ca_bundle))
+    return True
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    """One ``ClientSession`` per process, open for the app's lifetime (``cleanup_ctx``)."""
+    config = app[CONFIG]
+    connector = aiohttp.TCPConnector(
+        limit=config.pool_size,
+        limit_per_host=config.pool_size_per_host,
+        keepalive_timeout=config.keepalive_timeout,
+        ssl=_ssl_context(config),
+    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one consumer's cookies to another
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+    ) as session:
+        app[SESSION] = session
+        yield
+
+
+def _error_response(request: web.Request, status: int, code: int, message: str) -> web.Response:
+    pipeline = request.app[PIPELINE]
+    return web.Response(
+        status=status,
+        body=errors.error_body(status, code, message, pipeline.public_base(request)),
+        content_type="application/json",
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as Twilio's error JSON, never as an HTML page."""
+    try:
+        return await handler(request)
+    except errors.GatewayError as exc:
+        response = _error_response(request, exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = 20404 if exc.status == 404 else 88007
+        return _error_response(request, exc.status, code, exc.reason)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path[:200])
+        return _error_response(request, 500, 88099, "Internal gateway error")
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
+    return await proxy.handle(request, request.app[PIPELINE], request.app[SESSION])
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"}, dumps=lambda v: orjson.dumps(v).decode())
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    app = request.app
+    session = app.get(SESSION)
+    ready = session is not None and not session.closed
+    body = {"status": "ready" if ready else "starting", "rules": len(app[PIPELINE].ruleset.rules)}
+    return web.json_response(
+        body, status=200 if ready else 503, dumps=lambda v: orjson.dumps(v).decode()
+    )
+
+
+async def _error_doc(request: web.Request) -> web.Response:
+    try:
+        code = int(request.match_info["code"])
+        title, text = errors.GATEWAY_CODES[code]
+    except (ValueError, KeyError) as exc:
+        raise errors.RouteNotFound("No such gateway error code") from exc
+    return web.json_response(
+        {"code": code, "title": title, "description": text},
+        dumps=lambda v: orjson.dumps(v).decode(),
+    )
+
+
+def create_app(config: GatewayConfig, ruleset: RuleSet | None = None) -> web.Application:
+    """The gateway application for ``config`` (rules loaded from ``config.rules_dir``)."""
+    rules = ruleset if ruleset is not None else load_rules(config.rules_dir)
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_size)
+    app[CONFIG] = config
+    app[PIPELINE] = proxy.Pipeline.build(config, rules)
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_get("/healthz", _healthz, allow_head=False)
+    app.router.add_get("/readyz", _readyz, allow_head=False)
+    app.router.add_get("/errors/{code}", _error_doc, allow_head=False)
+    app.router.add_route("*", "/{tail:.*}", _forward)
+    return app

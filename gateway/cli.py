@@ -1,0 +1,178 @@
+"""Command line: ``gateway serve | rules check | rules explain | simulate | demo``.
+
+This is the composition root: the only place that reads argv and the environment (through
+:func:`gateway.config.load_config`) and starts servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from gateway import __version__
+from gateway.app import create_app
+from gateway.config import ConfigError, GatewayConfig, add_arguments, load_config
+from gateway.errors import GatewayError
+from gateway.models import RouteMatch
+from gateway.request_rewrite import upstream_url
+from gateway.routing import Router
+from gateway.rules import RuleError, RuleSet, load_rules
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description=(
+            "Reverse proxy that keeps apps written against Twilio's deprecated Preview "
+            "Marketplace API working by forwarding them to Marketplace v1."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    serve = verbs.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway. Every flag has a GATEWAY_* environment twin and a "
+        "config-file key; flags win over the environment, which wins over the file.",
+    )
+    add_arguments(serve)
+
+    rules = verbs.add_parser("rules", help="inspect the rewrite rules")
+    rule_verbs = rules.add_subparsers(dest="rules_verb", metavar="ACTION", required=True)
+    check = rule_verbs.add_parser(
+        "check",
+        help="validate the rules and print the route table",
+        description="Load and validate the rules (built-in, or --rules DIR) and print the "
+        "route table. Exit status 0 when valid, 2 with a message naming file, rule and field.",
+    )
+    add_arguments(check)
+    explain = rule_verbs.add_parser(
+        "explain",
+        help="show which rule a request matches and the upstream URL it would call",
+        description="Show which rule METHOD URL matches and the exact upstream URL it would "
+        "call, without calling it. URL may be a full URL or a path with query.",
+    )
+    explain.add_argument("method", metavar="METHOD", help="HTTP method, e.g. GET")
+    explain.add_argument("url", metavar="URL", help="e.g. /marketplace/InstalledAddOns?PageSize=5")
+    add_arguments(explain)
+    _add_simulator_verbs(verbs)
+    return parser
+
+
+def _add_simulator_verbs(verbs: Any) -> None:
+    from gateway.demo import add_demo_arguments, add_simulate_arguments
+
+    add_simulate_arguments(
+        verbs.add_parser(
+            "simulate",
+            help="run the in-memory Marketplace v1 simulator alone",
+            description="Run the in-memory Marketplace v1 + 2010 AssignedAddOns simulator.",
+        )
+    )
+    add_demo_arguments(
+        verbs.add_parser(
+            "demo",
+            help="run the simulator and the gateway together (no network needed)",
+            description="Start the simulator and a gateway pointed at it on two loopback "
+            "ports, print both base URLs and examples, and serve until Ctrl-C.",
+        )
+    )
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
+    )
+
+
+def serve(config: GatewayConfig) -> int:
+    """Run the gateway until SIGINT/SIGTERM."""
+    _configure_logging(config.log_level)
+    app = create_app(config)
+    print(f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}")
+    web.run_app(
+        app,
+        host=config.listen_host,
+        port=config.listen_port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10.0,
+    )
+    return 0
+
+
+def _route_table(ruleset: RuleSet) -> str:
+    rows = [("RULE", "METHODS", "FROM", "TO", "UPSTREAM", "DEPRECATED")]
+    for rule in ruleset.rules:
+        rows.append(
+            (
+                rule.name,
+                ",".join(sorted(rule.methods)),
+                rule.source.text,
+                rule.target.text,
+                rule.upstream,
+                "yes" if rule.deprecated else "no",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + row[-1]
+        for row in rows
+    )
+
+
+def rules_check(config: GatewayConfig) -> int:
+    ruleset = load_rules(config.rules_dir)
+    print(_route_table(ruleset))
+    print(f"\n{len(ruleset.rules)} rules OK ({ruleset.origin})")
+    return 0
+
+
+def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
+    ruleset = load_rules(config.rules_dir)
+    if "://" in target:
+        url = URL(target, encoded=True)
+        target = url.raw_path_qs
+    try:
+        match: RouteMatch = Router.from_ruleset(ruleset).match(method.upper(), target)
+    except GatewayError as exc:
+        print(f"no rule: {exc.status} {exc.message}")
+        return 1
+    rule = match.rule
+    print(f"rule:       {rule.name} ({rule.file})")
+    print(f"deprecated: {'yes' if rule.deprecated else 'no'}")
+    print(f"upstream:   {rule.upstream}")
+    print(
+        f"calls:      {method.upper()} {upstream_url(match, config.upstreams[rule.upstream].base)}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``gateway`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        if args.verb in ("simulate", "demo"):
+            from gateway.demo import run_verb
+
+            return run_verb(args, env)
+        config = load_config(vars(args), env)
+        if args.verb == "serve":
+            return serve(config)
+        if args.rules_verb == "check":
+            return rules_check(config)
+        return rules_explain(config, args.method, args.url)
+    except (ConfigError, RuleError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE

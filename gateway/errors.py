@@ -1,0 +1,131 @@
+"""Errors the gateway answers itself, each rendered as Twilio's error JSON.
+
+    GatewayError                      (status, Twilio-shaped body)
+    ├── RouteNotFound           404   20404  no rule matches, or a path parameter was rejected
+    ├── MethodNotAllowed        405   20004  a rule matches the path but not the method
+    ├── BadRequest              400   88007  a request the gateway refuses to forward
+    ├── RequestTooLarge         413   88004  request body over ``max_body_size``
+    ├── UpstreamUnavailable     502   88001  connection refused or reset
+    ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
+    ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
+    ├── PoolExhausted           503   88006  no upstream connection free within the deadline
+    ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
+    └── Brownout                410   88010  a scheduled brownout window is active
+
+Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
+the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
+gateway codes at ``/errors/<code>`` on the gateway itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+TWILIO_ERROR_DOCS = "https://www.twilio.com/docs/errors/"
+
+# code -> (title, explanation); served at /errors/<code> and listed in the README.
+GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
+    88001: (
+        "Upstream unavailable",
+        "The gateway could not connect to the upstream, or the connection was reset.",
+    ),
+    88002: ("Upstream timeout", "The upstream did not answer within the configured deadline."),
+    88003: ("Bad upstream response", "The upstream sent a response the gateway cannot use."),
+    88004: ("Request body too large", "The request body is over the configured limit."),
+    88005: ("Upstream response too large", "The upstream body is over the configured limit."),
+    88006: ("Upstream pool exhausted", "No upstream connection became free within the deadline."),
+    88007: ("Bad request", "The gateway refused to forward a malformed request."),
+    88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88099: ("Internal gateway error", "An unexpected error inside the gateway."),
+}
+
+
+class GatewayError(Exception):
+    """An error the gateway answers itself with a Twilio-shaped JSON body."""
+
+    status: int = 500
+    code: int = 88099
+
+    def __init__(
+        self, message: str, *, headers: Mapping[str, str] | None = None, kind: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers: Mapping[str, str] = headers or {}
+        self.kind = kind  # for upstream failures: refused, timeout, reset, ... (metrics label)
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    code = 20404
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = 20004
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = 88007
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    code = 88004
+
+
+class UpstreamUnavailable(GatewayError):
+    status = 502
+    code = 88001
+
+
+class UpstreamBadResponse(GatewayError):
+    status = 502
+    code = 88003
+
+
+class UpstreamResponseTooLarge(GatewayError):
+    status = 502
+    code = 88005
+
+
+class PoolExhausted(GatewayError):
+    status = 503
+    code = 88006
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    code = 88002
+
+
+class Brownout(GatewayError):
+    status = 410
+    code = 88010
+
+
+class InternalError(GatewayError):
+    status = 500
+    code = 88099
+
+
+def more_info_url(code: int, public_base: str) -> str:
+    """Where a client reads about ``code``: Twilio's page, or the gateway's own for 88xxx."""
+    if code in GATEWAY_CODES:
+        return f"{public_base.rstrip('/')}/errors/{code}"
+    return f"{TWILIO_ERROR_DOCS}{code}"
+
+
+def error_body(status: int, code: int, message: str, public_base: str) -> bytes:
+    """Twilio's error JSON: ``code``, ``message``, ``more_info``, ``status``."""
+    return orjson.dumps(
+        {
+            "code": code,
+            "message": message,
+            "more_info": more_info_url(code, public_base),
+            "status": status,
+        }
+    )

@@ -1,0 +1,39 @@
+"""Frozen values passed between the steps of one request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.rules import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """The rule a request matched, its raw (still %-encoded) path parameters and query."""
+
+    rule: Rule
+    params: Mapping[str, str]
+    query: str  # raw query string without "?", "" when absent
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """Exactly what is sent upstream."""
+
+    method: str
+    url: str  # absolute and already encoded; sent as is
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """What came back: status, headers, the (decompressed) body, and how long it took."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    seconds: float

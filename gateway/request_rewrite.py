@@ -1,0 +1,32 @@
+"""Build the upstream request from a route match (pure; no I/O)."""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway import headers as header_rules
+from gateway.models import RouteMatch, UpstreamRequest
+
+
+def upstream_url(match: RouteMatch, upstream_base: str) -> str:
+    """Upstream base + the rule's target path with the raw parameter values + raw query."""
+    path = match.rule.target.render(match.params)
+    if match.query:
+        return f"{upstream_base}{path}?{match.query}"
+    return upstream_base + path
+
+
+def build(
+    match: RouteMatch,
+    upstream_base: str,
+    method: str,
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    body: bytes,
+) -> UpstreamRequest:
+    """The request to send: URL, filtered headers, and the body byte for byte."""
+    return UpstreamRequest(
+        method=method,
+        url=upstream_url(match, upstream_base),
+        headers=header_rules.outbound(headers),
+        body=body,
+    )

@@ -1,0 +1,74 @@
+"""Match a request's method and raw path against the rules (pure; no I/O).
+
+Matching happens on the raw request target, so ``%2F`` never turns into a path separator.
+Targets that could reach a different resource once decoded (dot segments, backslashes, empty
+segments, encoded slashes or dots) are refused before any rule is tried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from gateway.models import RouteMatch
+from gateway.rules import Rule, RuleSet
+
+# %-escapes that decode to "/", "\", "." or NUL, and raw characters no SID or name holds.
+_FORBIDDEN_IN_PATH = re.compile(r"%(?:2[fFeE]|5[cC]|00)|\\|//|/\.\.?(?:/|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """Rules grouped by their first path segment, for a short scan per request."""
+
+    buckets: Mapping[str, tuple[Rule, ...]]
+
+    @classmethod
+    def from_ruleset(cls, ruleset: RuleSet) -> Router:
+        buckets: dict[str, list[Rule]] = {}
+        for rule in ruleset.rules:
+            buckets.setdefault(_first_segment(rule.source.text), []).append(rule)
+        return cls({key: tuple(rules) for key, rules in buckets.items()})
+
+    def match(self, method: str, target: str) -> RouteMatch:
+        """The rule for ``method`` and the raw request ``target`` (path and query).
+
+        Raises :class:`BadRequest` for a target that is not a plain path,
+        :class:`RouteNotFound` when no rule's path matches or the path is refused, and
+        :class:`MethodNotAllowed` (with ``Allow``) when only the method is wrong.
+        """
+        if not target.startswith("/"):
+            raise BadRequest(
+                "Absolute-form and other non-path request targets are not accepted; "
+                "send the path only"
+            )
+        path, _, query = target.partition("?")
+        if _FORBIDDEN_IN_PATH.search(path):
+            raise RouteNotFound(f"The requested resource {_printable(path)} was not found")
+        allowed: set[str] = set()
+        for rule in self.buckets.get(_first_segment(path), ()):
+            found = rule.source.regex.fullmatch(path)
+            if found is None:
+                continue
+            if method in rule.methods:
+                return RouteMatch(rule, found.groupdict(), query)
+            allowed |= rule.methods
+        if allowed:
+            allow = ", ".join(sorted(allowed))
+            raise MethodNotAllowed(
+                f"Method {method} is not allowed on {_printable(path)}; allowed: {allow}",
+                headers={"Allow": allow},
+            )
+        raise RouteNotFound(f"The requested resource {_printable(path)} was not found")
+
+
+def _first_segment(path: str) -> str:
+    return path[1:].split("/", 1)[0]
+
+
+def _printable(path: str) -> str:
+    """A path safe to echo in a message: capped, without control characters."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in path[:200])
+    return cleaned + ("..." if len(path) > 200 else "")
