@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl
 import orjson
 from jsonschema import Draft4Validator
 from openapi_core import OpenAPI
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
 SPECS = "/work/shared/specs"
@@ -73,8 +75,7 @@ def validate_response(
         # go through openapi-core; the others were checked against the error contract above.
         try:
             _spec(spec_name).validate_response(request, response)
-        except Exception as exc:
-            if "Unknown response http status" not in str(exc):
-                raise
+        except (PathNotFound, OperationNotFound, ResponseNotFound):
+            pass
         return
     _spec(spec_name).validate_response(request, response)
