@@ -1,0 +1,36 @@
+"""The microbenchmark suite in benchmarks/ still runs (once per benchmark, without timing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_FILE = ROOT / "benchmarks" / "test_rewrite_bench.py"
+
+
+def test_rewrite_benchmarks_run() -> None:
+    pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(BENCH_FILE.relative_to(ROOT)),
+            "--benchmark-disable",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert " passed" in output and "failed" not in output and "error" not in output, output
