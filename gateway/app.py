@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway import errors, proxy
+from gateway import errors, metrics, proxy
 from gateway.config import GatewayConfig
-from gateway.rules import RuleSet, load_rules
+from gateway.rules import RuleError, RuleSet, load_rules
 
 log = logging.getLogger("gateway")
 
@@ -70,7 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except errors.GatewayError as exc:
         response = _error_response(request, exc.status, exc.code, exc.message)
-        response.headers.update(exc.headers)
+        response.headers.extend(exc.headers)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -112,13 +114,34 @@ async def _error_doc(request: web.Request) -> web.Response:
     )
 
 
-def create_app(config: GatewayConfig, ruleset: RuleSet | None = None) -> web.Application:
-    """The gateway application for ``config`` (rules loaded from ``config.rules_dir``)."""
+def create_metrics_app() -> web.Application:
+    """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
+    return app
+
+
+def create_app(
+    config: GatewayConfig,
+    ruleset: RuleSet | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    chance: Callable[[], float] = random.random,
+) -> web.Application:
+    """The gateway application for ``config`` (rules loaded from ``config.rules_dir``).
+
+    ``clock`` and ``chance`` are injectable for tests of brownout windows.
+    """
     rules = ruleset if ruleset is not None else load_rules(config.rules_dir)
     app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_size)
     app[CONFIG] = config
-    app[PIPELINE] = proxy.Pipeline.build(config, rules)
+    try:
+        app[PIPELINE] = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
+    except ValueError as exc:
+        raise RuleError(str(exc)) from exc
     app.cleanup_ctx.append(_client_session)
+    metrics.publish_static(dict(app[PIPELINE].sunsets))
+    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
     app.router.add_get("/healthz", _healthz, allow_head=False)
     app.router.add_get("/readyz", _readyz, allow_head=False)
     app.router.add_get("/errors/{code}", _error_doc, allow_head=False)

@@ -18,6 +18,10 @@ from typing import Any
 
 from yarl import URL
 
+from gateway.brownout import Schedule, parse_schedule
+from gateway.consumers import parse_names
+from gateway.deprecation import DeprecationPolicy, parse_instant
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names its source."""
@@ -61,6 +65,26 @@ class GatewayConfig:
     pool_size: int = 100
     pool_size_per_host: int = 0
     keepalive_timeout: float = 15.0
+    consumer_labels: bool = True
+    consumer_cap: int = 100
+    consumer_names: Mapping[str, str] = field(default_factory=dict)
+    deprecation: DeprecationPolicy = field(
+        default_factory=lambda: DeprecationPolicy(
+            parse_instant(DEFAULT_DEPRECATION), parse_instant(DEFAULT_SUNSET), DEFAULT_DOCS
+        )
+    )
+    brownouts: Schedule = field(default_factory=Schedule)
+    access_log: bool = True
+    access_log_level: str = "info"
+    metrics_listen: tuple[str, int] | None = None
+    workers: int = 1
+
+
+# Marketplace v1 went to twilio-oai main on 2024-06-18; Twilio announced the Preview API's
+# discontinuation for December 2024 without a day, so the first of the month is assumed.
+DEFAULT_DEPRECATION = "2024-06-18T00:00:00Z"
+DEFAULT_SUNSET = "2024-12-01T00:00:00Z"
+DEFAULT_DOCS = "https://www.twilio.com/docs/marketplace/api/migration-preview-to-v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +179,26 @@ def parse_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def parse_workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise ValueError(f"expected 1 to 64 workers, got {text!r}")
+    return value
+
+
+def parse_instant_text(text: str) -> str:
+    parse_instant(text)  # validate now, keep the text for the policy built later
+    return text.strip()
+
+
+def parse_optional_url(text: str) -> str | None:
+    return parse_http_url(text) if text.strip() else None
+
+
+def parse_optional_listen(text: str) -> tuple[str, int] | None:
+    return parse_listen(text) if text.strip() else None
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("listen", parse_listen, "127.0.0.1:8080", "address to serve on", "HOST:PORT"),
     Option(
@@ -231,6 +275,68 @@ OPTIONS: tuple[Option, ...] = (
         "seconds an idle upstream connection is kept",
         "SECONDS",
     ),
+    Option("workers", parse_workers, 1, "processes serving the same port (SO_REUSEPORT)", "N"),
+    Option(
+        "metrics_listen",
+        parse_optional_listen,
+        None,
+        "serve /metrics on this separate address too (it is always on the main one)",
+        "HOST:PORT",
+    ),
+    Option(
+        "consumer_labels",
+        parse_bool,
+        True,
+        "label deprecated-route metrics with the caller's Account/API key SID",
+        "true|false",
+    ),
+    Option(
+        "consumer_cap",
+        parse_count,
+        100,
+        "distinct consumer labels per process; the rest count as 'other'",
+        "N",
+    ),
+    Option(
+        "consumer_names",
+        parse_names,
+        "",
+        "names for consumers, 'SID=name,SID=name' (file: a table of SID = name)",
+        "SID=NAME,...",
+    ),
+    Option(
+        "deprecation_date",
+        parse_instant_text,
+        DEFAULT_DEPRECATION,
+        "when the legacy routes were deprecated (Deprecation header)",
+        "ISO8601",
+    ),
+    Option(
+        "sunset_date",
+        parse_instant_text,
+        DEFAULT_SUNSET,
+        "when the legacy routes go away (Sunset header)",
+        "ISO8601",
+    ),
+    Option(
+        "deprecation_link",
+        parse_optional_url,
+        DEFAULT_DOCS,
+        'documentation sent as Link rel="deprecation" (empty: none)',
+        "URL",
+    ),
+    Option(
+        "sunset_link", parse_optional_url, None, 'documentation sent as Link rel="sunset"', "URL"
+    ),
+    Option(
+        "brownouts",
+        parse_schedule,
+        "",
+        "windows when deprecated routes answer 410: 'START/END[@PERCENT];...'",
+        "WINDOWS",
+    ),
+    Option("access_log", parse_bool, True, "one JSON line per request on stderr", "true|false"),
+    Option("access_log_level", parse_log_level, "info", "level of the access-log lines", "LEVEL"),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -284,6 +390,8 @@ def _file_value(option: Option, raw: Any, path: str) -> Any:
     """A TOML value may be typed already; lists become comma-joined text."""
     if isinstance(raw, bool):
         raw = "true" if raw else "false"
+    elif isinstance(raw, dict):
+        raw = ",".join(f"{key}={value}" for key, value in raw.items())
     elif isinstance(raw, list):
         raw = ",".join(str(item) for item in raw)
     try:
@@ -319,6 +427,9 @@ def resolve(
         elif option.default is None:
             values[option.name] = None
             continue
+        elif not isinstance(option.default, str):
+            values[option.name] = option.default
+            continue
         else:
             source, text = "default", str(option.default)
         try:
@@ -343,6 +454,15 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
         ),
         "api": Upstream("api", values["api_upstream"], values["api_public_origins"]),
     }
+    try:
+        policy = DeprecationPolicy(
+            parse_instant(values["deprecation_date"]),
+            parse_instant(values["sunset_date"]),
+            values["deprecation_link"],
+            values["sunset_link"],
+        )
+    except ValueError as exc:
+        raise ConfigError(f"sunset_date/deprecation_date: {exc}") from exc
     return GatewayConfig(
         listen_host=host,
         listen_port=port,
@@ -361,4 +481,13 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
         pool_size=values["pool_size"],
         pool_size_per_host=values["pool_size_per_host"],
         keepalive_timeout=values["keepalive_timeout"],
+        consumer_labels=values["consumer_labels"],
+        consumer_cap=values["consumer_cap"],
+        consumer_names=values["consumer_names"],
+        deprecation=policy,
+        brownouts=values["brownouts"],
+        access_log=values["access_log"],
+        access_log_level=values["access_log_level"],
+        metrics_listen=values["metrics_listen"],
+        workers=values["workers"],
     )

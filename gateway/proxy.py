@@ -1,21 +1,29 @@
-"""The request pipeline, top to bottom: match, rewrite request, forward, rewrite response."""
+"""The request pipeline, top to bottom: match, (brownout), rewrite request, forward, rewrite
+response, add headers, record metrics and the access line."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway import headers as header_rules
-from gateway import request_rewrite, response_rewrite, upstream
+from gateway import metrics, request_rewrite, response_rewrite, upstream
+from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
-from gateway.errors import RequestTooLarge
+from gateway.consumers import ConsumerLabels
+from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
+from gateway.errors import Brownout, GatewayError, RequestTooLarge
+from gateway.models import RouteMatch
 from gateway.public_url import public_base
 from gateway.response_rewrite import LinkRewriter
 from gateway.routing import Router
-from gateway.rules import RuleSet
+from gateway.rules import Rule, RuleSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +34,30 @@ class Pipeline:
     ruleset: RuleSet
     router: Router
     rewriters: Mapping[str, LinkRewriter]  # by rule name
+    deprecations: Mapping[str, DeprecationHeaders]  # by rule name, deprecated rules only
+    sunsets: Mapping[str, float]  # by rule name, Unix seconds
+    successor_origins: Mapping[str, str]  # by upstream name: the public v1 origin
     upstream_bases: Mapping[str, str]  # by upstream name
     limits: upstream.Limits
     fallback_host: str
+    access_log: AccessLog
+    consumers: ConsumerLabels
+    clock: Callable[[], float] = time.time
+    chance: Callable[[], float] = field(default=random.random)
 
     @classmethod
-    def build(cls, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
+    def build(
+        cls,
+        config: GatewayConfig,
+        ruleset: RuleSet,
+        *,
+        clock: Callable[[], float] = time.time,
+        chance: Callable[[], float] = random.random,
+    ) -> Pipeline:
         rewriters: dict[str, LinkRewriter] = {}
         shared: dict[tuple[str, bool], LinkRewriter] = {}
+        deprecations: dict[str, DeprecationHeaders] = {}
+        sunsets: dict[str, float] = {}
         for rule in ruleset.rules:
             key = (rule.upstream, rule.deprecated)
             if key not in shared:
@@ -43,11 +67,20 @@ class Pipeline:
                     family if rule.deprecated else [],
                 )
             rewriters[rule.name] = shared[key]
+            if rule.deprecated:
+                policy = _policy_for(rule, config.deprecation)
+                deprecations[rule.name] = DeprecationHeaders.for_policy(policy)
+                sunsets[rule.name] = policy.sunset.timestamp()
         return cls(
             config=config,
             ruleset=ruleset,
             router=Router.from_ruleset(ruleset),
             rewriters=rewriters,
+            deprecations=deprecations,
+            sunsets=sunsets,
+            successor_origins={
+                name: (up.public_origins or (up.base,))[0] for name, up in config.upstreams.items()
+            },
             upstream_bases={name: up.base for name, up in config.upstreams.items()},
             limits=upstream.Limits(
                 connect=config.connect_timeout,
@@ -56,6 +89,12 @@ class Pipeline:
                 max_response_size=config.max_response_size,
             ),
             fallback_host=f"{config.listen_host}:{config.listen_port}",
+            access_log=AccessLog.create(config.access_log, config.access_log_level),
+            consumers=ConsumerLabels(
+                config.consumer_names, config.consumer_cap, config.consumer_labels
+            ),
+            clock=clock,
+            chance=chance,
         )
 
     def public_base(self, request: web.BaseRequest) -> str:
@@ -68,6 +107,20 @@ class Pipeline:
             trust_forwarded=self.config.trust_forwarded_headers,
             fallback_host=self.fallback_host,
         )
+
+
+def _policy_for(rule: Rule, default: DeprecationPolicy) -> DeprecationPolicy:
+    if rule.deprecation is None and rule.sunset is None:
+        return default
+    try:
+        return DeprecationPolicy(
+            rule.deprecation or default.deprecation,
+            rule.sunset or default.sunset,
+            default.deprecation_link,
+            default.sunset_link,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{rule.file}: rule {rule.name!r}: {exc}") from exc
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -83,26 +136,115 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes") from exc
 
 
+def _check_brownout(pipeline: Pipeline, match: RouteMatch) -> None:
+    window = pipeline.config.brownouts.active(pipeline.clock())
+    if window is None or pipeline.chance() * 100 >= window.percentage:
+        return
+    rule = match.rule
+    successor = successor_url(rule, match.params, pipeline.successor_origins[rule.upstream])
+    raise Brownout(
+        f"The Preview Marketplace API is switched off during a scheduled brownout until "
+        f"{window.end.isoformat()}; call the Marketplace v1 API instead: {successor}",
+        headers={"Retry-After": str(window.retry_after(pipeline.clock()))},
+    )
+
+
+def _add_deprecation(pipeline: Pipeline, match: RouteMatch, headers: CIMultiDict[str]) -> None:
+    """Add a deprecated rule's Deprecation, Sunset and Link headers to ``headers``."""
+    rule = match.rule
+    fixed = pipeline.deprecations.get(rule.name)
+    if fixed is not None:
+        origin = pipeline.successor_origins[rule.upstream]
+        fixed.apply(headers, successor_url(rule, match.params, origin))
+
+
 async def handle(
     request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession
 ) -> web.Response:
     """Forward one request along its rule and return the rewritten response."""
-    match = pipeline.router.match(request.method, request.raw_path)
-    rule = match.rule
-    body = await read_body(request, pipeline.config.max_body_size)
-    outgoing = request_rewrite.build(
-        match, pipeline.upstream_bases[rule.upstream], request.method, request.headers, body
-    )
-    incoming = await upstream.forward(session, outgoing, pipeline.limits)
-    new_body = response_rewrite.rewrite_body(
-        incoming.body,
-        incoming.headers.get("Content-Type", ""),
-        pipeline.rewriters[rule.name],
-        pipeline.public_base(request),
-    )
-    response_headers = header_rules.inbound(incoming.headers, body_rewritten=new_body is not None)
-    return web.Response(
-        status=incoming.status,
-        headers=response_headers,
-        body=incoming.body if new_body is None else new_body,
-    )
+    started = time.perf_counter()
+    route, deprecated, status = "unmatched", False, 500
+    upstream_status: int | None = None
+    upstream_seconds: float | None = None
+    match: RouteMatch | None = None
+    try:
+        match = pipeline.router.match(request.method, request.raw_path)
+        rule = match.rule
+        route, deprecated = rule.name, rule.deprecated
+        if deprecated:
+            _check_brownout(pipeline, match)
+        body = await read_body(request, pipeline.config.max_body_size)
+        outgoing = request_rewrite.build(
+            match, pipeline.upstream_bases[rule.upstream], request.method, request.headers, body
+        )
+        incoming = await upstream.forward(session, outgoing, pipeline.limits)
+        upstream_status, upstream_seconds = incoming.status, incoming.seconds
+        new_body = response_rewrite.rewrite_body(
+            incoming.body,
+            incoming.headers.get("Content-Type", ""),
+            pipeline.rewriters[rule.name],
+            pipeline.public_base(request),
+        )
+        response_headers = header_rules.inbound(
+            incoming.headers, body_rewritten=new_body is not None
+        )
+        _add_deprecation(pipeline, match, response_headers)
+        status = incoming.status
+        return web.Response(
+            status=incoming.status,
+            headers=response_headers,
+            body=incoming.body if new_body is None else new_body,
+        )
+    except GatewayError as exc:
+        status = exc.status
+        if exc.kind:
+            metrics.UPSTREAM_FAILURES.labels(exc.kind).inc()
+        if isinstance(exc, Brownout):
+            metrics.BROWNOUT_REJECTIONS.labels(route).inc()
+        if match is not None and deprecated:
+            error_headers = CIMultiDict(exc.headers)
+            _add_deprecation(pipeline, match, error_headers)
+            exc.headers = error_headers
+        raise
+    finally:
+        _record(
+            pipeline, request, route, deprecated, status, started, upstream_status, upstream_seconds
+        )
+
+
+def _record(
+    pipeline: Pipeline,
+    request: web.Request,
+    route: str,
+    deprecated: bool,
+    status: int,
+    started: float,
+    upstream_status: int | None,
+    upstream_seconds: float | None,
+) -> None:
+    seconds = time.perf_counter() - started
+    authorization = request.headers.get("Authorization")
+    metrics.REQUESTS.labels(
+        route, request.method, metrics.status_class(status), "true" if deprecated else "false"
+    ).inc()
+    metrics.REQUEST_SECONDS.labels(route).observe(seconds)
+    if upstream_seconds is not None:
+        metrics.UPSTREAM_SECONDS.labels(route).observe(upstream_seconds)
+    consumer = "-"
+    if deprecated:
+        consumer, overflowed = pipeline.consumers.label(authorization)
+        metrics.DEPRECATED_REQUESTS.labels(route, consumer).inc()
+        if overflowed:
+            metrics.CONSUMER_OVERFLOW.inc()
+        metrics.LAST_SEEN.labels(route).set(pipeline.clock())
+    if pipeline.access_log.enabled:
+        pipeline.access_log.write(
+            route=route,
+            method=request.method,
+            path=request.raw_path.partition("?")[0],
+            status=status,
+            seconds=seconds,
+            consumer=consumer if deprecated else pipeline.consumers.name_only(authorization),
+            deprecated=deprecated,
+            upstream_status=upstream_status,
+        )

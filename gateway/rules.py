@@ -9,6 +9,8 @@ A rule file holds an optional ``[defaults]`` table and any number of ``[[rule]]`
     to = "/v1/InstalledAddOns/{Sid}"            # upstream path template
     upstream = "marketplace"                    # "marketplace" or "api"
     deprecated = true                           # Deprecation/Sunset headers, legacy metrics
+    sunset = 2025-06-30T00:00:00Z               # optional: overrides the configured dates
+    deprecation = 2024-06-18T00:00:00Z          #   (TOML date-times or ISO 8601 strings)
 
 A ``{Name}`` placeholder matches exactly one path segment (or part of one, as in
 ``{Sid}.json``); ``to`` may use only placeholders that ``from`` defines. Any mistake raises
@@ -21,15 +23,20 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from gateway.deprecation import parse_instant
+
 KNOWN_UPSTREAMS = ("marketplace", "api")
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH"})
-RULE_KEYS = frozenset({"name", "methods", "from", "to", "upstream", "deprecated"})
-DEFAULT_KEYS = frozenset({"upstream", "deprecated"})
+RULE_KEYS = frozenset(
+    {"name", "methods", "from", "to", "upstream", "deprecated", "deprecation", "sunset"}
+)
+DEFAULT_KEYS = frozenset({"upstream", "deprecated", "deprecation", "sunset"})
 
 # One path segment's worth of a placeholder value: unreserved characters and %-escapes.
 # Escapes that decode to "/", "\", "." or NUL are refused in routing, not here.
@@ -69,6 +76,8 @@ class Rule:
     upstream: str
     deprecated: bool
     file: str
+    deprecation: datetime | None = None  # overrides the configured Deprecation date
+    sunset: datetime | None = None  # overrides the configured Sunset date
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,15 @@ def _rule_from_table(table: Any, defaults: Mapping[str, Any], file: str, index: 
     deprecated = merged.get("deprecated", False)
     if not isinstance(deprecated, bool):
         raise field_error("deprecated", "must be true or false")
+    moments: dict[str, datetime | None] = {}
+    for key in ("deprecation", "sunset"):
+        value = merged.get(key)
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        try:
+            moments[key] = None if value is None else parse_instant(str(value))
+        except ValueError as exc:
+            raise field_error(key, f"not an ISO 8601 date-time: {exc}") from exc
     return Rule(
         name=name,
         methods=frozenset(methods),
@@ -167,6 +185,8 @@ def _rule_from_table(table: Any, defaults: Mapping[str, Any], file: str, index: 
         upstream=str(upstream),
         deprecated=deprecated,
         file=file,
+        deprecation=moments["deprecation"],
+        sunset=moments["sunset"],
     )
 
 

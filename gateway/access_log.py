@@ -1,0 +1,52 @@
+"""One JSON line per request. Fields are chosen, never copied from headers, so no
+``Authorization`` value, token or secret can reach the log."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import orjson
+
+ACCESS_LOGGER = "gateway.access"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """Writes access lines at a fixed level, or nothing when switched off."""
+
+    enabled: bool
+    level: int
+    logger: logging.Logger
+
+    @classmethod
+    def create(cls, enabled: bool, level_name: str) -> AccessLog:
+        return cls(enabled, getattr(logging, level_name.upper()), logging.getLogger(ACCESS_LOGGER))
+
+    def write(
+        self,
+        *,
+        route: str,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        consumer: str,
+        deprecated: bool,
+        upstream_status: int | None,
+    ) -> None:
+        if not self.enabled or not self.logger.isEnabledFor(self.level):
+            return
+        line = orjson.dumps(
+            {
+                "route": route,
+                "method": method,
+                "path": path[:300],
+                "status": status,
+                "latency_ms": round(seconds * 1000, 3),
+                "consumer": consumer,
+                "deprecated": deprecated,
+                "upstream_status": upstream_status,
+            }
+        )
+        self.logger.log(self.level, line.decode())

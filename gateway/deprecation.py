@@ -1,0 +1,80 @@
+"""Deprecation (RFC 9745), Sunset (RFC 8594) and successor ``Link`` headers (pure; no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import TYPE_CHECKING
+
+from multidict import CIMultiDict
+
+if TYPE_CHECKING:  # rules.py imports parse_instant from here
+    from gateway.rules import Rule
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 date or date-time; a missing zone means UTC; ``Z`` is accepted."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def deprecation_value(moment: datetime) -> str:
+    """RFC 9745 ``Deprecation`` field value: ``@`` and the Unix time in seconds."""
+    return f"@{int(moment.timestamp())}"
+
+
+def sunset_value(moment: datetime) -> str:
+    """RFC 8594 ``Sunset`` field value: an IMF-fixdate in GMT."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DeprecationPolicy:
+    """When the deprecated routes were deprecated and when they go away, and where to read."""
+
+    deprecation: datetime
+    sunset: datetime
+    deprecation_link: str | None = None
+    sunset_link: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sunset < self.deprecation:
+            raise ValueError(
+                f"sunset ({self.sunset.isoformat()}) is earlier than deprecation "
+                f"({self.deprecation.isoformat()})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DeprecationHeaders:
+    """The fixed part of one rule's headers, worked out once at start-up."""
+
+    deprecation: str
+    sunset: str
+    links: tuple[str, ...]  # the documentation links, already formatted
+
+    @classmethod
+    def for_policy(cls, policy: DeprecationPolicy) -> DeprecationHeaders:
+        links = []
+        if policy.deprecation_link:
+            links.append(f'<{policy.deprecation_link}>; rel="deprecation"; type="text/html"')
+        if policy.sunset_link:
+            links.append(f'<{policy.sunset_link}>; rel="sunset"; type="text/html"')
+        return cls(deprecation_value(policy.deprecation), sunset_value(policy.sunset), tuple(links))
+
+    def apply(self, headers: CIMultiDict[str], successor: str) -> None:
+        """Add the headers to ``headers``; ``Link`` values are added, never overwritten."""
+        headers["Deprecation"] = self.deprecation
+        headers["Sunset"] = self.sunset
+        headers.add("Link", f'<{successor}>; rel="successor-version"')
+        for link in self.links:
+            headers.add("Link", link)
+
+
+def successor_url(rule: Rule, params: Mapping[str, str], origin: str) -> str:
+    """The v1 URL of the resource a deprecated request addressed."""
+    return origin + rule.target.render(params)

@@ -1,0 +1,113 @@
+"""Prometheus metrics: declared once at import (the only module-level state), recorded per request.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set before start-up (``gateway serve --workers N`` does it),
+prometheus-client's multiprocess mode sums every worker's samples at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from gateway import __version__
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "gateway_requests",
+    "Requests answered, by route template (rule name), method, status class and deprecation.",
+    ["route", "method", "status_class", "deprecated"],
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from request received to response ready, by route.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time spent on the upstream call, by route.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_FAILURES = Counter(
+    "gateway_upstream_failures",
+    "Upstream calls that failed, by kind (refused, timeout, reset, truncated, bad_response, "
+    "too_large, tls).",
+    ["kind"],
+)
+DEPRECATED_REQUESTS = Counter(
+    "gateway_deprecated_requests",
+    "Requests to deprecated routes, by route and consumer (configured name or SID).",
+    ["route", "consumer"],
+)
+CONSUMER_OVERFLOW = Counter(
+    "gateway_consumer_overflow",
+    "Deprecated-route requests whose consumer was counted as 'other' (over the cap).",
+)
+LAST_SEEN = Gauge(
+    "gateway_deprecated_route_last_seen_timestamp_seconds",
+    "Unix time of the latest request to each deprecated route.",
+    ["route"],
+    multiprocess_mode="max",
+)
+SUNSET = Gauge(
+    "gateway_sunset_timestamp_seconds",
+    "Unix time of the announced Sunset of each deprecated route.",
+    ["route"],
+    multiprocess_mode="max",
+)
+BROWNOUT_REJECTIONS = Counter(
+    "gateway_brownout_rejections",
+    "Deprecated-route requests refused with 410 during a brownout window.",
+    ["route"],
+)
+BUILD_INFO = Gauge(
+    "gateway_build_info",
+    "Always 1; labels carry the gateway and Python versions.",
+    ["version", "python"],
+    multiprocess_mode="max",
+)
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+def publish_static(sunsets: dict[str, float]) -> None:
+    """Set the build info and the per-route sunset gauges (once per process)."""
+    BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+    for route, moment in sunsets.items():
+        SUNSET.labels(route).set(moment)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition() -> bytes:
+    """The text exposition of this process, or of all workers in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """``GET /metrics``."""
+    response = web.Response(body=exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

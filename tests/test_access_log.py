@@ -1,0 +1,49 @@
+"""The access log: one JSON line per request, secrets never in it."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import orjson
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.fake_upstream import FakeUpstream, sid
+
+SECRET = "tok_7f3e9c1d2b4a"
+
+
+async def test_one_json_line_per_request_without_secrets(
+    fake_upstream: FakeUpstream, gateway_client: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await gateway_client(fake_upstream.url)
+    account = "AC" + "9" * 32
+    auth = "Basic " + base64.b64encode(f"{account}:{SECRET}".encode()).decode()
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        await client.get(
+            f"/marketplace/InstalledAddOns/{sid('XE', 1)}?PageToken=x",
+            headers={"Authorization": auth, "Cookie": f"session={SECRET}"},
+        )
+        await client.get("/nowhere", headers={"Authorization": f"Bearer {SECRET}"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert len(lines) == 2
+    first, second = (orjson.loads(line) for line in lines)
+    assert first["route"] == "preview_installed_add_on"
+    assert first["status"] == 200 and first["upstream_status"] == 200
+    assert first["consumer"] == account and first["deprecated"] is True
+    assert first["path"] == f"/marketplace/InstalledAddOns/{sid('XE', 1)}"
+    assert first["latency_ms"] >= 0
+    assert second["route"] == "unmatched" and second["status"] == 404
+    assert second["consumer"] == "bearer"
+    for line in lines:
+        assert SECRET not in line and "Basic" not in line and "Authorization" not in line
+
+
+async def test_access_log_switch(
+    fake_upstream: FakeUpstream, gateway_client: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await gateway_client(fake_upstream.url, access_log=False)
+    with caplog.at_level(logging.DEBUG, logger="gateway.access"):
+        await client.get("/v1/AvailableAddOns")
+    assert [r for r in caplog.records if r.name == "gateway.access"] == []
