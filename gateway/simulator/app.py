@@ -54,6 +54,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 )
 """Every operation of the v1 spec and of the 2010 AssignedAddOns subset."""
 
+MAX_BODY = 8 * 1024 * 1024
+"""Body limit: the spec allows Listing ``Policies`` up to 5 MB (aiohttp defaults to 1 MB)."""
+
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -76,7 +79,7 @@ def create_simulator_app(
     ``"https://marketplace.twilio.com"``) is the origin of absolute v1 URLs; ``None`` derives
     it from each request so clients pointed at the simulator page through it.
     """
-    app = web.Application(middlewares=[error_middleware(account_of)])
+    app = web.Application(middlewares=[error_middleware(account_of)], client_max_size=MAX_BODY)
     app[STORE] = Store(seed if seed is not None else load_seed())
     app[URL_BASE] = (url_base or "").rstrip("/")
     for method, path, handler in ROUTES:

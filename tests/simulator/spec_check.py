@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,7 +15,17 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-SPECS = "/work/shared/specs"
+
+def _specs_dir() -> Path:
+    """``$MARKETPLACE_SPECS_DIR``, else a repo-local ``specs/``, else the shared copy."""
+    configured = os.environ.get("MARKETPLACE_SPECS_DIR")
+    if configured:
+        return Path(configured)
+    local = Path(__file__).parents[2] / "specs"
+    return local if local.is_dir() else Path("/work/shared/specs")
+
+
+SPECS = _specs_dir()
 V1_HOST = "https://marketplace.twilio.com"
 API_HOST = "https://api.twilio.com"
 ERROR_KEYS = {"code", "message", "more_info", "status"}
