@@ -98,6 +98,8 @@ def compile_template(text: str) -> Template:
     """Compile a path template; raises ``ValueError`` on a malformed one."""
     if not text.startswith("/"):
         raise ValueError(f"must start with '/': {text!r}")
+    if any(segment in (".", "..") for segment in text.split("/")):
+        raise ValueError(f"'.' and '..' segments are not allowed: {text!r}")
     parts: list[str] = []
     params: list[str] = []
     pieces: list[tuple[bool, str]] = []
