@@ -22,8 +22,9 @@ T = TypeVar("T")
 
 @pytest.fixture
 def client(sim: SimClient, monkeypatch: pytest.MonkeyPatch) -> Client:
-    for name in ("TWILIO_REGION", "TWILIO_EDGE"):
+    for name in ("TWILIO_REGION", "TWILIO_EDGE"):  # would be spliced into the hostname
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # requests honours *_PROXY
     twilio = Client(new_account(), "auth-token")
     origin = str(sim.make_url("")).rstrip("/")
     twilio.marketplace.base_url = origin
