@@ -21,16 +21,26 @@ _FORBIDDEN_IN_PATH = re.compile(r"%(?:2[fFeE]|5[cC]|00)|\\|//|/\.\.?(?:/|$)")
 
 @dataclass(frozen=True, slots=True)
 class Router:
-    """Rules grouped by their first path segment, for a short scan per request."""
+    """Rules grouped by their first path segment, for a short scan per request.
+
+    Rules whose first segment holds a placeholder (``/{Version}/...``) fit no bucket; they are
+    tried after the bucket's rules, for every path.
+    """
 
     buckets: Mapping[str, tuple[Rule, ...]]
+    anywhere: tuple[Rule, ...] = ()
 
     @classmethod
     def from_ruleset(cls, ruleset: RuleSet) -> Router:
         buckets: dict[str, list[Rule]] = {}
+        anywhere: list[Rule] = []
         for rule in ruleset.rules:
-            buckets.setdefault(_first_segment(rule.source.text), []).append(rule)
-        return cls({key: tuple(rules) for key, rules in buckets.items()})
+            first = _first_segment(rule.source.text)
+            if "{" in first:
+                anywhere.append(rule)
+            else:
+                buckets.setdefault(first, []).append(rule)
+        return cls({key: tuple(rules) for key, rules in buckets.items()}, tuple(anywhere))
 
     def match(self, method: str, target: str) -> RouteMatch:
         """The rule for ``method`` and the raw request ``target`` (path and query).
@@ -48,7 +58,10 @@ class Router:
         if _FORBIDDEN_IN_PATH.search(path):
             raise RouteNotFound(f"The requested resource {_printable(path)} was not found")
         allowed: set[str] = set()
-        for rule in self.buckets.get(_first_segment(path), ()):
+        candidates = self.buckets.get(_first_segment(path), ())
+        if self.anywhere:
+            candidates = (*candidates, *self.anywhere)
+        for rule in candidates:
             found = rule.source.regex.fullmatch(path)
             if found is None:
                 continue

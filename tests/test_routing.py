@@ -1,0 +1,170 @@
+"""gateway.routing: matching on the raw request target (pure; literal data in, values out)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from gateway.routing import Router
+from gateway.rules import build_ruleset, load_rules
+
+XE = "XE" + "0123456789abcdef" * 2
+XF = "XF" + "fedcba9876543210" * 2
+
+ROUTER = Router.from_ruleset(load_rules())
+
+
+def test_preview_path_matches_its_rule_with_raw_params() -> None:
+    match = ROUTER.match("POST", f"/marketplace/InstalledAddOns/{XE}/Extensions/{XF}")
+    assert match.rule.name == "preview_installed_add_on_extension"
+    assert dict(match.params) == {"InstalledAddOnSid": XE, "Sid": XF}
+    assert match.query == ""
+
+
+def test_2010_path_with_json_suffix() -> None:
+    target = f"/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1/AssignedAddOns/{XE}.json"
+    match = ROUTER.match("DELETE", target)
+    assert match.rule.name == "assigned_add_on"
+    assert dict(match.params) == {"AccountSid": "AC1", "ResourceSid": "PN1", "Sid": XE}
+
+
+def test_query_is_kept_raw() -> None:
+    query = "PageToken=PTa%2Bb%3D%3D==&Page=1&PageSize=5&Empty=&Flag"
+    match = ROUTER.match("GET", f"/marketplace/InstalledAddOns?{query}")
+    assert match.rule.name == "preview_installed_add_ons"
+    assert match.query == query
+
+
+def test_query_may_contain_slashes_question_marks_and_encoded_dots() -> None:
+    match = ROUTER.match("GET", "/v1/AvailableAddOns?next=/a/../b%2e%2F?x")
+    assert match.query == "next=/a/../b%2e%2F?x"
+
+
+def test_percent_escapes_in_a_parameter_stay_encoded() -> None:
+    match = ROUTER.match("GET", "/marketplace/InstalledAddOns/my%20add-on%C3%A9")
+    assert match.rule.name == "preview_installed_add_on"
+    assert dict(match.params) == {"Sid": "my%20add-on%C3%A9"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # %2F is never decoded into a separator, and a parameter is exactly one segment
+        f"/marketplace/InstalledAddOns/{XE}%2FExtensions",
+        f"/marketplace/InstalledAddOns/{XE}%2fExtensions",
+        f"/marketplace/InstalledAddOns/{XE}/Extensions/{XF}/More",
+        "/marketplace/InstalledAddOns/",
+        # dot segments, raw and encoded
+        "/marketplace/InstalledAddOns/..",
+        f"/marketplace/../v1/InstalledAddOns/{XE}",
+        "/marketplace/InstalledAddOns/.",
+        "/marketplace/InstalledAddOns/%2e%2e",
+        "/marketplace/InstalledAddOns/%2E%2E",
+        "/marketplace/InstalledAddOns/.%2e",
+        # backslashes, raw and encoded; empty segments; NUL
+        "/marketplace/InstalledAddOns/XE1%5C..",
+        "/marketplace/InstalledAddOns/XE1%5c",
+        "/marketplace\\InstalledAddOns",
+        "/marketplace/InstalledAddOns/XE1\\",
+        "//marketplace/InstalledAddOns",
+        "/marketplace//InstalledAddOns",
+        "/marketplace/InstalledAddOns/XE1%00",
+        # characters no SID or name holds
+        "/marketplace/InstalledAddOns/XE 1",
+        "/marketplace/InstalledAddOns/XE1;x=1",
+        # unknown routes, and legacy paths are case-sensitive like Twilio's
+        "/marketplace/Nothing",
+        "/marketplace/installedaddons",
+        "/",
+    ],
+)
+def test_refused_and_unknown_paths_are_404(path: str) -> None:
+    with pytest.raises(RouteNotFound) as caught:
+        ROUTER.match("GET", path)
+    assert (caught.value.status, caught.value.code) == (404, 20404)
+
+
+def test_refusal_happens_before_rule_matching_even_in_a_matching_shape() -> None:
+    # "%2e%2e" alone would fit the {Sid} segment pattern; it is refused first.
+    with pytest.raises(RouteNotFound):
+        ROUTER.match("DELETE", "/v1/InstalledAddOns/%2e%2e")
+
+
+def test_wrong_method_is_405_with_allow() -> None:
+    with pytest.raises(MethodNotAllowed) as caught:
+        ROUTER.match("PUT", f"/marketplace/InstalledAddOns/{XE}")
+    error = caught.value
+    assert (error.status, error.code) == (405, 20004)
+    assert dict(error.headers) == {"Allow": "DELETE, GET, POST"}
+    assert error.message == (
+        f"Method PUT is not allowed on /marketplace/InstalledAddOns/{XE}; "
+        "allowed: DELETE, GET, POST"
+    )
+
+
+def test_head_is_not_a_spec_method() -> None:
+    with pytest.raises(MethodNotAllowed) as caught:
+        ROUTER.match("HEAD", "/marketplace/AvailableAddOns")
+    assert dict(caught.value.headers) == {"Allow": "GET"}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://gateway.test/marketplace/InstalledAddOns",
+        "https://marketplace.twilio.com/v1/InstalledAddOns",
+        "gateway.test:443",
+        "*",
+        "",
+        "marketplace/InstalledAddOns",
+    ],
+)
+def test_absolute_form_and_other_targets_are_bad_requests(target: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        ROUTER.match("GET", target)
+    assert (caught.value.status, caught.value.code) == (400, 88007)
+
+
+def test_messages_do_not_echo_control_characters_or_huge_paths() -> None:
+    with pytest.raises(RouteNotFound) as caught:
+        ROUTER.match("GET", "/x\r\nSet-Cookie:\x00" + "a" * 500)
+    message = caught.value.message
+    assert "\r" not in message and "\n" not in message and "\x00" not in message
+    assert message == "The requested resource /x??Set-Cookie:?" + "a" * 184 + "... was not found"
+
+
+RULES_WITH_PLACEHOLDER_FIRST = """
+[[rule]]
+name = "versioned"
+methods = ["GET"]
+from = "/{Version}/Things/{Sid}"
+to = "/v1/Things/{Sid}"
+upstream = "marketplace"
+
+[[rule]]
+name = "prefixed"
+methods = ["GET"]
+from = "/api{Version}/Things"
+to = "/v1/Things"
+upstream = "marketplace"
+
+[[rule]]
+name = "literal"
+methods = ["POST"]
+from = "/v2/Things/{Sid}"
+to = "/v2/Things/{Sid}"
+upstream = "marketplace"
+"""
+
+
+def test_a_placeholder_in_the_first_segment_still_matches() -> None:
+    router = Router.from_ruleset(build_ruleset([("x.toml", RULES_WITH_PLACEHOLDER_FIRST)], "x"))
+    match = router.match("GET", "/v9/Things/XE1")
+    assert (match.rule.name, dict(match.params)) == ("versioned", {"Version": "v9", "Sid": "XE1"})
+    assert router.match("GET", "/api2/Things").rule.name == "prefixed"
+    # A literal first segment is tried first; the placeholder rule still serves its GET.
+    assert router.match("POST", "/v2/Things/XE1").rule.name == "literal"
+    assert router.match("GET", "/v2/Things/XE1").rule.name == "versioned"
+    with pytest.raises(MethodNotAllowed) as caught:
+        router.match("DELETE", "/v2/Things/XE1")
+    assert dict(caught.value.headers) == {"Allow": "GET, POST"}
