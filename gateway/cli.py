@@ -13,11 +13,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiohttp import web
 from yarl import URL
 
 from gateway import __version__
-from gateway.app import create_app
+from gateway.access_log import ACCESS_LOGGER
 from gateway.config import ConfigError, GatewayConfig, add_arguments, load_config
 from gateway.errors import GatewayError
 from gateway.models import RouteMatch
@@ -93,22 +92,30 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
     )
+    # Access lines are JSON documents on their own, one per line.
+    access = logging.getLogger(ACCESS_LOGGER)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+    access.setLevel(logging.DEBUG)
 
 
-def serve(config: GatewayConfig) -> int:
-    """Run the gateway until SIGINT/SIGTERM."""
+def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
+    """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
     _configure_logging(config.log_level)
-    app = create_app(config)
-    print(f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}")
-    web.run_app(
-        app,
-        host=config.listen_host,
-        port=config.listen_port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=10.0,
+    load_rules(config.rules_dir)  # fail fast, before any worker starts
+    if config.workers > 1:
+        from gateway.supervisor import supervise
+
+        return supervise(config, argv)
+    from gateway.server import run_single
+
+    print(
+        f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}",
+        flush=True,
     )
-    return 0
+    return run_single(config)
 
 
 def _route_table(ruleset: RuleSet) -> str:
@@ -169,7 +176,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_verb(args, env)
         config = load_config(vars(args), env)
         if args.verb == "serve":
-            return serve(config)
+            return serve(config, list(sys.argv[1:] if argv is None else argv))
         if args.rules_verb == "check":
             return rules_check(config)
         return rules_explain(config, args.method, args.url)

@@ -17,12 +17,11 @@ from openapi_core.testing import MockRequest, MockResponse
 
 
 def _specs_dir() -> Path:
-    """``$MARKETPLACE_SPECS_DIR``, else a repo-local ``specs/``, else the shared copy."""
+    """``$MARKETPLACE_SPECS_DIR``, else ``shared/specs`` beside the project root."""
     configured = os.environ.get("MARKETPLACE_SPECS_DIR")
     if configured:
         return Path(configured)
-    local = Path(__file__).parents[2] / "specs"
-    return local if local.is_dir() else Path("/work/shared/specs")
+    return Path(__file__).resolve().parents[3] / "shared" / "specs"
 
 
 SPECS = _specs_dir()

@@ -1,0 +1,93 @@
+"""``--workers N``: N processes of the same ``serve`` command sharing one port.
+
+This process becomes a small supervisor: it makes an empty directory for prometheus-client's
+multiprocess mode, starts N copies of the command with ``--workers 1`` that bind the port with
+``SO_REUSEPORT`` (the kernel spreads connections over them), restarts a worker that dies, and
+on SIGTERM/SIGINT passes the signal on and waits for the workers' in-flight requests. It never
+imports the gateway's metric declarations, so it writes no metric files of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import GatewayConfig
+
+log = logging.getLogger("gateway")
+
+WORKER_ENV = "GATEWAY_WORKER_INDEX"  # set by the supervisor for its workers; not for users
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+GRACE_SECONDS = 10.0
+
+
+def _spawn(argv: Sequence[str], index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    worker_env = {**env, WORKER_ENV: str(index)}
+    command = [sys.executable, "-m", "gateway", *argv, "--workers", "1"]
+    return subprocess.Popen(command, env=worker_env)
+
+
+def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
+    """Run ``config.workers`` worker processes of the same ``serve`` command."""
+    from prometheus_client import multiprocess
+
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+    if given:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    env = {**os.environ, MULTIPROC_ENV: str(directory)}
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers = {index: _spawn(argv, index, env) for index in range(config.workers)}
+    print(
+        f"gateway supervisor: {config.workers} workers on "
+        f"http://{config.listen_host}:{config.listen_port}",
+        flush=True,
+    )
+    restarts: list[float] = []
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in list(workers.items()):
+                if process.poll() is None or stopping:
+                    continue
+                multiprocess.mark_process_dead(process.pid, str(directory))  # type: ignore[no-untyped-call]
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 60] + [now]
+                if len(restarts) > 5 * config.workers:
+                    log.error("workers keep dying; giving up")
+                    stopping = True
+                    break
+                log.warning("worker %d exited with %s; restarting", index, process.returncode)
+                workers[index] = _spawn(argv, index, env)
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS + 5
+        for process in workers.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            if process.poll() is None:
+                process.kill()
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+    failed = [p.returncode for p in workers.values() if p.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0

@@ -1,0 +1,137 @@
+"""The real ``gateway serve`` command: several workers on one port, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fake_upstream import FakeUpstream
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline:
+            assert process.poll() is None, "gateway exited early"
+            try:
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("gateway did not become ready")
+
+
+def start_gateway(
+    upstream: str, port: int, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--marketplace-upstream",
+        upstream,
+        "--api-upstream",
+        upstream,
+        "--access-log",
+        "false",
+        *extra,
+    ]
+    return subprocess.Popen(command, env={**os.environ, **(env or {})})
+
+
+def requests_total(exposition: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "gateway_requests_total" and sample.labels["route"] == (
+                "preview_available_add_ons"
+            ):
+                total += sample.value
+    return total
+
+
+async def test_two_workers_count_every_request_once(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    port = free_port()
+    metrics_dir = tmp_path / "prom"
+    process = start_gateway(
+        fake_upstream.url,
+        port,
+        "--workers",
+        "2",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, process)
+        sent = 60
+        # A new connection per request lets SO_REUSEPORT spread them over both workers.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for _ in range(sent):
+                async with session.get(f"{url}/marketplace/AvailableAddOns") as response:
+                    assert response.status == 200
+            scrapes = []
+            for _ in range(4):  # any worker may answer the scrape; all see the same sums
+                async with session.get(f"{url}/metrics") as response:
+                    scrapes.append(requests_total(await response.text()))
+        assert scrapes == [sent] * 4
+        counter_files = list(metrics_dir.glob("counter_*.db"))
+        assert len(counter_files) == 2, counter_files  # both workers served requests
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+async def test_sigterm_finishes_in_flight_requests(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({"available_add_ons": [], "meta": {"key": "available_add_ons"}})
+
+    app = web.Application()
+    app.router.add_get("/v1/AvailableAddOns", slow)
+    server = await aiohttp_server(app)
+    port = free_port()
+    process = start_gateway(str(server.make_url("")).rstrip("/"), port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, process)
+        async with aiohttp.ClientSession() as session:
+            in_flight = asyncio.create_task(session.get(f"{url}/marketplace/AvailableAddOns"))
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            response = await in_flight
+            assert response.status == 200
+            response.release()
+        assert await asyncio.to_thread(process.wait, 20) == 0
+        with pytest.raises(aiohttp.ClientError):
+            async with aiohttp.ClientSession() as session:
+                await session.get(f"{url}/healthz")
+    finally:
+        if process.poll() is None:
+            process.kill()
