@@ -74,6 +74,7 @@ from = "/legacy/Things/{Sid}"
 to = "/v1/Things/{Sid}"
 upstream = "marketplace"
 """
+UPSTREAM_LINE = 'upstream = "marketplace"'
 
 
 # --- the built-in table ---------------------------------------------------------------------
@@ -185,13 +186,13 @@ def test_malformed_templates_are_refused(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "rule", "field"),
     [
-        (GOOD_RULE.replace('upstream = "marketplace"', 'upstrem = "marketplace"'), "things", "upstrem"),
+        (GOOD_RULE.replace(UPSTREAM_LINE, 'upstrem = "marketplace"'), "things", "upstrem"),
         (GOOD_RULE.replace('["GET"]', '["GET", "FETCH"]'), "things", "methods"),
         (GOOD_RULE.replace('["GET"]', '["get"]'), "things", "methods"),
         (GOOD_RULE.replace('["GET"]', "[]"), "things", "methods"),
         (GOOD_RULE.replace('["GET"]', '"GET"'), "things", "methods"),
         (GOOD_RULE.replace('to = "/v1/Things/{Sid}"', 'to = "/v1/Things/{Id}"'), "things", "to"),
-        (GOOD_RULE.replace('upstream = "marketplace"', 'upstream = "preview"'), "things", "upstream"),
+        (GOOD_RULE.replace(UPSTREAM_LINE, 'upstream = "preview"'), "things", "upstream"),
         (GOOD_RULE.replace('name = "things"', 'name = "Things-1"'), "Things-1", "name"),
         (GOOD_RULE.replace('from = "/legacy', 'from = "legacy'), "things", "from"),
         (GOOD_RULE.replace("\nupstream", "\ndeprecated = 1\nupstream"), "things", "deprecated"),
@@ -222,7 +223,7 @@ def test_invalid_rule_names_file_rule_and_field(
 
 
 def test_undefined_placeholder_message_names_it(tmp_path: Path) -> None:
-    write_rules(tmp_path, "a.toml", GOOD_RULE.replace("to = \"/v1/Things/{Sid}\"", 'to = "/v1/{Id}"'))
+    write_rules(tmp_path, "a.toml", GOOD_RULE.replace('to = "/v1/Things/{Sid}"', 'to = "/v1/{Id}"'))
     with pytest.raises(RuleError, match=r"field 'to': uses \{Id\} which 'from' does not define"):
         load_rules(tmp_path)
 
