@@ -59,10 +59,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _simulator_app(seed_path: str | None, url_base: str | None) -> web.Application:
+def _simulator_app(seed_path: str | None, url_base: str | None) -> tuple[web.Application, str]:
+    """The simulator app and the SID of the first add-on in its catalogue."""
     from gateway.simulator import create_simulator_app, load_seed
 
-    return create_simulator_app(load_seed(seed_path), url_base=url_base)
+    seed = load_seed(seed_path)
+    return create_simulator_app(seed, url_base=url_base), seed.available_add_ons[0].sid
 
 
 async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
@@ -85,7 +87,8 @@ async def _wait_for_stop() -> None:
 
 async def _simulate(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
-    runner, bound = await _start(_simulator_app(args.seed, args.url_base), host, port)
+    app, _ = _simulator_app(args.seed, args.url_base)
+    runner, bound = await _start(app, host, port)
     print(f"Marketplace v1 simulator on http://{host}:{bound} (Ctrl-C to stop)", flush=True)
     try:
         await _wait_for_stop()
@@ -94,7 +97,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _examples(gateway_url: str, simulator_url: str) -> str:
+def _examples(gateway_url: str, simulator_url: str, add_on_sid: str) -> str:
     auth = f"{DEMO_ACCOUNT}:{DEMO_TOKEN}"
     return f"""
 Simulator (Marketplace v1): {simulator_url}
@@ -103,7 +106,8 @@ Gateway (legacy base URL):  {gateway_url}
 Try the deprecated Preview API through the gateway:
   curl -u {auth} '{gateway_url}/marketplace/AvailableAddOns?PageSize=2'
   curl -u {auth} '{gateway_url}/marketplace/InstalledAddOns'
-  curl -i -u {auth} '{gateway_url}/marketplace/AvailableAddOns/XB00000000000000000000000000000000'
+  curl -i -u {auth} '{gateway_url}/marketplace/AvailableAddOns/{add_on_sid}'
+  curl -u {auth} '{gateway_url}/metrics'
 
 With the official twilio client (pip install twilio):
   from twilio.rest import Client
@@ -121,7 +125,8 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     gw_host, gw_port = parse_listen(args.listen)
     if args.walkthrough:
         sim_port = gw_port = 0
-    sim_runner, sim_bound = await _start(_simulator_app(args.seed, None), sim_host, sim_port)
+    sim_app, add_on_sid = _simulator_app(args.seed, None)
+    sim_runner, sim_bound = await _start(sim_app, sim_host, sim_port)
     simulator_url = f"http://{sim_host}:{sim_bound}"
     base = load_config({"listen": f"{gw_host}:{gw_port}"}, environ)
     config = replace(
@@ -142,7 +147,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         if args.walkthrough:
             return await run_walkthrough(gateway_url)
-        print(_examples(gateway_url, simulator_url), flush=True)
+        print(_examples(gateway_url, simulator_url, add_on_sid), flush=True)
         await _wait_for_stop()
         return 0
     finally:

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-DEMO_ACCOUNT = "AC" + "0123456789abcdef" * 2
+DEMO_ACCOUNT = "AC" + "0" * 31 + "1"  # the account the default simulator seed fills
 DEMO_TOKEN = "demo-token"
 
 
