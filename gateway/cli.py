@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("method", metavar="METHOD", help="HTTP method, e.g. GET")
     explain.add_argument("url", metavar="URL", help="e.g. /marketplace/InstalledAddOns?PageSize=5")
     add_arguments(explain)
+    brownout = verbs.add_parser("brownout", help="inspect scheduled brownout windows")
+    brownout_verbs = brownout.add_subparsers(dest="brownout_verb", metavar="ACTION", required=True)
+    plan = brownout_verbs.add_parser(
+        "plan",
+        help="print the configured brownout windows that are active or still to come",
+        description="Print the brownout windows (from --brownouts, GATEWAY_BROWNOUTS or the "
+        "config file) that are active now or still to come, in start order.",
+    )
+    add_arguments(plan)
     _add_simulator_verbs(verbs)
     return parser
 
@@ -165,6 +175,25 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     return 0
 
 
+def brownout_plan(config: GatewayConfig, now: float) -> int:
+    windows = config.brownouts.upcoming(now)
+    if not windows:
+        print("no brownout windows scheduled")
+        return 0
+    print(f"{'START (UTC)':<22}{'END (UTC)':<22}{'SHARE':>7}  STATUS")
+    for window in windows:
+        status = "ACTIVE" if window.contains(now) else "upcoming"
+        print(
+            f"{window.start:%Y-%m-%d %H:%M:%S}   {window.end:%Y-%m-%d %H:%M:%S}   "
+            f"{window.percentage:>5g}%  {status}"
+        )
+    print(
+        "\nDuring a window deprecated routes answer 410 (code 88010) with Retry-After; "
+        "/v1 and 2010 routes are untouched."
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of the ``gateway`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -177,6 +206,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         config = load_config(vars(args), env)
         if args.verb == "serve":
             return serve(config, list(sys.argv[1:] if argv is None else argv))
+        if args.verb == "brownout":
+            return brownout_plan(config, time.time())
         if args.rules_verb == "check":
             return rules_check(config)
         return rules_explain(config, args.method, args.url)

@@ -90,3 +90,23 @@ async def test_percentage_spares_the_rest(
     assert (await spared.get("/marketplace/AvailableAddOns")).status == 200
     hit = await _client(aiohttp_client, fake_upstream, START + 5, 0.1, windows)
     assert (await hit.get("/marketplace/AvailableAddOns")).status == 410
+
+
+def test_brownout_plan_lists_active_and_upcoming(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import brownout_plan
+    from tests.conftest import make_config
+
+    config = replace(
+        make_config(),
+        brownouts=parse_schedule(
+            "2026-12-01T10:00:00Z/2026-12-01T11:00:00Z@25;"
+            "2026-12-08T10:00:00Z/2026-12-08T12:00:00Z;2020-01-01/2020-01-02"
+        ),
+    )
+    assert brownout_plan(config, START + 60) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["2026-12-01", "10:00:00", "2026-12-01", "11:00:00", "25%", "ACTIVE"]
+    assert lines[2].split()[-1] == "upcoming"
+    assert "2020-01-01" not in "\n".join(lines)
+    assert brownout_plan(make_config(), START) == 0
+    assert capsys.readouterr().out == "no brownout windows scheduled\n"
