@@ -27,6 +27,10 @@ _RECORD_URL_MAPS = ("links", "subresource_uris")
 _META_URL_KEYS = ("url", "first_page_url", "previous_page_url", "next_page_url")
 _TOP_PAGE_KEYS = ("first_page_uri", "previous_page_uri", "next_page_uri")
 
+# orjson silently reads an integer wider than 64 bits as a float (losing digits). A body with
+# a run of 19+ digits is decoded and encoded by the standard library, which keeps it exact.
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+
 
 @dataclass(frozen=True, slots=True)
 class PathMap:
@@ -113,24 +117,39 @@ def rewrite_body(
         return None
     if not any(marker in body for marker in rewriter.markers):
         return None
-    data = _loads(body)
+    data, exact = _loads(body)
     if not isinstance(data, dict):
         return None
     rewrite_document(data, rewriter, public_base)
+    if exact:  # ASCII escapes also keep a lone surrogate ("\ud800") valid JSON
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
     return orjson.dumps(data)
 
 
-def _loads(body: bytes) -> Any:
+def _loads(body: bytes) -> tuple[Any, bool]:
+    """The decoded body, and whether the standard library decoded it (and must encode it)."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body), False
+        except orjson.JSONDecodeError:
+            pass  # maybe a lone surrogate escape, which orjson refuses and JSON allows
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # orjson refuses integers wider than 64 bits, which are valid JSON
-        return json.loads(body)
-    except ValueError as exc:
+        return json.loads(body, parse_constant=_refuse, parse_float=_finite_float), True
+    except (ValueError, RecursionError) as exc:
         raise UpstreamBadResponse(
             "The upstream sent a JSON content type with an invalid body"
         ) from exc
+
+
+def _refuse(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def rewrite_document(data: dict[str, Any], rewriter: LinkRewriter, public_base: str) -> None:
