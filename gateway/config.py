@@ -251,7 +251,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", parse_log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("connect_timeout", parse_positive_float, 5.0, "upstream connect deadline", "SECONDS"),
     Option("read_timeout", parse_positive_float, 30.0, "upstream read deadline", "SECONDS"),
-    Option("total_timeout", parse_positive_float, 60.0, "deadline for a whole upstream call", "S"),
+    Option(
+        "total_timeout", parse_positive_float, 60.0, "deadline for a whole upstream call", "SECONDS"
+    ),
     Option("max_body_size", parse_size, "1M", "largest request body accepted (413 above)", "SIZE"),
     Option(
         "max_response_size", parse_size, "16M", "largest upstream body accepted (502 above)", "SIZE"
