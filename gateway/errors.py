@@ -8,7 +8,6 @@
     ├── UpstreamUnavailable     502   88001  connection refused or reset
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
-    ├── PoolExhausted           503   88006  no upstream connection free within the deadline
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
     └── Brownout                410   88010  a scheduled brownout window is active
 
@@ -35,7 +34,6 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88003: ("Bad upstream response", "The upstream sent a response the gateway cannot use."),
     88004: ("Request body too large", "The request body is over the configured limit."),
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
-    88006: ("Upstream pool exhausted", "No upstream connection became free within the deadline."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
     88099: ("Internal gateway error", "An unexpected error inside the gateway."),
@@ -90,11 +88,6 @@ class UpstreamBadResponse(GatewayError):
 class UpstreamResponseTooLarge(GatewayError):
     status = 502
     code = 88005
-
-
-class PoolExhausted(GatewayError):
-    status = 503
-    code = 88006
 
 
 class UpstreamTimeout(GatewayError):
