@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from yarl import URL
@@ -145,7 +146,7 @@ def parse_url_list(text: str) -> tuple[str, ...]:
 
 def parse_positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not 0 < value < float("inf"):  # also refuses "nan"
         raise ValueError(f"expected a positive number, got {text!r}")
     return value
 
@@ -385,6 +386,9 @@ def _read_file(path: str) -> dict[str, Any]:
     section = data.get("gateway", data)
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [gateway] must be a table")
+    outside = sorted(key for key in data if key != "gateway") if section is not data else []
+    if outside:  # would otherwise be ignored without a word
+        raise ConfigError(f"config file {path}: unknown key {outside[0]!r} outside [gateway]")
     return section
 
 
@@ -448,14 +452,16 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
     host, port = values["listen"]
     if values["total_timeout"] < values["connect_timeout"]:
         raise ConfigError("total_timeout must not be shorter than connect_timeout")
-    upstreams = {
-        "marketplace": Upstream(
-            "marketplace",
-            values["marketplace_upstream"],
-            values["marketplace_public_origins"],
-        ),
-        "api": Upstream("api", values["api_upstream"], values["api_public_origins"]),
-    }
+    upstreams = MappingProxyType(  # read-only, so the frozen config cannot be changed
+        {
+            "marketplace": Upstream(
+                "marketplace",
+                values["marketplace_upstream"],
+                values["marketplace_public_origins"],
+            ),
+            "api": Upstream("api", values["api_upstream"], values["api_public_origins"]),
+        }
+    )
     try:
         policy = DeprecationPolicy(
             parse_instant(values["deprecation_date"]),
