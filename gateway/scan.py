@@ -1,0 +1,368 @@
+"""``gateway scan PATH``: find Preview Marketplace usage in a source tree and name its v1 twin.
+
+Looks for what an application written against the deprecated API contains:
+
+* URLs under ``https://preview.twilio.com/marketplace`` (any language, docs, config) -> the
+  ``https://marketplace.twilio.com/v1`` URL, with the path mapped by the gateway's own rules;
+* twilio-python, twilio-node and twilio-ruby ``client.preview.marketplace`` ->
+  ``client.marketplace.v1`` (resource names such as ``installed_add_ons`` /
+  ``installedAddOns`` are the same in v1);
+* twilio-python ``twilio.rest.preview.marketplace`` imports -> ``twilio.rest.marketplace.v1``;
+* twilio-php ``$twilio->preview->marketplace`` -> ``$twilio->marketplace->v1`` and the
+  ``Twilio\\Rest\\Preview\\Marketplace`` namespace -> ``Twilio\\Rest\\Marketplace\\V1``;
+* twilio-ruby ``Twilio::REST::Preview::Marketplace`` -> ``Twilio::REST::Marketplace::V1``;
+* twilio-java ``com.twilio.rest.preview.marketplace`` -> ``com.twilio.rest.marketplace.v1``;
+* twilio-csharp ``Twilio.Rest.Preview.Marketplace`` -> ``Twilio.Rest.Marketplace.V1``;
+* twilio-go (only its 0.x pre-releases had a preview package): ``client.Preview.ListInstalledAddOn``
+  and the like -> ``client.MarketplaceV1.ListInstalledAddOn``, ``PreviewMarketplace*`` types ->
+  ``MarketplaceV1*``, the ``twilio-go/twilio/rest/preview`` import ->
+  ``twilio-go/rest/marketplace/v1`` (``MarketplaceV1.ListMarketplaceInstalledAddOn`` of twilio-go
+  1.21.1-1.22.1 is already v1 and is not reported);
+* twilio-cli ``api:preview:marketplace:`` topics -> ``api:marketplace:v1:`` (inferred from the
+  CLI's ``api:<domain>:<version>:<resource>`` naming).
+
+Exit status: 1 when anything was found, 0 when the tree is clean, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from gateway.rules import RuleError, RuleSet, load_rules
+
+EXIT_CLEAN = 0
+EXIT_FOUND = 1
+EXIT_USAGE = 2
+
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".tox",
+        ".nox",
+    }
+)
+DEFAULT_MAX_BYTES = 1024 * 1024
+BINARY_SNIFF_BYTES = 8192
+
+V1_ORIGINS = {"marketplace": "https://marketplace.twilio.com", "api": "https://api.twilio.com"}
+PREVIEW_PREFIX = "/marketplace"
+V1_PREFIX = "/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One occurrence of legacy usage and what to write instead."""
+
+    path: str
+    line: int
+    column: int  # 1-based
+    match: str
+    replacement: str
+    kind: str  # "url", "python", "node/python/ruby", "php", "java", ...
+    rule: str | None = None  # the gateway rule a URL maps to, when one does
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    kind: str
+    regex: re.Pattern[str]
+    replace: Callable[[re.Match[str]], str]
+
+
+def _fixed(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.expand(text)
+
+
+_GO_VERBS = "List|Fetch|Create|Update|Delete"
+
+# Most specific first: where two patterns match overlapping text, the earlier one wins.
+_PATTERNS: tuple[_Pattern, ...] = (
+    _Pattern(
+        "java",
+        re.compile(r"\bcom\.twilio\.rest\.preview\.marketplace\b"),
+        _fixed("com.twilio.rest.marketplace.v1"),
+    ),
+    _Pattern(
+        "python",
+        re.compile(r"(?<![\w.])twilio\.rest\.preview\.marketplace\b"),
+        _fixed("twilio.rest.marketplace.v1"),
+    ),
+    _Pattern(
+        "csharp",
+        re.compile(r"\bTwilio\.Rest\.Preview\.Marketplace\b"),
+        _fixed("Twilio.Rest.Marketplace.V1"),
+    ),
+    _Pattern(
+        "php",
+        re.compile(r"\bTwilio(?P<s>\\{1,2})Rest(?P=s)Preview(?P=s)Marketplace\b"),
+        _fixed(r"Twilio\g<s>Rest\g<s>Marketplace\g<s>V1"),
+    ),
+    _Pattern(
+        "ruby",
+        re.compile(r"\bTwilio::REST::Preview::Marketplace\b"),
+        _fixed("Twilio::REST::Marketplace::V1"),
+    ),
+    _Pattern(
+        "php",
+        re.compile(r"(?P<recv>\$[A-Za-z_]\w*(?:->[A-Za-z_]\w*)*?)->preview->marketplace\b"),
+        _fixed(r"\g<recv>->marketplace->v1"),
+    ),
+    _Pattern(
+        "python/node/ruby",
+        re.compile(
+            r"(?P<recv>(?<![\w$@])@?[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*?)?"
+            r"\.preview\.marketplace\b"
+        ),
+        _fixed(r"\g<recv>.marketplace.v1"),
+    ),
+    _Pattern(
+        "go",
+        re.compile(
+            rf"(?P<recv>(?<!\w)[A-Za-z_]\w*)?\.Preview\.(?P<verb>{_GO_VERBS})(?:Marketplace)?"
+            r"(?P<res>AvailableAddOn|InstalledAddOn)(?P<ext>Extension)?\b"
+        ),
+        _fixed(r"\g<recv>.MarketplaceV1.\g<verb>\g<res>\g<ext>"),
+    ),
+    _Pattern(
+        "go",
+        re.compile(r"\bgithub\.com/twilio/twilio-go/twilio/rest/preview\b(?![/\w])"),
+        _fixed("github.com/twilio/twilio-go/rest/marketplace/v1"),
+    ),
+    _Pattern(
+        "go",
+        re.compile(
+            r"\bPreviewMarketplace(?P<res>AvailableAddOn|InstalledAddOn)"
+            r"(?:(?P=res)(?P<ext>Extension))?\b"
+        ),
+        lambda m: f"MarketplaceV1{m.group('res')}{m.group('ext') or ''}",
+    ),
+    _Pattern(
+        "twilio-cli",
+        re.compile(r"\bapi:preview:marketplace:"),
+        _fixed("api:marketplace:v1:"),
+    ),
+)
+
+# A preview URL, with or without scheme, up to the first character that cannot be in one.
+_URL = re.compile(
+    r"(?:https?://)?preview\.twilio\.com/marketplace(?P<rest>(?:[/?#][^\s\"'`<>()\[\],;\\]*)?)"
+    r"(?![A-Za-z0-9_])"
+)
+
+
+def map_preview_url(rest: str, rules: RuleSet) -> tuple[str, str | None]:
+    """The v1 URL for ``preview.twilio.com/marketplace`` + ``rest``, and the rule it matched.
+
+    A concrete path is mapped by the first deprecated rule whose ``from`` template matches it;
+    anything else (a base URL, a path built from variables) follows the documented rule:
+    swap ``/marketplace`` for ``/v1``.
+    """
+    path, sep, tail = rest.partition("?")
+    if not sep:
+        path, sep, tail = rest.partition("#")
+        sep = "#" if sep else ""
+    else:
+        sep = "?"
+    preview_path = PREVIEW_PREFIX + path
+    stripped = preview_path.rstrip("/") or preview_path
+    for rule in rules.rules:
+        if not rule.deprecated:
+            continue
+        found = rule.source.regex.fullmatch(stripped)
+        if found is not None:
+            origin = V1_ORIGINS.get(rule.upstream, V1_ORIGINS["marketplace"])
+            target = rule.target.render(found.groupdict())
+            return f"{origin}{target}{sep}{tail}", rule.name
+    return f"{V1_ORIGINS['marketplace']}{V1_PREFIX}{path}{sep}{tail}", None
+
+
+_LANGUAGES = {
+    ".py": "python",
+    ".js": "node",
+    ".mjs": "node",
+    ".cjs": "node",
+    ".ts": "node",
+    ".jsx": "node",
+    ".tsx": "node",
+    ".rb": "ruby",
+}
+
+
+def _language(kind: str, path: str) -> str:
+    """Narrow an ambiguous kind such as "python/node/ruby" by the file's extension."""
+    if "/" not in kind:
+        return kind
+    language = _LANGUAGES.get(os.path.splitext(path)[1].lower())
+    return language if language and language in kind.split("/") else kind
+
+
+def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
+    """Every legacy usage in ``text`` (the contents of ``path``), in reading order."""
+    findings: list[Finding] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "review" in line:  # cheap pre-filter: every pattern contains it
+            findings.extend(_scan_line(line, number, path, rules))
+    return findings
+
+
+def _scan_line(line: str, number: int, path: str, rules: RuleSet) -> list[Finding]:
+    taken: list[tuple[int, int]] = []
+    hits: list[Finding] = []
+    for url in _URL.finditer(line):
+        shown = url.group(0).rstrip(".:!?")  # sentence punctuation after a URL in prose
+        rest = url.group("rest")[: len(url.group("rest")) - (len(url.group(0)) - len(shown))]
+        replacement, rule = map_preview_url(rest, rules)
+        taken.append(url.span())
+        hits.append(Finding(path, number, url.start() + 1, shown, replacement, "url", rule))
+    for pattern in _PATTERNS:
+        for found in pattern.regex.finditer(line):
+            start, end = found.span()
+            if any(start < e and end > s for s, e in taken):
+                continue  # a more specific pattern already reported this text
+            taken.append((start, end))
+            kind = _language(pattern.kind, path)
+            hits.append(
+                Finding(path, number, start + 1, found.group(0), pattern.replace(found), kind)
+            )
+    return sorted(hits, key=lambda finding: finding.column)
+
+
+def read_text_file(path: Path, max_bytes: int) -> str | None:
+    """The file's text, or ``None`` for a binary, unreadable or over-large file."""
+    try:
+        if not path.is_file() or path.stat().st_size > max_bytes:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Regular files under ``root`` in sorted order, skipping VCS, dependency and cache dirs."""
+    if root.is_file():
+        yield root
+        return
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        for name in sorted(files):
+            yield Path(directory, name)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What one scan found and how much it looked at."""
+
+    root: str
+    files_scanned: int
+    files_skipped: int
+    findings: tuple[Finding, ...]
+
+
+def scan_path(root: Path, rules: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES) -> ScanResult:
+    """Scan a file or a directory tree; paths in findings are relative to a directory root."""
+    scanned = skipped = 0
+    findings: list[Finding] = []
+    for file in iter_files(root):
+        text = read_text_file(file, max_bytes)
+        if text is None:
+            skipped += 1
+            continue
+        scanned += 1
+        shown = file.relative_to(root).as_posix() if root.is_dir() else str(file)
+        findings.extend(scan_text(text, shown, rules))
+    return ScanResult(str(root), scanned, skipped, tuple(findings))
+
+
+def format_text(result: ScanResult) -> str:
+    """``path:line: match -> replacement`` lines and a summary."""
+    lines = [
+        f"{f.path}:{f.line}: {f.match} -> {f.replacement}"
+        + (f"  [{f.kind}: {f.rule}]" if f.rule else f"  [{f.kind}]")
+        for f in result.findings
+    ]
+    files = len({f.path for f in result.findings})
+    if result.findings:
+        lines.append(
+            f"\n{len(result.findings)} Preview Marketplace usage(s) in {files} file(s) "
+            f"({result.files_scanned} files scanned). Migrate them to Marketplace v1; "
+            "until then the gateway keeps them working."
+        )
+    else:
+        lines.append(
+            f"No Preview Marketplace usage found ({result.files_scanned} files scanned, "
+            f"{result.files_skipped} binary or large files skipped)."
+        )
+    return "\n".join(lines)
+
+
+def format_json(result: ScanResult) -> str:
+    """The result as one JSON document."""
+    return json.dumps(
+        {
+            "root": result.root,
+            "files_scanned": result.files_scanned,
+            "files_skipped": result.files_skipped,
+            "findings": [asdict(f) for f in result.findings],
+        },
+        indent=2,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``gateway scan``'s arguments to ``parser``."""
+    parser.add_argument("path", metavar="PATH", help="file or directory to scan")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"skip files larger than N bytes (default {DEFAULT_MAX_BYTES})",
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="rule directory used to map preview URLs (default: the built-in rules)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gateway scan``: 1 when usage was found, 0 when clean, 2 on a usage error."""
+    root = Path(args.path)
+    if not root.exists():
+        print(f"gateway scan: {root}: no such file or directory", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_bytes <= 0:
+        print("gateway scan: --max-bytes must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rules = load_rules(args.rules)
+    except RuleError as exc:
+        print(f"gateway scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = scan_path(root, rules, args.max_bytes)
+    print(format_json(result) if args.format == "json" else format_text(result))
+    return EXIT_FOUND if result.findings else EXIT_CLEAN
