@@ -1,0 +1,296 @@
+"""Turn the raw lines of benchmarks/run.sh into the summary table and the target verdicts.
+
+    python3 benchmarks/report.py results.tsv [--meta meta.txt] [--markdown report.md]
+
+Input rows: ``section round target path line`` (tab-separated), ``line`` being the
+``key=value`` output of ../shared/bench/run.sh plus ``rss_kb=`` (or the memory keys).
+Every figure is the median over the rounds of one run. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TARGETS = ("direct", "nginx-1w", "yardstick", "gateway")
+PATHS = ("list", "single")
+
+# The performance issue's targets.
+MIN_VS_YARDSTICK = 1.0  # gateway rps / yardstick rps, list and single
+MIN_VS_NGINX_LIST = 0.5  # gateway rps / nginx-1w rps, list
+MAX_ADDED_P50_MS = 0.3  # CONNS=1, gateway - direct
+MAX_ADDED_P99_MS = 1.0
+MAX_RSS_MB = 80.0  # per worker, after MEM_REQUESTS
+MAX_GROWTH_MB = 5.0  # between MEM_MARK and MEM_REQUESTS
+
+
+@dataclass
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse(path: Path) -> dict[tuple[str, str, str], list[dict[str, str]]]:
+    runs: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    for raw in path.read_text().splitlines()[1:]:
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        section, _round, target, req_path, line = raw.split("\t", 4)
+        kv = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if 'reason="' in line:
+            kv["reason"] = line.split('reason="', 1)[1].rsplit('"', 1)[0]
+        runs[(section, target, req_path)].append(kv)
+    return runs
+
+
+def median(runs: Iterable[dict[str, str]], key: str) -> float:
+    values = []
+    for run in runs:
+        text = run.get(key, "NA").rstrip("%")
+        if text not in ("", "NA") and run.get("check", "ok") in ("ok", "skipped"):
+            try:
+                values.append(float(text))
+            except ValueError:
+                continue
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"  # NaN -> "-"
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def nan_free(*values: float) -> bool:
+    return all(v == v for v in values)
+
+
+def throughput(runs: dict[tuple[str, str, str], list[dict[str, str]]]) -> list[Table]:
+    table = Table(
+        "Throughput (CONNS=32 closed loop; medians of the rounds)",
+        (
+            "path",
+            "target",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "target CPU %",
+            "load CPU %",
+            "RSS MB",
+            "runs",
+        ),
+    )
+    rps: dict[tuple[str, str], float] = {}
+    for req_path in PATHS:
+        for target in TARGETS:
+            got = runs.get(("throughput", target, req_path))
+            if not got:
+                continue
+            rps[(target, req_path)] = median(got, "rps")
+            errors = sum(int(r["errors"]) for r in got if r.get("errors", "NA").isdigit())
+            bad = [r for r in got if r.get("check") != "ok"]
+            dirty = sum(1 for r in got if r.get("contaminated") == "yes")
+            rss = (
+                median(got, "rss_kb") / 1024 if target in ("gateway", "yardstick") else float("nan")
+            )
+            runs_text = str(len(got))
+            if dirty:
+                runs_text += f" ({dirty} contaminated)"
+            if bad:
+                runs_text += f" CHECK FAILED: {bad[0].get('reason', bad[0].get('check', '?'))}"
+            table.rows.append(
+                (
+                    req_path,
+                    target,
+                    fmt(rps[(target, req_path)]),
+                    fmt(median(got, "p50_ms"), 2),
+                    fmt(median(got, "p99_ms"), 2),
+                    str(errors),
+                    fmt(median(got, "sut_cpu"), 0),
+                    fmt(median(got, "load_cpu"), 0),
+                    fmt(rss),
+                    runs_text,
+                )
+            )
+    if not table.rows:
+        return []
+    ratios = Table("Throughput ratios", ("path", "ratio", "value", "target", "verdict"))
+    for req_path, other, minimum in (
+        ("list", "yardstick", MIN_VS_YARDSTICK),
+        ("single", "yardstick", MIN_VS_YARDSTICK),
+        ("list", "nginx-1w", MIN_VS_NGINX_LIST),
+        ("single", "nginx-1w", None),
+    ):
+        gw, ref = rps.get(("gateway", req_path)), rps.get((other, req_path))
+        if gw is None or ref is None:
+            continue
+        value = gw / ref if ref else float("nan")
+        ok = None if minimum is None or not nan_free(value) else value >= minimum
+        ratios.rows.append(
+            (
+                req_path,
+                f"gateway/{other} req/s",
+                fmt(value, 3),
+                "-" if minimum is None else f">= {minimum}",
+                verdict(ok),
+            )
+        )
+    if ("nginx-1w", "single") in rps:
+        ratios.notes.append(
+            "nginx-1w on single is load-bound (wrk + upstream core at ~100 %), so that ratio "
+            "flatters the gateway; it has no target."
+        )
+    return [table, ratios]
+
+
+def latency(runs: dict[tuple[str, str, str], list[dict[str, str]]]) -> list[Table]:
+    table = Table(
+        "Added latency at one connection (CONNS=1; gateway minus direct upstream, medians)",
+        (
+            "path",
+            "direct p50",
+            "direct p99",
+            "gateway p50",
+            "gateway p99",
+            "added p50 ms",
+            "added p99 ms",
+            "verdict (p50 <= 0.3, p99 <= 1.0)",
+        ),
+    )
+    for req_path in PATHS:
+        direct = runs.get(("latency", "direct", req_path))
+        gateway = runs.get(("latency", "gateway", req_path))
+        if not direct or not gateway:
+            continue
+        d50, d99 = median(direct, "p50_ms"), median(direct, "p99_ms")
+        g50, g99 = median(gateway, "p50_ms"), median(gateway, "p99_ms")
+        a50, a99 = g50 - d50, g99 - d99
+        ok = (a50 <= MAX_ADDED_P50_MS and a99 <= MAX_ADDED_P99_MS) if nan_free(a50, a99) else None
+        table.rows.append(
+            (
+                req_path,
+                fmt(d50, 3),
+                fmt(d99, 3),
+                fmt(g50, 3),
+                fmt(g99, 3),
+                fmt(a50, 3),
+                fmt(a99, 3),
+                verdict(ok),
+            )
+        )
+    return [table] if table.rows else []
+
+
+def memory(runs: dict[tuple[str, str, str], list[dict[str, str]]]) -> list[Table]:
+    table = Table(
+        "Memory (fresh gateway, CONNS=32; RSS = VmRSS of the largest gateway process)",
+        (
+            "path",
+            "requests",
+            "RSS start MB",
+            "RSS @mark MB",
+            "RSS end MB",
+            "growth MB",
+            "verdict (end <= 80, growth <= 5)",
+        ),
+    )
+    for (section, _target, req_path), got in runs.items():
+        if section != "memory":
+            continue
+        run = got[-1]
+        start, mark, end = (
+            int(run.get(k, "0")) / 1024 for k in ("rss_start_kb", "rss_mark_kb", "rss_end_kb")
+        )
+        requests, goal = int(run.get("requests", "0")), int(run.get("goal", "0"))
+        growth = end - mark
+        ok = end <= MAX_RSS_MB and growth <= MAX_GROWTH_MB and requests >= goal
+        table.rows.append(
+            (
+                req_path,
+                f"{run.get('mark_requests')} / {requests}",
+                fmt(start),
+                fmt(mark),
+                fmt(end),
+                fmt(growth),
+                verdict(ok),
+            )
+        )
+        if requests < goal:
+            table.notes.append(f"only {requests} of {goal} requests were sent (MEM_MAX_TIME)")
+        if goal != 100_000:
+            table.notes.append(
+                f"scaled down: {goal} requests (mark {run.get('mark_requests')}), not the "
+                "target's 100,000 / 20,000"
+            )
+        table.notes.append(
+            f"processes: {run.get('procs')}, summed RSS at the end "
+            f"{int(run.get('rss_end_total_kb', '0')) / 1024:.1f} MB, {run.get('errors')} errors, "
+            f"{run.get('rps')} req/s in the second phase"
+        )
+    return [table] if table.rows else []
+
+
+def render_text(tables: list[Table]) -> str:
+    out: list[str] = []
+    for table in tables:
+        widths = [
+            max(len(row[i]) for row in [table.header, *table.rows])
+            for i in range(len(table.header))
+        ]
+        out.append(table.title)
+        for row in [table.header, *table.rows]:
+            out.append(
+                "  ".join(
+                    cell.rjust(w) if i > 1 else cell.ljust(w)
+                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
+        out.extend(f"  note: {note}" for note in table.notes)
+        out.append("")
+    return "\n".join(out)
+
+
+def render_markdown(tables: list[Table], meta: str) -> str:
+    out = [f"```\n{meta.strip()}\n```", ""] if meta.strip() else []
+    for table in tables:
+        out.append(f"**{table.title}**")
+        out.append("")
+        out.append("| " + " | ".join(table.header) + " |")
+        out.append(
+            "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.header))) + "|"
+        )
+        out.extend("| " + " | ".join(row) + " |" for row in table.rows)
+        out.append("")
+        out.extend(f"- {note}" for note in table.notes)
+        if table.notes:
+            out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("tsv", type=Path)
+    parser.add_argument("--meta", type=Path)
+    parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
+    args = parser.parse_args()
+    runs = parse(args.tsv)
+    tables = throughput(runs) + latency(runs) + memory(runs)
+    meta = args.meta.read_text() if args.meta and args.meta.exists() else ""
+    print(meta.strip())
+    print()
+    print(render_text(tables))
+    if args.markdown:
+        args.markdown.write_text(render_markdown(tables, meta))
+
+
+if __name__ == "__main__":
+    main()
