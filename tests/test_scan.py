@@ -1,0 +1,301 @@
+"""``gateway scan``: legacy Preview Marketplace usage in a source tree and its v1 replacement."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway import scan
+from gateway.rules import load_rules
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"
+RULES = load_rules()
+
+# (path, line, matched text, replacement, kind) for every finding in fixtures/scan/legacy.
+EXPECTED = [
+    (
+        "AddOns.java",
+        2,
+        "com.twilio.rest.preview.marketplace",
+        "com.twilio.rest.marketplace.v1",
+        "java",
+    ),
+    (
+        "AddOns.java",
+        3,
+        "com.twilio.rest.preview.marketplace",
+        "com.twilio.rest.marketplace.v1",
+        "java",
+    ),
+    ("Program.cs", 3, "Twilio.Rest.Preview.Marketplace", "Twilio.Rest.Marketplace.V1", "csharp"),
+    ("addons.js", 4, "client.preview.marketplace", "client.marketplace.v1", "node"),
+    (
+        "addons.js",
+        5,
+        "https://preview.twilio.com/marketplace/InstalledAddOns/${sid}/Extensions",
+        "https://marketplace.twilio.com/v1/InstalledAddOns/${sid}/Extensions",
+        "url",
+    ),
+    ("addons.php", 3, "Twilio\\Rest\\Preview\\Marketplace", "Twilio\\Rest\\Marketplace\\V1", "php"),
+    ("addons.php", 6, "$twilio->preview->marketplace", "$twilio->marketplace->v1", "php"),
+    ("addons.py", 5, "twilio.rest.preview.marketplace", "twilio.rest.marketplace.v1", "python"),
+    ("addons.py", 8, "client.preview.marketplace", "client.marketplace.v1", "python"),
+    ("addons.py", 9, "client.preview.marketplace", "client.marketplace.v1", "python"),
+    (
+        "addons.py",
+        11,
+        "https://preview.twilio.com/marketplace/AvailableAddOns/XB00000000000000000000000000000001"
+        "/Extensions",
+        "https://marketplace.twilio.com/v1/AvailableAddOns/XB00000000000000000000000000000001"
+        "/Extensions",
+        "url",
+    ),
+    (
+        "addons.py",
+        15,
+        "https://preview.twilio.com/marketplace",
+        "https://marketplace.twilio.com/v1",
+        "url",
+    ),
+    ("addons.rb", 3, "@client.preview.marketplace", "@client.marketplace.v1", "ruby"),
+    ("addons.rb", 4, "Twilio::REST::Preview::Marketplace", "Twilio::REST::Marketplace::V1", "ruby"),
+    ("deploy.sh", 2, "api:preview:marketplace:", "api:marketplace:v1:", "twilio-cli"),
+    (
+        "deploy.sh",
+        3,
+        "https://preview.twilio.com/marketplace/InstalledAddOns/XE00000000000000000000000000000001",
+        "https://marketplace.twilio.com/v1/InstalledAddOns/XE00000000000000000000000000000001",
+        "url",
+    ),
+    (
+        "main.go",
+        5,
+        "github.com/twilio/twilio-go/twilio/rest/preview",
+        "github.com/twilio/twilio-go/rest/marketplace/v1",
+        "go",
+    ),
+    (
+        "main.go",
+        10,
+        "client.Preview.ListInstalledAddOn",
+        "client.MarketplaceV1.ListInstalledAddOn",
+        "go",
+    ),
+    (
+        "main.go",
+        11,
+        "PreviewMarketplaceInstalledAddOnInstalledAddOnExtension",
+        "MarketplaceV1InstalledAddOnExtension",
+        "go",
+    ),
+]
+
+
+def run_scan(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="gateway scan")
+    scan.add_arguments(parser)
+    return scan.run(parser.parse_args(list(argv)))
+
+
+def findings_of(text: str, path: str = "x.txt") -> list[tuple[str, str]]:
+    return [(f.match, f.replacement) for f in scan.scan_text(text, path, RULES)]
+
+
+def test_fixture_tree_findings_exactly() -> None:
+    result = scan.scan_path(FIXTURES / "legacy", RULES)
+    got = [(f.path, f.line, f.match, f.replacement, f.kind) for f in result.findings]
+    assert got == EXPECTED
+    assert result.files_scanned == 8
+
+
+def test_clean_tree_has_no_findings() -> None:
+    result = scan.scan_path(FIXTURES / "clean", RULES)
+    assert result.findings == ()
+    assert result.files_scanned == 2
+
+
+def test_urls_are_mapped_by_the_rules() -> None:
+    result = scan.scan_path(FIXTURES / "legacy", RULES)
+    rules = {f.match.rsplit("/marketplace", 1)[1]: f.rule for f in result.findings if f.rule}
+    assert rules == {
+        "/AvailableAddOns/XB00000000000000000000000000000001/Extensions": (
+            "preview_available_add_on_extensions"
+        ),
+        "/InstalledAddOns/XE00000000000000000000000000000001": "preview_installed_add_on",
+    }
+
+
+@pytest.mark.parametrize(
+    ("rest", "expected"),
+    [
+        ("", "https://marketplace.twilio.com/v1"),
+        ("/", "https://marketplace.twilio.com/v1/"),
+        ("/AvailableAddOns", "https://marketplace.twilio.com/v1/AvailableAddOns"),
+        (
+            "/InstalledAddOns?PageSize=20&Page=1",
+            "https://marketplace.twilio.com/v1/InstalledAddOns?PageSize=20&Page=1",
+        ),
+        ("/InstalledAddOns/%s", "https://marketplace.twilio.com/v1/InstalledAddOns/%s"),
+        (
+            "/InstalledAddOns/{sid}/Extensions/{ext}",
+            "https://marketplace.twilio.com/v1/InstalledAddOns/{sid}/Extensions/{ext}",
+        ),
+    ],
+)
+def test_map_preview_url(rest: str, expected: str) -> None:
+    assert scan.map_preview_url(rest, RULES)[0] == expected
+
+
+def test_every_preview_rule_maps_to_its_target() -> None:
+    sample = {"Sid": "XE" + "a" * 32, "AvailableAddOnSid": "XB" + "b" * 32}
+    sample["InstalledAddOnSid"] = "XE" + "c" * 32
+    for rule in RULES.rules:
+        if not rule.deprecated:
+            continue
+        path = rule.source.render(sample)
+        url, name = scan.map_preview_url(path.removeprefix("/marketplace"), RULES)
+        assert name == rule.name
+        assert url == "https://marketplace.twilio.com" + rule.target.render(sample)
+
+
+def test_url_forms() -> None:
+    assert findings_of("see http://preview.twilio.com/marketplace/AvailableAddOns.") == [
+        (
+            "http://preview.twilio.com/marketplace/AvailableAddOns",
+            "https://marketplace.twilio.com/v1/AvailableAddOns",
+        )
+    ]
+    assert findings_of("host = 'preview.twilio.com/marketplace'") == [
+        ("preview.twilio.com/marketplace", "https://marketplace.twilio.com/v1")
+    ]
+    assert findings_of("https://preview.twilio.com/marketplaces/x") == []
+    assert findings_of("https://preview.twilio.com/Sync/Services") == []
+    assert findings_of("https://marketplace.twilio.com/v1/InstalledAddOns") == []
+
+
+def test_receivers_and_chains() -> None:
+    assert findings_of("self.twilio.preview.marketplace.installed_add_ons", "a.py") == [
+        ("self.twilio.preview.marketplace", "self.twilio.marketplace.v1")
+    ]
+    assert findings_of("getClient().preview.marketplace.installedAddOns", "a.ts") == [
+        (".preview.marketplace", ".marketplace.v1")
+    ]
+    assert findings_of("$this->client->preview->marketplace->availableAddOns", "a.php") == [
+        ("$this->client->preview->marketplace", "$this->client->marketplace->v1")
+    ]
+    assert findings_of("use Twilio\\\\Rest\\\\Preview\\\\Marketplace;") == [
+        ("Twilio\\\\Rest\\\\Preview\\\\Marketplace", "Twilio\\\\Rest\\\\Marketplace\\\\V1")
+    ]
+    assert findings_of("c.Preview.FetchMarketplaceAvailableAddOnExtension(a, b)", "m.go") == [
+        (
+            "c.Preview.FetchMarketplaceAvailableAddOnExtension",
+            "c.MarketplaceV1.FetchAvailableAddOnExtension",
+        )
+    ]
+
+
+def test_v1_and_unrelated_preview_code_is_not_reported() -> None:
+    clean = [
+        "client.marketplace.v1.installed_add_ons.list()",
+        "client.preview.sync.services.list()",
+        "client.preview.marketplaceish",
+        "com.twilio.rest.marketplace.v1.InstalledAddOn",
+        "client.MarketplaceV1.ListMarketplaceInstalledAddOn(nil)",  # twilio-go 1.21 v1 naming
+        "import { preview } from './preview'",
+    ]
+    for line in clean:
+        assert findings_of(line, "a.py") == [], line
+
+
+def test_kind_is_narrowed_by_extension() -> None:
+    line = "client.preview.marketplace.x"
+    kinds = {
+        path: scan.scan_text(line, path, RULES)[0].kind
+        for path in ("a.py", "a.mjs", "a.rb", "README.md")
+    }
+    assert kinds == {
+        "a.py": "python",
+        "a.mjs": "node",
+        "a.rb": "ruby",
+        "README.md": "python/node/ruby",
+    }
+
+
+def test_skips_vendor_dirs_binary_and_large_files(tmp_path: Path) -> None:
+    legacy = "client.preview.marketplace.installed_add_ons.list()\n"
+    for skipped in (".git", "node_modules", ".venv", "__pycache__"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "x.py").write_text(legacy)
+    (tmp_path / "blob.bin").write_bytes(b"\0\1" + legacy.encode())
+    (tmp_path / "big.py").write_text(legacy + "#" * 5000)
+    (tmp_path / "real.py").write_text(legacy)
+    result = scan.scan_path(tmp_path, RULES, max_bytes=4096)
+    assert [f.path for f in result.findings] == ["real.py"]
+    assert result.files_scanned == 1
+    assert result.files_skipped == 2
+
+
+def test_undecodable_text_is_still_scanned(tmp_path: Path) -> None:
+    (tmp_path / "latin1.py").write_bytes(
+        b"# caf\xe9\nclient.preview.marketplace.available_add_ons.list()\n"
+    )
+    result = scan.scan_path(tmp_path, RULES)
+    assert [(f.path, f.line) for f in result.findings] == [("latin1.py", 2)]
+
+
+def test_cli_text_output_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_scan(str(FIXTURES / "legacy")) == 1
+    out = capsys.readouterr().out
+    assert (
+        "addons.py:8: client.preview.marketplace -> client.marketplace.v1  [python]"
+        in out.splitlines()
+    )
+    assert "legacy/" not in out  # paths are relative to the scanned directory
+    assert f"{len(EXPECTED)} Preview Marketplace usage(s) in 8 file(s)" in out
+
+
+def test_cli_clean_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_scan(str(FIXTURES / "clean")) == 0
+    assert "No Preview Marketplace usage found" in capsys.readouterr().out
+
+
+def test_cli_single_file(capsys: pytest.CaptureFixture[str]) -> None:
+    target = FIXTURES / "legacy" / "addons.rb"
+    assert run_scan(str(target)) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{target}:3: @client.preview.marketplace -> @client.marketplace.v1")
+
+
+def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_scan(str(FIXTURES / "legacy"), "--format", "json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["files_scanned"] == 8
+    assert len(data["findings"]) == len(EXPECTED)
+    first = data["findings"][0]
+    assert set(first) == {"path", "line", "column", "match", "replacement", "kind", "rule"}
+    assert first["path"] == "AddOns.java" and first["column"] == 8
+
+
+def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_scan(str(tmp_path / "missing")) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert run_scan(str(tmp_path), "--max-bytes", "0") == 2
+    bad_rules = tmp_path / "rules"
+    bad_rules.mkdir()
+    (bad_rules / "x.toml").write_text("not toml [")
+    assert run_scan(str(tmp_path), "--rules", str(bad_rules)) == 2
+    with pytest.raises(SystemExit) as exc:
+        run_scan(str(tmp_path), "--format", "xml")
+    assert exc.value.code == 2
+
+
+def test_scans_its_own_copy_of_the_fixtures(tmp_path: Path) -> None:
+    """The tree is found wherever it lives (no reliance on the repository layout)."""
+    shutil.copytree(FIXTURES, tmp_path / "copy")
+    result = scan.scan_path(tmp_path / "copy", RULES)
+    assert len(result.findings) == len(EXPECTED)
+    assert {f.path.split("/")[0] for f in result.findings} == {"legacy"}
