@@ -1,7 +1,28 @@
-"""marketplace-gateway: keeps Twilio Preview Marketplace clients working against Marketplace v1."""
+"""marketplace-gateway: keeps Twilio Preview Marketplace clients working against Marketplace v1.
 
-from __future__ import annotations
+The public surface is :data:`__all__`: build a :class:`GatewayConfig` with :func:`load_config`
+and serve :func:`create_app`. Everything else is internal. The names are imported on first use,
+so ``import gateway.rules`` does not pull in the server.
+"""
+
+import typing as _typing
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["GatewayConfig", "__version__", "create_app", "load_config"]
+
+if _typing.TYPE_CHECKING:
+    from gateway.app import create_app
+    from gateway.config import GatewayConfig, load_config
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "create_app":
+        from gateway.app import create_app
+
+        return create_app
+    if name in ("GatewayConfig", "load_config"):
+        from gateway import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'gateway' has no attribute {name!r}")
