@@ -16,7 +16,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import __version__
+from gateway import __version__, report, scan
 from gateway.access_log import ACCESS_LOGGER
 from gateway.config import ConfigError, GatewayConfig, add_arguments, load_config
 from gateway.errors import GatewayError
@@ -74,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
         "config file) that are active now or still to come, in start order.",
     )
     add_arguments(plan)
+    report.add_arguments(
+        verbs.add_parser(
+            "report",
+            help="print who still calls the deprecated routes (from /metrics or Prometheus)",
+            description="Read a running gateway's /metrics (or a Prometheus server scraping "
+            "it) and print, per deprecated route: requests and consumers, last call, days "
+            "until sunset and the Marketplace v1 replacement. Exit 2 if the source is unreachable.",
+        )
+    )
+    scan.add_arguments(
+        verbs.add_parser(
+            "scan",
+            help="find Preview Marketplace usage in a source tree",
+            description="Find Preview Marketplace URLs and helper-library calls under PATH and "
+            "print file:line: match -> v1 replacement. Exit 1 if any, 0 if clean, 2 on error.",
+        )
+    )
     _add_simulator_verbs(verbs)
     return parser
 
@@ -203,6 +220,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from gateway.demo import run_verb
 
             return run_verb(args, env)
+        if args.verb == "report":
+            return report.run(args)
+        if args.verb == "scan":
+            return scan.run(args)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             return serve(config, list(sys.argv[1:] if argv is None else argv))
