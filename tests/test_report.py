@@ -326,3 +326,11 @@ def test_default_metrics_url() -> None:
     args = parse()
     assert args.metrics_url is None and args.prometheus_url is None
     assert report.DEFAULT_METRICS_URL == "http://127.0.0.1:8080/metrics"
+
+
+async def test_gateway_cli_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    url = f"http://127.0.0.1:{closed_port()}/metrics"
+    assert await asyncio.to_thread(main, ["report", "--metrics-url", url], {}) == 2
+    assert "cannot reach" in capsys.readouterr().err

@@ -299,3 +299,15 @@ def test_scans_its_own_copy_of_the_fixtures(tmp_path: Path) -> None:
     result = scan.scan_path(tmp_path / "copy", RULES)
     assert len(result.findings) == len(EXPECTED)
     assert {f.path.split("/")[0] for f in result.findings} == {"legacy"}
+
+
+def test_gateway_cli_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    assert main(["scan", str(FIXTURES / "legacy"), "--format", "json"], environ={}) == 1
+    assert len(json.loads(capsys.readouterr().out)["findings"]) == len(EXPECTED)
+    assert main(["scan", str(FIXTURES / "clean")], environ={}) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["scan"], environ={})
+    assert exc.value.code == 2
