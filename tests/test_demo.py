@@ -1,0 +1,179 @@
+"""``gateway demo``: the walkthrough exits 0; the interactive demo prints working examples and
+stops cleanly on SIGINT / SIGTERM. Both run as real subprocesses (``python -m gateway``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from gateway.simulator import load_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def _env() -> dict[str, str]:
+    """This environment without GATEWAY_* settings (they would change the demo's config)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def _run(*args: str, timeout: float) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        cwd=ROOT,
+        env=_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_walkthrough_exits_zero_and_shows_the_calls() -> None:
+    rc, out, err = await _run("demo", "--walkthrough", timeout=45)
+    assert rc == 0, out[-3000:] + err[-3000:]
+    calls = re.findall(r"^>>> (GET|POST|DELETE) (\S+)", out, re.M)
+    answers = re.findall(r"^<<< (\d{3}) ", out, re.M)
+    assert len(calls) == len(answers) >= 12
+    origins = {f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" for _, url in calls}
+    assert len(origins) == 1  # every call, next pages included, went to the gateway
+    paths = [urlsplit(url).path for _, url in calls]
+    assert all(path.startswith("/marketplace/") for path in paths)
+    assert ("POST", "201") in zip([m for m, _ in calls], answers, strict=True)
+    assert ("DELETE", "204") in zip([m for m, _ in calls], answers, strict=True)
+    assert "404" in answers  # the documented unknown-SID call
+    assert "Deprecation: @" in out
+    pages = re.search(r"=== (\d+) available add-ons over (\d+) pages", out)
+    assert pages is not None
+    assert int(pages[1]) == len(load_seed().available_add_ons) and int(pages[2]) >= 3
+    assert "walkthrough OK" in out
+
+
+class Demo:
+    """A running ``gateway demo`` on free ports."""
+
+    def __init__(self, process: asyncio.subprocess.Process, banner: str) -> None:
+        self.process, self.banner = process, banner
+        simulator = re.search(r"Simulator \(Marketplace v1\): (http://\S+)", banner)
+        gateway = re.search(r"Gateway \(legacy base URL\):\s+(http://\S+)", banner)
+        assert simulator and gateway, banner
+        self.simulator_url, self.gateway_url = simulator[1], gateway[1]
+        # curl [-i] -u USER:PASS 'URL'
+        self.curls = re.findall(r"curl (?:-i )?-u (\S+?):(\S+) '(\S+)'", banner)
+
+
+async def _start_demo() -> Demo:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--simulator-listen",
+        "127.0.0.1:0",
+        cwd=ROOT,
+        env=_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    async def read_banner() -> None:
+        assert process.stdout is not None
+        while True:
+            line = (await process.stdout.readline()).decode()
+            if not line:
+                raise AssertionError("demo exited before printing its examples: " + "".join(lines))
+            lines.append(line)
+            if "Ctrl-C stops both servers" in line:
+                return
+
+    try:
+        await asyncio.wait_for(read_banner(), START_TIMEOUT)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return Demo(process, "".join(lines))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_demo_prints_working_examples_and_stops_on_signal(signum: signal.Signals) -> None:
+    demo = await _start_demo()
+    try:
+        assert demo.simulator_url != demo.gateway_url
+        for url in (demo.simulator_url, demo.gateway_url):
+            assert not url.endswith(":0")  # the bound port is printed, not the asked-for 0
+        assert len(demo.curls) == 4, demo.banner
+        seed = load_seed()
+        catalogue = {a.sid for a in seed.available_add_ons}
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+            for user, password, url in demo.curls:
+                assert url.startswith(demo.gateway_url + "/"), url
+                path = urlsplit(url).path
+                for sid in re.findall(r"XB[0-9a-fA-F]{32}", path):
+                    assert sid in catalogue, f"demo example names {sid}, not in the default seed"
+                auth = aiohttp.encode_basic_auth(user, password)
+                async with session.get(url, headers={"Authorization": auth}) as response:
+                    body = await response.text()
+                    assert response.status == 200, (url, body)
+                if path == "/metrics":
+                    assert "gateway_requests_total" in body
+                else:
+                    assert path.startswith("/marketplace/")
+                    assert "marketplace.twilio.com/v1/" not in body
+            sim_auth = aiohttp.encode_basic_auth(*demo.curls[0][:2])
+            async with session.get(
+                demo.simulator_url + "/v1/AvailableAddOns", headers={"Authorization": sim_auth}
+            ) as response:
+                assert response.status == 200
+
+        # the printed twilio snippet works against the printed gateway
+        account = re.search(r'Client\("(AC\w{32})", "([^"]+)"\)', demo.banner)
+        base_url = re.search(r'client\.preview\.base_url = "(\S+)"', demo.banner)
+        assert account and base_url and base_url[1] == demo.gateway_url
+        client = Client(account[1], account[2], http_client=TwilioHttpClient(timeout=10))
+        client.preview.base_url = base_url[1]
+        add_ons = await asyncio.wait_for(
+            asyncio.to_thread(
+                lambda: client.preview.marketplace.available_add_ons.list(page_size=2)
+            ),
+            20,
+        )
+        assert {a.sid for a in add_ons} == catalogue
+
+        demo.process.send_signal(signum)
+        rc = await asyncio.wait_for(demo.process.wait(), STOP_TIMEOUT)
+        assert rc == 0
+    finally:
+        if demo.process.returncode is None:
+            demo.process.kill()
+            await demo.process.wait()
