@@ -21,6 +21,7 @@ NO_OWN_TEST_FILE = {
     "__main__": "two lines; run by test_cli.test_python_dash_m_gateway_help",
     "models": "frozen value types without behaviour; built and compared in test_routing and "
     "test_request_rewrite",
+    "walkthrough": "the scripted session of gateway demo --walkthrough, run by test_demo",
 }
 
 # The only core modules that may wire the simulator in (besides gateway/simulator/ itself).

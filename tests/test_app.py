@@ -1,0 +1,76 @@
+"""create_app: shared state, health endpoints, error rendering and the session's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from gateway.app import PIPELINE, SESSION, create_app, create_metrics_app
+from gateway.routing import Router
+from gateway.rules import RuleError
+from tests.conftest import make_config
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+
+async def test_session_lives_with_the_app(aiohttp_client: ClientFactory) -> None:
+    app = create_app(make_config("http://127.0.0.1:9"))
+    client = await aiohttp_client(app)
+    session = app[SESSION]
+    assert not session.closed
+    assert session.connector is not None and session.connector.limit == 100
+    assert (await (await client.get("/readyz")).json())["status"] == "ready"
+    await client.close()
+    assert session.closed
+
+
+async def test_pool_limits_come_from_the_config(aiohttp_client: ClientFactory) -> None:
+    app = create_app(
+        make_config("http://127.0.0.1:9", pool_size=7, pool_size_per_host=3, keepalive_timeout=2.0)
+    )
+    await aiohttp_client(app)
+    connector = app[SESSION].connector
+    assert connector is not None
+    assert (connector.limit, connector.limit_per_host) == (7, 3)
+
+
+class BrokenRouter(Router):
+    def match(self, method: str, target: str) -> Any:
+        raise RuntimeError("secret internals")
+
+
+async def test_unexpected_errors_are_twilio_json_500(aiohttp_client: ClientFactory) -> None:
+    app = create_app(make_config("http://127.0.0.1:9"))
+    app[PIPELINE] = replace(app[PIPELINE], router=BrokenRouter({}))
+    client = await aiohttp_client(app)
+    response = await client.get("/marketplace/AvailableAddOns")
+    assert response.status == 500
+    body = await response.json()
+    assert body["code"] == 88099 and body["status"] == 500
+    assert "secret internals" not in body["message"]
+
+
+async def test_error_code_pages(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(create_app(make_config("http://127.0.0.1:9")))
+    assert (await client.get("/errors/88001")).status == 200
+    missing = await client.get("/errors/12345")
+    assert missing.status == 404
+    assert (await missing.json())["code"] == 20404
+    metrics = await aiohttp_client(create_metrics_app())
+    assert "gateway_build_info" in await (await metrics.get("/metrics")).text()
+
+
+def test_sunset_before_deprecation_in_a_rule_stops_start_up(tmp_path: Any) -> None:
+    (tmp_path / "r.toml").write_text(
+        '[[rule]]\nname = "legacy"\nmethods = ["GET"]\nfrom = "/marketplace/AvailableAddOns"\n'
+        'to = "/v1/AvailableAddOns"\nupstream = "marketplace"\ndeprecated = true\n'
+        "sunset = 2020-01-01T00:00:00Z\n"
+    )
+    with pytest.raises(RuleError, match="legacy"):
+        create_app(make_config("http://127.0.0.1:9", rules_dir=tmp_path))

@@ -1,0 +1,135 @@
+"""upstream.forward: retries, redirects, size caps, error kinds; real sockets throughout."""
+
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
+
+from gateway.errors import UpstreamResponseTooLarge, UpstreamUnavailable
+from gateway.models import UpstreamRequest
+from gateway.upstream import Limits, forward
+
+LIMITS = Limits(connect=1.0, read=2.0, total=5.0, max_response_size=1000)
+
+
+def request(method: str, url: str, body: bytes = b"") -> UpstreamRequest:
+    return UpstreamRequest(method, url, CIMultiDict({"Authorization": "Basic eDp5"}), body)
+
+
+class FlakyResolver(AbstractResolver):
+    """Fails the first lookup (the connection is never made), then resolves to loopback."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError(111, "simulated connect failure")
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("method", "retried"), [("GET", True), ("POST", False), ("DELETE", False)])
+async def test_connect_failure_retries_only_a_get(
+    aiohttp_server, method: str, retried: bool
+) -> None:  # type: ignore[no-untyped-def]
+    hits: list[str] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        hits.append(request.method)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/v1/InstalledAddOns", ok)
+    server = await aiohttp_server(app)
+    resolver = FlakyResolver()
+    url = f"http://upstream.test:{server.port}/v1/InstalledAddOns"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as session:
+        if retried:
+            response = await forward(session, request(method, url), LIMITS)
+            assert response.status == 200
+            assert hits == [method] and resolver.calls == 2
+        else:
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await forward(session, request(method, url, b"A=1"), LIMITS)
+            assert caught.value.kind == "refused" and caught.value.status == 502
+            assert hits == [] and resolver.calls == 1
+
+
+async def test_redirects_are_returned_not_followed(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPFound("http://elsewhere.invalid/steal")
+
+    app = web.Application()
+    app.router.add_get("/v1/AvailableAddOns", redirect)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        response = await forward(
+            session, request("GET", str(server.make_url("/v1/AvailableAddOns"))), LIMITS
+        )
+    assert response.status == 302
+    assert response.headers["Location"] == "http://elsewhere.invalid/steal"
+    assert hits == ["/v1/AvailableAddOns"]
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_response_over_the_cap(aiohttp_server, declared: bool) -> None:  # type: ignore[no-untyped-def]
+    async def big(request: web.Request) -> web.StreamResponse:
+        if declared:
+            return web.Response(body=b"x" * 5000)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(5):
+            await response.write(b"x" * 1000)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(UpstreamResponseTooLarge) as caught:
+            await forward(session, request("GET", str(server.make_url("/big"))), LIMITS)
+    assert caught.value.kind == "too_large"
+    assert caught.value.status == 502
+
+
+async def test_body_and_raw_url_are_sent_byte_for_byte(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, bytes]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append((request.raw_path, await request.read()))
+        return web.Response(status=201)
+
+    app = web.Application()
+    app.router.add_post("/v1/InstalledAddOns", echo)
+    server = await aiohttp_server(app)
+    body = b"Configuration=%7B%22a%22%3A+1%7D&UniqueName=caf%C3%A9&X=%FF"
+    url = str(server.make_url("/v1/InstalledAddOns")) + "?PageToken=PT%3D%3D&a=b"
+    async with aiohttp.ClientSession() as session:
+        response = await forward(session, request("POST", url, body), LIMITS)
+    assert response.status == 201
+    assert seen == [("/v1/InstalledAddOns?PageToken=PT%3D%3D&a=b", body)]
