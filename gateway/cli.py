@@ -237,3 +237,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (ConfigError, RuleError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into e.g. head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
