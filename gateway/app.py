@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from gateway import errors, metrics, proxy
 from gateway.config import GatewayConfig
@@ -52,6 +54,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         auto_decompress=True,
         skip_auto_headers=("User-Agent",),
     ) as session:
+        # aiohttp silently resends an idempotent request (DELETE too) once when the connection
+        # drops; upstream.forward decides retries itself (GET only), so switch that off.
+        session._retry_connection = False
         app[SESSION] = session
         yield
 
@@ -133,7 +138,13 @@ def create_app(
     ``clock`` and ``chance`` are injectable for tests of brownout windows.
     """
     rules = ruleset if ruleset is not None else load_rules(config.rules_dir)
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_size)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=config.max_body_size,
+        # A client that hangs up cancels its handler, which closes the upstream connection
+        # at once instead of holding a pool slot until the upstream answers.
+        handler_args={"handler_cancellation": True},
+    )
     app[CONFIG] = config
     try:
         app[PIPELINE] = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
@@ -147,3 +158,67 @@ def create_app(
     app.router.add_get("/errors/{code}", _error_doc, allow_head=False)
     app.router.add_route("*", "/{tail:.*}", _forward)
     return app
+
+
+class _TwilioErrorProtocol(RequestHandler):
+    """aiohttp's connection handler, answering requests that fail to parse in Twilio's shape.
+
+    aiohttp answers those itself (before any middleware) with a plain-text 400 that quotes the
+    offending bytes, and logs them with a traceback: a header line holding ``Authorization``
+    would land in the log. Here they get Twilio's error JSON, 431 for a line or header block
+    over the parser's limits, and one log line naming only the error class.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: the response is under way already
+            raise ConnectionError("Response is sent already, cannot send an error response")
+        manager = self._manager
+        base = manager.error_base if isinstance(manager, _TwilioErrorServer) else "/"
+        if status >= 500:
+            log.error("unexpected error on %s", request.remote, exc_info=exc)
+            code, text = 88099, "Internal gateway error"
+        else:
+            quiet = isinstance(exc, BadHttpMethod) and self._request_count == 1
+            (log.debug if quiet else log.warning)(
+                "refused a malformed request from %s: %s", request.remote, type(exc).__name__
+            )
+            code, text = 88007, "The request is not valid HTTP; it was not forwarded"
+            if isinstance(exc, LineTooLong) or "Too many headers" in str(exc):
+                status = 431
+                text = "The request line or headers are larger than the gateway accepts"
+        response = web.Response(
+            status=status,
+            body=errors.error_body(status, code, text, base),
+            content_type="application/json",
+        )
+        response.force_close()
+        return response
+
+
+class _TwilioErrorServer(web.Server):
+    error_base: str = "/"
+
+    def __call__(self) -> RequestHandler:
+        return _TwilioErrorProtocol(self, loop=self._loop, **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparseable requests in Twilio's shape."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _TwilioErrorServer
+        assert isinstance(server, _TwilioErrorServer)
+        config = self.app[CONFIG]
+        server.error_base = config.public_base_url or (
+            f"http://{config.listen_host}:{config.listen_port}"
+        )
+        return server

@@ -3,6 +3,7 @@ response, add headers, record metrics and the access line."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
-from gateway.errors import Brownout, GatewayError, RequestTooLarge
+from gateway.errors import Brownout, GatewayError, RequestTooLarge, UpstreamBadResponse
 from gateway.models import RouteMatch
 from gateway.public_url import public_base
 from gateway.response_rewrite import LinkRewriter
@@ -179,12 +180,16 @@ async def handle(
         )
         incoming = await upstream.forward(session, outgoing, pipeline.limits)
         upstream_status, upstream_seconds = incoming.status, incoming.seconds
-        new_body = response_rewrite.rewrite_body(
-            incoming.body,
-            incoming.headers.get("Content-Type", ""),
-            pipeline.rewriters[rule.name],
-            pipeline.public_base(request),
-        )
+        try:
+            new_body = response_rewrite.rewrite_body(
+                incoming.body,
+                incoming.headers.get("Content-Type", ""),
+                pipeline.rewriters[rule.name],
+                pipeline.public_base(request),
+            )
+        except UpstreamBadResponse as exc:
+            exc.kind = exc.kind or "invalid_json"  # counted like every other upstream fault
+            raise
         response_headers = header_rules.inbound(
             incoming.headers, body_rewritten=new_body is not None
         )
@@ -205,6 +210,9 @@ async def handle(
             error_headers = CIMultiDict(exc.headers)
             _add_deprecation(pipeline, match, error_headers)
             exc.headers = error_headers
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client hung up; its upstream call was abandoned (nginx's 499)
         raise
     finally:
         _record(

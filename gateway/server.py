@@ -10,7 +10,7 @@ import signal
 
 from aiohttp import web
 
-from gateway.app import create_app, create_metrics_app
+from gateway.app import GatewayRunner, create_app, create_metrics_app
 from gateway.config import GatewayConfig
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 
@@ -30,8 +30,8 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runners = []
-    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=GRACE_SECONDS)
+    runners: list[web.AppRunner] = []
+    runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=GRACE_SECONDS)
     await runner.setup()
     runners.append(runner)
     await web.TCPSite(

@@ -2,9 +2,11 @@
 
 aiohttp errors are translated here, and only here, into the gateway's error tree, each with a
 ``kind`` for the failure metric. Redirects are never followed (so ``Authorization`` never
-leaves for another host), the body is read up to a size cap, and a GET whose connection could
-not be made is tried once more while the deadline allows; nothing else is retried (a POST may
-have created a resource).
+leaves for another host), the body is read up to a size cap, and a GET that got no answer at
+all (the connection could not be made, or closed before a status line arrived) is tried once
+more while the deadline allows; nothing else is retried (a POST may have created a resource,
+a DELETE may have deleted one). aiohttp's own silent retry of idempotent methods (DELETE
+included) is switched off where the session is made, so this module's rule is the only one.
 """
 
 from __future__ import annotations
@@ -45,12 +47,20 @@ async def forward(
     for attempt in range(1, attempts + 1):
         try:
             return await _send_once(session, request, limits, deadline, started)
-        except aiohttp.ClientConnectorError as exc:
-            # Nothing reached the upstream, so a GET may be tried once more.
+        except _NoAnswer as exc:
+            # Nothing came back, so a GET may be tried once more.
             if attempt < attempts and deadline - time.monotonic() > limits.connect:
                 continue
-            raise _connect_error(exc) from exc
+            raise exc.error from exc.__cause__
     raise AssertionError("unreachable")
+
+
+class _NoAnswer(Exception):
+    """The upstream sent nothing back: the connect failed or the connection closed first."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _connect_error(exc: aiohttp.ClientConnectorError) -> GatewayError:
@@ -72,37 +82,46 @@ async def _send_once(
         total=remaining, connect=min(limits.connect, remaining), sock_read=limits.read
     )
     try:
-        async with session.request(
+        response = await session.request(
             request.method,
             URL(request.url, encoded=True),
             headers=request.headers,
             data=request.body or None,
             allow_redirects=False,
             timeout=timeout,
-        ) as response:
-            body = await _read_capped(response, limits.max_response_size)
-            return UpstreamResponse(
-                status=response.status,
-                headers=response.headers,
-                body=body,
-                seconds=time.monotonic() - started,
-            )
-    except aiohttp.ClientConnectorError:
-        raise
-    except TimeoutError as exc:  # aiohttp's ServerTimeoutError family subclasses it
-        raise UpstreamTimeout("The upstream did not answer in time", kind="timeout") from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise UpstreamBadResponse(
-            "The upstream response body was cut short", kind="truncated"
-        ) from exc
-    except aiohttp.ClientResponseError as exc:
-        raise UpstreamBadResponse(
-            "The upstream sent a malformed response", kind="bad_response"
-        ) from exc
+        )
+    except aiohttp.ClientConnectorError as exc:
+        raise _NoAnswer(_connect_error(exc)) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-        raise UpstreamUnavailable("The upstream closed the connection", kind="reset") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamBadResponse("The upstream call failed", kind="bad_response") from exc
+        raise _NoAnswer(
+            UpstreamUnavailable("The upstream closed the connection", kind="reset")
+        ) from exc
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _translate(exc) from exc
+    try:
+        async with response:
+            body = await _read_capped(response, limits.max_response_size)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _translate(exc) from exc
+    return UpstreamResponse(
+        status=response.status,
+        headers=response.headers,
+        body=body,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _translate(exc: BaseException) -> GatewayError:
+    """The gateway error for an aiohttp failure once the connection was made."""
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError family subclasses it
+        return UpstreamTimeout("The upstream did not answer in time", kind="timeout")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamBadResponse("The upstream response body was cut short", kind="truncated")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamBadResponse("The upstream sent a malformed response", kind="bad_response")
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return UpstreamUnavailable("The upstream closed the connection", kind="reset")
+    return UpstreamBadResponse("The upstream call failed", kind="bad_response")
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
