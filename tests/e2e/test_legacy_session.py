@@ -238,3 +238,38 @@ async def test_preview_responses_validate_for_the_seeded_demo_account(stack: Sta
             answer = await app.call("GET", extension["url"])  # the rewritten url is callable
             assert answer.json == extension
     stack.assert_all_via_gateway()
+
+
+async def test_customer_data_and_non_ascii_form_values_round_trip(stack: Stack) -> None:
+    """Configuration naming the v1 host is customer data: never rewritten (api-mapping G16).
+
+    The non-ASCII, ``+`` and ``&`` of a UniqueName reach the simulator as the client encoded them.
+    """
+    hook = "https://marketplace.twilio.com/v1/InstalledAddOns/hook?x=1"
+    form = urlencode(
+        {
+            "AvailableAddOnSid": VOICEBASE,
+            "AcceptTermsOfService": True,
+            "Configuration": json.dumps({"bad_words": False, "callback_url": hook}),
+            "UniqueName": "café ☕ a+b&c",
+        }
+    ).encode()
+    account = new_account()
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        headers = {
+            **LEGACY_HEADERS,
+            "Authorization": basic(account),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        mark = stack.mark()
+        url = f"{stack.gateway_url}/marketplace/InstalledAddOns"
+        async with session.post(url, data=form, headers=headers) as response:
+            raw = await response.read()
+            assert response.status == 201, raw
+        assert stack.since(mark)[1][0].body == form
+        item = orjson.loads(raw)
+        assert item["unique_name"] == "café ☕ a+b&c"
+        assert item["configuration"]["callback_url"] == hook  # left alone
+        assert item["url"] == f"{stack.gateway_url}/marketplace/InstalledAddOns/{item['sid']}"
+        fetched = await _sim_get(session, stack, account, f"/v1/InstalledAddOns/{item['sid']}")
+        assert fetched["configuration"]["callback_url"] == hook
