@@ -7,16 +7,19 @@ against the simulator is covered by ``tests/simulator/test_twilio_client.py``.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
+from gateway.app import create_app
 from gateway.simulator import load_seed
+from tests.conftest import make_config
 
-from .conftest import Stack, run
+from .conftest import Stack, new_account, new_client, run
 
 SEED = load_seed()
 CATALOGUE = [a.sid for a in SEED.available_add_ons]
@@ -287,3 +290,23 @@ async def test_errors_raise_twilio_rest_exception(client: Client, stack: Stack) 
     assert [line["status"] for line in lines] == [404, 404, 201, 409, 400, 400, 400]
     assert all(line["upstream_status"] == line["status"] for line in lines)
     stack.assert_all_via_gateway(mark)
+
+
+async def test_gateway_own_errors_are_twilio_rest_exceptions(
+    aiohttp_server: Any, no_proxy: None
+) -> None:
+    """An unreachable upstream: the gateway's 502 still parses as Twilio's error, not 9.10+'s
+    ``TwilioServiceException`` (no RFC 9457 ``type``/``title``)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    server = await aiohttp_server(create_app(make_config(closed)))
+    client = new_client(new_account())
+    client.preview.base_url = str(server.make_url("")).rstrip("/")
+    # lists raise the base TwilioException "Unable to fetch page" on any non-200 (section 3.3)
+    with pytest.raises(TwilioException, match="Unable to fetch page"):
+        await run(lambda: client.preview.marketplace.available_add_ons.list())
+    with pytest.raises(TwilioRestException) as info:
+        await run(lambda: client.preview.marketplace.installed_add_ons("XE" + "1" * 32).fetch())
+    assert type(info.value) is TwilioRestException
+    assert (info.value.status, info.value.code) == (502, 88001)
