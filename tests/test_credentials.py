@@ -27,7 +27,7 @@ from tests.conftest import make_config, raw_http
 from tests.fake_upstream import FakeUpstream, sid
 
 TOKEN = "s3cr3t-t0k3n-9f8e7d6c5b4a"
-ACCOUNT = "AC" + "5" * 32
+ACCOUNT = "AC" + "7e57" * 8  # a SID no other test uses (metrics are process-wide)
 AUTH = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
 BLOB = AUTH.split()[1]
 XE = sid("XE", 1)
