@@ -3,7 +3,8 @@
 20,000 requests at concurrency 200 (a mix of the legacy list and fetch operations) must all
 succeed, and the gateway's resident memory, read from /proc/PID/status, must stay flat: less
 than ``RSS_GROWTH_BOUND`` between request 5,000 (pools, caches and allocator arenas warm) and
-request 20,000. Afterwards SIGTERM stops the gateway with exit status 0.
+request 20,000. Afterwards SIGTERM stops the gateway with exit status 0; a second test shows
+that during the grace period new connections are refused while the in-flight request ends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -139,3 +141,54 @@ async def test_20000_requests_at_concurrency_200_with_flat_memory(tmp_path: Path
     assert statuses == Counter({200: TOTAL}), statuses
     assert growth < RSS_GROWTH_BOUND, f"gateway RSS grew {growth / 2**20:.1f} MiB"
     assert code == 0
+
+
+async def test_sigterm_refuses_new_connections_while_in_flight_requests_finish(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """Extends test_server's SIGTERM test: during the grace period the port is already closed
+    to new clients, while the request under way still gets its answer."""
+    from aiohttp import web
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        return web.json_response({"available_add_ons": [], "meta": {"key": "available_add_ons"}})
+
+    app = web.Application()
+    app.router.add_get("/v1/AvailableAddOns", slow)
+    server = await aiohttp_server(app)
+    upstream = str(server.make_url("")).rstrip("/")
+    port = free_port()
+    gateway = spawn(
+        tmp_path / "gateway.log",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--marketplace-upstream",
+        upstream,
+        "--api-upstream",
+        upstream,
+        "--access-log",
+        "false",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(base, gateway)
+        async with aiohttp.ClientSession() as client:
+            in_flight = asyncio.create_task(client.get(base + "/marketplace/AvailableAddOns"))
+            await asyncio.sleep(0.4)
+            gateway.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.4)
+            assert not in_flight.done()
+            with pytest.raises(ConnectionRefusedError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+            async with asyncio.timeout(10):
+                response = await in_flight
+            assert response.status == 200
+            assert (await response.json())["meta"]["key"] == "available_add_ons"
+        assert await asyncio.to_thread(gateway.wait, 20) == 0
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait(10)
