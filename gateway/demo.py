@@ -67,8 +67,10 @@ def _simulator_app(seed_path: str | None, url_base: str | None) -> tuple[web.App
     return create_simulator_app(seed, url_base=url_base), seed.available_add_ons[0].sid
 
 
-async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+async def _start(
+    app: web.Application, host: str, port: int, runner_class: type[web.AppRunner] = web.AppRunner
+) -> tuple[web.AppRunner, int]:
+    runner = runner_class(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -140,9 +142,10 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "api": Upstream("api", simulator_url, base.upstreams["api"].public_origins),
         },
     )
-    from gateway.app import create_app  # keeps the metric declarations out of other verbs
+    # Imported here to keep the metric declarations out of the other verbs.
+    from gateway.app import GatewayRunner, create_app
 
-    gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port)
+    gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port, GatewayRunner)
     gateway_url = f"http://{gw_host}:{gw_bound}"
     try:
         if args.walkthrough:

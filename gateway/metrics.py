@@ -45,7 +45,7 @@ UPSTREAM_SECONDS = Histogram(
 UPSTREAM_FAILURES = Counter(
     "gateway_upstream_failures",
     "Upstream calls that failed, by kind (refused, timeout, reset, truncated, bad_response, "
-    "too_large, tls).",
+    "invalid_json, too_large, tls).",
     ["kind"],
 )
 DEPRECATED_REQUESTS = Counter(

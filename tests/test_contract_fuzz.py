@@ -90,11 +90,7 @@ async def test_schemathesis_finds_no_5xx_no_spec_violation_and_no_hang(tmp_path:
                 "--no-color",
             ],
             cwd=tmp_path,  # hypothesis and schemathesis keep their caches here
-            env={
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks",
-            },
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT,

@@ -15,8 +15,15 @@ Form = Mapping[str, Any]
 
 
 async def read_form(request: web.Request) -> Form:
-    """The ``application/x-www-form-urlencoded`` body (empty for other content types)."""
-    return await request.post()
+    """The ``application/x-www-form-urlencoded`` body (empty for other content types).
+
+    A body aiohttp cannot parse as a form (e.g. multipart without a boundary) is a 400, as
+    Twilio answers a malformed request, never a 500.
+    """
+    try:
+        return await request.post()
+    except ValueError as exc:
+        raise invalid_parameter(f"The request body could not be read as a form: {exc}") from exc
 
 
 def text_field(form: Form, name: str) -> str | None:

@@ -118,3 +118,15 @@ async def test_internal_errors_are_twilio_json(
         reply = await caller.get("/v1/AvailableAddOns")
     assert reply.status == 500
     assert reply.json["code"] == 20500
+
+
+async def test_unreadable_form_body_is_400_not_500(sim: SimClient) -> None:
+    response = await sim.post(
+        "/v1/InstalledAddOns",
+        data=b"--x\r\n",
+        headers={"Authorization": basic(new_account()), "Content-Type": "multipart/form-data"},
+    )
+    assert response.status == 400
+    body = await response.json()
+    check_error_body(400, body)
+    assert "form" in body["message"]
