@@ -285,6 +285,12 @@ def main() -> None:
     runs = parse(args.tsv)
     tables = throughput(runs) + latency(runs) + memory(runs)
     meta = args.meta.read_text() if args.meta and args.meta.exists() else ""
+    codes = {line.split("code ", 1)[1] for line in meta.splitlines() if "gateway start" in line}
+    if len(codes) > 1:
+        meta += (
+            "# WARNING: the gateway sources changed during this run (see the 'gateway start' "
+            "lines); its figures mix code versions\n"
+        )
     print(meta.strip())
     print()
     print(render_text(tables))

@@ -147,6 +147,13 @@ start_server() { # servers.sh NAME, if not running already
   esac
 }
 
+code_id() { # commit + fingerprint of the gateway sources as they are on disk now
+  local commit sum
+  commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  sum="$(cd "$ROOT" && find gateway rewrite_rules -type f \( -name '*.py' -o -name '*.toml' \) \
+    -print0 | sort -z | xargs -0 cat | sha1sum | cut -c1-10)"
+  echo "$commit sources=$sum"
+}
 start_gateway() {
   [[ -z "$(ss -ltnH "( sport = :$GW_PORT )" 2>/dev/null)" ]] || die "port $GW_PORT is busy"
   local -a cmd=("$GATEWAY" serve --listen "127.0.0.1:$GW_PORT"
@@ -156,6 +163,8 @@ start_gateway() {
   cmd+=($GW_ARGS)
   [[ "${PIN:-1}" == 1 ]] && cmd=(taskset -c "$GW_CPUS" "${cmd[@]}")
   echo "# ${cmd[*]}" >> "$OUT/gateway.log"
+  # others may edit gateway/ during a run: record which code each gateway process ran
+  echo "# gateway start $(date +%H:%M:%S): code $(code_id)" >> "$OUT/meta.txt"
   "${cmd[@]}" >> "$OUT/gateway.log" 2>&1 &
   GW_PID=$!
   local i
@@ -225,7 +234,7 @@ measure() { # SECTION ROUND TARGET PATH [env assignments for run.sh...]
   echo "# date=$(date -Is) host=$(hostname) nproc=$(nproc) modes=${modes[*]}"
   echo "# ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP LAT_DURATION=$LAT_DURATION CONNS=${CONNS:-32} QUICK=${QUICK:-0}"
   echo "# MEM_REQUESTS=$MEM_REQUESTS MEM_MARK=$MEM_MARK MEM_PATH=$MEM_PATH GW_ARGS=$GW_ARGS GW_CPUS=$GW_CPUS"
-  echo "# gateway=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- gateway 2>/dev/null || echo '+dirty')"
+  echo "# gateway=$(code_id)$(git -C "$ROOT" diff --quiet HEAD -- gateway 2>/dev/null || echo ' (uncommitted changes in gateway/)')"
 } > "$OUT/meta.txt"
 
 start_server upstream
