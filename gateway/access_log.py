@@ -11,6 +11,19 @@ import orjson
 ACCESS_LOGGER = "gateway.access"
 
 
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; access lines are bare JSON documents, one per line."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    access = logging.getLogger(ACCESS_LOGGER)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+    access.setLevel(logging.DEBUG)
+
+
 @dataclass(frozen=True, slots=True)
 class AccessLog:
     """Writes access lines at a fixed level, or nothing when switched off."""

@@ -7,7 +7,6 @@ This is the composition root: the only place that reads argv and the environment
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 from yarl import URL
 
 from gateway import __version__, report, scan
-from gateway.access_log import ACCESS_LOGGER
+from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, add_arguments, load_config
 from gateway.errors import GatewayError
 from gateway.models import RouteMatch
@@ -115,22 +114,9 @@ def _add_simulator_verbs(verbs: Any) -> None:
     )
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
-    )
-    # Access lines are JSON documents on their own, one per line.
-    access = logging.getLogger(ACCESS_LOGGER)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
-    access.setLevel(logging.DEBUG)
-
-
 def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
-    _configure_logging(config.log_level)
+    configure_logging(config.log_level)
     load_rules(config.rules_dir)  # fail fast, before any worker starts
     if config.workers > 1:
         from gateway.supervisor import supervise

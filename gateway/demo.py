@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access_log import configure_logging
 from gateway.config import Upstream, load_config, parse_listen
 from gateway.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
@@ -151,6 +152,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         if args.walkthrough:
             return await run_walkthrough(gateway_url)
         print(_examples(gateway_url, simulator_url, add_on_sid), flush=True)
+        configure_logging(base.log_level)  # the access log shows each call as it passes
         await _wait_for_stop()
         return 0
     finally:

@@ -190,6 +190,12 @@ async def handle(
         except UpstreamBadResponse as exc:
             exc.kind = exc.kind or "invalid_json"  # counted like every other upstream fault
             raise
+        if new_body is None and deprecated and incoming.status >= 400:
+            new_body = response_rewrite.rewrite_error_message(
+                incoming.body,
+                incoming.headers.get("Content-Type", ""),
+                pipeline.rewriters[rule.name],
+            )
         response_headers = header_rules.inbound(
             incoming.headers, body_rewritten=new_body is not None
         )

@@ -206,6 +206,30 @@ class LinkRewriter:
         return value
 
 
+_PATH_TOKEN = re.compile(r"/[A-Za-z0-9_.~%\-/]+")
+
+
+def rewrite_error_message(body: bytes, content_type: str, rewriter: LinkRewriter) -> bytes | None:
+    """A deprecated route's error body with the upstream paths in ``message`` shown as the
+    legacy paths the client called ("/v1/InstalledAddOns/XE..." -> "/marketplace/..."), or
+    ``None`` when there is nothing to change. Nothing else in the body is touched."""
+    swap = rewriter.path_map.swap
+    if swap is None or not body or not is_json(content_type) or swap[0].encode() not in body:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, str):
+        return None
+    mapped = _PATH_TOKEN.sub(lambda token: rewriter.path_map.map(token.group(0)), message)
+    if mapped == message:
+        return None
+    data["message"] = mapped
+    return orjson.dumps(data)
+
+
 def is_json(content_type: str) -> bool:
     """``application/json`` or any ``+json`` media type."""
     media = content_type.split(";", 1)[0].strip().lower()

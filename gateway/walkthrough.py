@@ -7,6 +7,7 @@ and the rewritten response, and fails if any step does not answer as Twilio docu
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -44,8 +45,9 @@ async def _call(
 async def run_walkthrough(gateway_url: str) -> int:
     """Run the session against ``gateway_url``; 0 when every step behaved, else 1."""
     base = f"{gateway_url}/marketplace"
-    auth = aiohttp.BasicAuth(DEMO_ACCOUNT, DEMO_TOKEN)
-    async with aiohttp.ClientSession(auth=auth) as session:
+    credentials = base64.b64encode(f"{DEMO_ACCOUNT}:{DEMO_TOKEN}".encode()).decode()
+    headers = {"Authorization": f"Basic {credentials}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
         try:
             page = await _call(session, "GET", f"{base}/AvailableAddOns?PageSize=2", 200)
             add_ons = list(page["available_add_ons"])

@@ -440,3 +440,35 @@ def test_bare_origin_and_origin_with_query() -> None:
 )
 def test_is_json(content_type: str, expected: bool) -> None:
     assert is_json(content_type) is expected
+
+
+def test_error_message_names_the_legacy_path_for_a_deprecated_route() -> None:
+    from gateway.config import load_config
+    from gateway.proxy import Pipeline
+    from gateway.response_rewrite import rewrite_error_message
+    from gateway.rules import load_rules
+
+    pipeline = Pipeline.build(load_config({}, {}), load_rules())
+    xe = "XE" + "ab" * 16
+    body = (
+        b'{"code":20404,"message":"The requested resource /v1/InstalledAddOns/'
+        + xe.encode()
+        + b' was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}'
+    )
+    legacy = pipeline.rewriters["preview_installed_add_on"]
+    out = rewrite_error_message(body, "application/json", legacy)
+    assert out is not None
+    assert orjson.loads(out) == {
+        "code": 20404,
+        "message": f"The requested resource /marketplace/InstalledAddOns/{xe} was not found",
+        "more_info": "https://www.twilio.com/docs/errors/20404",
+        "status": 404,
+    }
+    # /v1 pass-through errors, unmapped paths and non-JSON bodies stay as they are
+    assert (
+        rewrite_error_message(body, "application/json", pipeline.rewriters["v1_installed_add_on"])
+        is None
+    )
+    usage = body.replace(xe.encode(), xe.encode() + b"/Usage")
+    assert rewrite_error_message(usage, "application/json", legacy) is None
+    assert rewrite_error_message(body, "text/plain", legacy) is None
