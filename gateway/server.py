@@ -4,9 +4,11 @@ for ``--workers N``)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -17,12 +19,14 @@ from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 log = logging.getLogger("gateway")
 
 
-def _loop_factory() -> type[asyncio.AbstractEventLoop] | None:
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when the ``fast`` extra is installed, else asyncio's default."""
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
         return None
-    return uvloop.Loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
