@@ -146,7 +146,7 @@ def throughput(runs: dict[tuple[str, str, str], list[dict[str, str]]]) -> list[T
         )
     if ("nginx-1w", "single") in rps:
         ratios.notes.append(
-            "nginx-1w on single is load-bound (wrk + upstream core at ~100 %), so that ratio "
+            "nginx-1w on single tends to be load-bound (see its load CPU %), so that ratio "
             "flatters the gateway; it has no target."
         )
     return [table, ratios]
