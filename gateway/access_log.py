@@ -13,6 +13,12 @@ ACCESS_LOGGER = "gateway.access"
 
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level``; access lines are bare JSON documents, one per line."""
+    # The logging module's documented optimisations: no caller lookup (a stack walk per line),
+    # no thread or process details that no line here prints.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.basicConfig(
         level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 
 from aiohttp import web
 from prometheus_client import (
@@ -84,6 +85,49 @@ BUILD_INFO = Gauge(
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+class BoundMetrics:
+    """Label children bound once per app, so a request costs dictionary lookups instead of
+    prometheus-client's ``labels()`` (argument checks, a lock, a tuple) per metric.
+
+    The caches are bounded by the route table: routes x methods x status classes, and
+    routes x consumers (which :class:`gateway.consumers.ConsumerLabels` caps).
+    """
+
+    def __init__(self, routes: Mapping[str, bool]) -> None:
+        self._latency = {route: REQUEST_SECONDS.labels(route) for route in routes}
+        self._upstream = {route: UPSTREAM_SECONDS.labels(route) for route in routes}
+        self._last_seen = {route: LAST_SEEN.labels(route) for route, dep in routes.items() if dep}
+        self._deprecated = dict(routes)
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._by_consumer: dict[tuple[str, str], Counter] = {}
+
+    def request(
+        self, route: str, method: str, status: int, seconds: float, upstream: float | None
+    ) -> None:
+        """Count one answered request and its latencies."""
+        key = (route, method, status // 100)
+        child = self._requests.get(key)
+        if child is None:
+            deprecated = "true" if self._deprecated.get(route, False) else "false"
+            child = REQUESTS.labels(route, method, status_class(status), deprecated)
+            self._requests[key] = child
+        child.inc()
+        self._latency[route].observe(seconds)
+        if upstream is not None:
+            self._upstream[route].observe(upstream)
+
+    def deprecated_call(self, route: str, consumer: str, overflowed: bool, now: float) -> None:
+        """Count one deprecated-route request by consumer and stamp the route's last call."""
+        key = (route, consumer)
+        child = self._by_consumer.get(key)
+        if child is None:
+            child = self._by_consumer[key] = DEPRECATED_REQUESTS.labels(route, consumer)
+        child.inc()
+        if overflowed:
+            CONSUMER_OVERFLOW.inc()
+        self._last_seen[route].set(now)
 
 
 def publish_static(sunsets: dict[str, float]) -> None:

@@ -43,6 +43,7 @@ class Pipeline:
     fallback_host: str
     access_log: AccessLog
     consumers: ConsumerLabels
+    metrics: metrics.BoundMetrics
     clock: Callable[[], float] = time.time
     chance: Callable[[], float] = field(default=random.random)
 
@@ -93,6 +94,9 @@ class Pipeline:
             access_log=AccessLog.create(config.access_log, config.access_log_level),
             consumers=ConsumerLabels(
                 config.consumer_names, config.consumer_cap, config.consumer_labels
+            ),
+            metrics=metrics.BoundMetrics(
+                {"unmatched": False} | {rule.name: rule.deprecated for rule in ruleset.rules}
             ),
             clock=clock,
             chance=chance,
@@ -238,19 +242,11 @@ def _record(
 ) -> None:
     seconds = time.perf_counter() - started
     authorization = request.headers.get("Authorization")
-    metrics.REQUESTS.labels(
-        route, request.method, metrics.status_class(status), "true" if deprecated else "false"
-    ).inc()
-    metrics.REQUEST_SECONDS.labels(route).observe(seconds)
-    if upstream_seconds is not None:
-        metrics.UPSTREAM_SECONDS.labels(route).observe(upstream_seconds)
+    pipeline.metrics.request(route, request.method, status, seconds, upstream_seconds)
     consumer = "-"
     if deprecated:
         consumer, overflowed = pipeline.consumers.label(authorization)
-        metrics.DEPRECATED_REQUESTS.labels(route, consumer).inc()
-        if overflowed:
-            metrics.CONSUMER_OVERFLOW.inc()
-        metrics.LAST_SEEN.labels(route).set(pipeline.clock())
+        pipeline.metrics.deprecated_call(route, consumer, overflowed, pipeline.clock())
     if pipeline.access_log.enabled:
         pipeline.access_log.write(
             route=route,

@@ -183,11 +183,13 @@ class LinkRewriter:
             return [self.url(value, public_base) for value in values]
         if self.batch_legacy is not None and self.path_map.swap is not None:
             joined = self.batch_legacy.sub("\n" + public_base + self.path_map.swap[1], joined)
-        result = plain.sub("\n" + public_base, joined)[1:].split("\n")
+        joined = plain.sub("\n" + public_base, joined)
+        result = joined[1:].split("\n")
         # A bare origin or an origin followed by "?" was left alone above; url() settles it.
-        for index, value in enumerate(result):
-            if value.startswith(self.prefixes):
-                result[index] = self.url(value, public_base)
+        if any("\n" + prefix in joined for prefix in self.prefixes):
+            for index, value in enumerate(result):
+                if value.startswith(self.prefixes):
+                    result[index] = self.url(value, public_base)
         return result
 
     def url(self, value: Any, public_base: str) -> Any:
@@ -285,40 +287,60 @@ def _finite_float(text: str) -> float:
 
 def rewrite_document(data: dict[str, Any], rewriter: LinkRewriter, public_base: str) -> None:
     """Rewrite one decoded response document in place."""
-    slots: list[tuple[dict[str, Any], str]] = []
-    _collect_record(data, slots)
+    holders: list[dict[str, Any]] = []
+    keys: list[str] = []
+    values: list[str] = []
+    _collect_record(data, holders, keys, values)
     for key in _TOP_PAGE_KEYS:
-        if data.get(key).__class__ is str:
-            slots.append((data, key))
+        value = data.get(key)
+        if value.__class__ is str:
+            holders.append(data)
+            keys.append(key)
+            values.append(value)
     meta = data.get("meta")
     if isinstance(meta, dict):
         for key in _META_URL_KEYS:
-            if meta.get(key).__class__ is str:
-                slots.append((meta, key))
+            value = meta.get(key)
+            if value.__class__ is str:
+                holders.append(meta)
+                keys.append(key)
+                values.append(value)
         _normalize_meta(meta, data)
     for value in data.values():
         if value.__class__ is list:
             for item in value:
                 if item.__class__ is dict:
-                    _collect_record(item, slots)
-    if not slots:
+                    _collect_record(item, holders, keys, values)
+    if not values:
         return
-    new_values = rewriter.rewrite_many([holder[key] for holder, key in slots], public_base)
-    for (holder, key), new_value in zip(slots, new_values, strict=True):
+    for holder, key, new_value in zip(
+        holders, keys, rewriter.rewrite_many(values, public_base), strict=True
+    ):
         holder[key] = new_value
 
 
-def _collect_record(record: dict[str, Any], slots: list[tuple[dict[str, Any], str]]) -> None:
+def _collect_record(
+    record: dict[str, Any], holders: list[dict[str, Any]], keys: list[str], values: list[str]
+) -> None:
     """Note every URL-bearing string field of one record (``url``, ``uri``, ``links.*``, ...)."""
-    for key in _RECORD_URL_KEYS:
-        if record.get(key).__class__ is str:
-            slots.append((record, key))
-    for key in _RECORD_URL_MAPS:
-        links = record.get(key)
+    # Unrolled over the four field names: this runs for every record of every page.
+    value = record.get("url")
+    if value.__class__ is str:
+        holders.append(record)
+        keys.append("url")
+        values.append(value)
+    value = record.get("uri")
+    if value.__class__ is str:
+        holders.append(record)
+        keys.append("uri")
+        values.append(value)
+    for links in (record.get("links"), record.get("subresource_uris")):
         if links.__class__ is dict:
             for name, link in links.items():
                 if link.__class__ is str:
-                    slots.append((links, name))
+                    holders.append(links)
+                    keys.append(name)
+                    values.append(link)
 
 
 def _normalize_meta(meta: dict[str, Any], data: dict[str, Any]) -> None:
