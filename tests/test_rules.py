@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -369,3 +370,49 @@ def test_wheel_ships_the_rule_files(tmp_path: Path) -> None:
             if name.startswith("gateway/default_rules/") and name.endswith(".toml")
         }
     assert shipped == expected
+
+
+@pytest.mark.slow
+def test_the_wheel_runs_with_no_checkout_present(tmp_path: Path) -> None:
+    """Built rules, simulator seed and the whole demo come from the wheel alone."""
+    out = tmp_path / "dist"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(PROJECT), "--no-deps", "-q", "-w", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (wheel,) = out.glob("marketplace_gateway-*.whl")
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import gateway; print(gateway.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert where.stdout.strip().startswith(str(target))  # not the checkout
+    demo = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--walkthrough"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "walkthrough OK" in demo.stdout

@@ -86,3 +86,27 @@ async def test_sigterm_finishes_in_flight_requests(aiohttp_server) -> None:  # t
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_metrics_listen_serves_metrics_on_a_second_address(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    app = web.Application()
+    server = await aiohttp_server(app)
+    port, metrics_port = free_port(), free_port()
+    process = start_gateway(
+        str(server.make_url("")).rstrip("/"), port, "--metrics-listen", f"127.0.0.1:{metrics_port}"
+    )
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", process)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                assert response.status == 200
+                assert "gateway_build_info" in await response.text()
+            async with session.get(
+                f"http://127.0.0.1:{metrics_port}/marketplace/AvailableAddOns"
+            ) as response:
+                assert response.status == 404  # the metrics address forwards nothing
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
