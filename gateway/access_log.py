@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 
 import orjson
@@ -23,11 +24,18 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
     )
     access = logging.getLogger(ACCESS_LOGGER)
-    handler = logging.StreamHandler()
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
     access.setLevel(logging.DEBUG)
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The access logger's handler when ``gateway serve`` owns the process: :class:`AccessLog`
+    writes its lines straight to this handler's stream, skipping the LogRecord machinery that
+    cost about a tenth of a request's CPU. Anywhere else (tests, embedding) access lines go
+    through ordinary logging."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +62,8 @@ class AccessLog:
         deprecated: bool,
         upstream_status: int | None,
     ) -> None:
-        if not self.enabled or not self.logger.isEnabledFor(self.level):
+        logger = self.logger
+        if not self.enabled or not logger.isEnabledFor(self.level):
             return
         line = orjson.dumps(
             {
@@ -68,4 +77,10 @@ class AccessLog:
                 "upstream_status": upstream_status,
             }
         )
-        self.logger.log(self.level, line.decode())
+        handlers = logger.handlers
+        if len(handlers) == 1 and handlers[0].__class__ is LineHandler and not logger.propagate:
+            stream = handlers[0].stream
+            stream.write(line.decode() + "\n")
+            stream.flush()
+            return
+        logger.log(self.level, line.decode())

@@ -47,3 +47,31 @@ async def test_access_log_switch(
     with caplog.at_level(logging.DEBUG, logger="gateway.access"):
         await client.get("/v1/AvailableAddOns")
     assert [r for r in caplog.records if r.name == "gateway.access"] == []
+
+
+async def test_serve_writes_lines_straight_to_its_stream(
+    fake_upstream: FakeUpstream, gateway_client: GatewayFactory
+) -> None:
+    import io
+
+    from gateway.access_log import ACCESS_LOGGER, LineHandler
+
+    stream = io.StringIO()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler = LineHandler(stream)
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        client = await gateway_client(fake_upstream.url)
+        await client.get(f"/marketplace/InstalledAddOns/{sid('XE', 3)}")
+        await client.get("/v1/AvailableAddOns")
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+    lines = stream.getvalue().splitlines()
+    assert [orjson.loads(line)["route"] for line in lines] == [
+        "preview_installed_add_on",
+        "v1_available_add_ons",
+    ]
