@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_server import free_port, wait_ready
+from tests.processes import free_port, spawn, start_gateway, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -41,30 +41,12 @@ CHECKS = (
 )
 
 
-def spawn(log: Path, *argv: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *argv], stdout=sink, stderr=subprocess.STDOUT
-        )
-
-
 async def test_schemathesis_finds_no_5xx_no_spec_violation_and_no_hang(tmp_path: Path) -> None:
     assert PREVIEW_SPEC.is_file(), f"preview spec not found at {PREVIEW_SPEC}"
     sim_port, gw_port = free_port(), free_port()
     simulator = spawn(tmp_path / "simulator.log", "simulate", "--listen", f"127.0.0.1:{sim_port}")
     upstream = f"http://127.0.0.1:{sim_port}"
-    gateway = spawn(
-        tmp_path / "gateway.log",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{gw_port}",
-        "--marketplace-upstream",
-        upstream,
-        "--api-upstream",
-        upstream,
-        "--access-log",
-        "false",
-    )
+    gateway = start_gateway(upstream, gw_port, log=tmp_path / "gateway.log")
     base = f"http://127.0.0.1:{gw_port}"
     try:
         await wait_ready(base, gateway)

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from gateway.brownout import parse_schedule
 from gateway.cli import _parser
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -233,13 +233,6 @@ def test_compose_commands_are_accepted_by_the_cli() -> None:
 
 
 # --- a real Prometheus --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def basic(sid: str) -> dict[str, str]:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ import aiohttp
 import pytest
 
 from gateway.simulator import load_seed
-from tests.test_server import free_port, wait_ready
+from tests.processes import free_port, spawn, start_gateway, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -62,34 +60,11 @@ def paths() -> Iterator[str]:
     return itertools.cycle(mix)
 
 
-def spawn(log: Path, *argv: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:  # a file, never a pipe nobody drains
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *argv],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
 async def test_20000_requests_at_concurrency_200_with_flat_memory(tmp_path: Path) -> None:
     sim_port, gw_port = free_port(), free_port()
     simulator = spawn(tmp_path / "simulator.log", "simulate", "--listen", f"127.0.0.1:{sim_port}")
     upstream = f"http://127.0.0.1:{sim_port}"
-    gateway = spawn(
-        tmp_path / "gateway.log",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{gw_port}",
-        "--marketplace-upstream",
-        upstream,
-        "--api-upstream",
-        upstream,
-        "--access-log",
-        "false",
-        "--pool-size",
-        "100",
-    )
+    gateway = start_gateway(upstream, gw_port, "--pool-size", "100", log=tmp_path / "gateway.log")
     base = f"http://127.0.0.1:{gw_port}"
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
@@ -159,18 +134,7 @@ async def test_sigterm_refuses_new_connections_while_in_flight_requests_finish(
     server = await aiohttp_server(app)
     upstream = str(server.make_url("")).rstrip("/")
     port = free_port()
-    gateway = spawn(
-        tmp_path / "gateway.log",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--marketplace-upstream",
-        upstream,
-        "--api-upstream",
-        upstream,
-        "--access-log",
-        "false",
-    )
+    gateway = start_gateway(upstream, port, log=tmp_path / "gateway.log")
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(base, gateway)

@@ -3,58 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 
 import aiohttp
 import pytest
 
+from tests.processes import free_port, start_gateway, wait_ready
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    async with aiohttp.ClientSession() as session:
-        while asyncio.get_running_loop().time() < deadline:
-            assert process.poll() is None, "gateway exited early"
-            try:
-                async with session.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("gateway did not become ready")
-
-
-def start_gateway(
-    upstream: str, port: int, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "gateway",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--marketplace-upstream",
-        upstream,
-        "--api-upstream",
-        upstream,
-        "--access-log",
-        "false",
-        *extra,
-    ]
-    return subprocess.Popen(command, env={**os.environ, **(env or {})})
 
 
 async def test_sigterm_finishes_in_flight_requests(aiohttp_server) -> None:  # type: ignore[no-untyped-def]

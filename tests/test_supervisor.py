@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fake_upstream import FakeUpstream
-from tests.test_server import free_port, start_gateway, wait_ready
+from tests.processes import free_port, start_gateway, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,71 @@
+"""Helpers for tests that run ``gateway serve`` / ``gateway simulate`` as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
+    """Poll ``url``/readyz until it answers 200; fail if the process exits or time runs out."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline:
+            assert process.poll() is None, "gateway exited early"
+            try:
+                async with session.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("gateway did not become ready")
+
+
+def spawn(
+    log: Path | None, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains)."""
+    command = [sys.executable, "-m", "gateway", *argv]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if log is None:
+        return subprocess.Popen(command, env=environment)
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+
+
+def start_gateway(
+    upstream: str,
+    port: int,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    return spawn(
+        log,
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--marketplace-upstream",
+        upstream,
+        "--api-upstream",
+        upstream,
+        "--access-log",
+        "false",
+        *extra,
+        env=env,
+    )
