@@ -131,6 +131,9 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
         raise UpstreamResponseTooLarge(
             f"The upstream response is larger than {cap} bytes", kind="too_large"
         )
+    if declared is not None and "Content-Encoding" not in response.headers:
+        # Framed by a length within the cap and not decompressed: one read, no chunk loop.
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
