@@ -17,9 +17,10 @@ from yarl import URL
 
 from gateway import __version__, report, scan
 from gateway.access_log import configure_logging
-from gateway.config import ConfigError, GatewayConfig, add_arguments, load_config
+from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
 from gateway.models import RouteMatch
+from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import RuleError, RuleSet, load_rules

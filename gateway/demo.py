@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.access_log import configure_logging
-from gateway.config import Upstream, load_config, parse_listen
+from gateway.config import Upstream, load_config
+from gateway.options import parse_listen
 from gateway.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import OPTIONS
+from gateway.options import OPTIONS
 from gateway.rules import load_rules
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -9,16 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import (
-    OPTIONS,
-    ConfigError,
-    GatewayConfig,
-    Upstream,
-    add_arguments,
-    load_config,
-    parse_http_url,
-    parse_size,
-)
+from gateway.config import ConfigError, GatewayConfig, Upstream, load_config
+from gateway.options import OPTIONS, add_arguments, parse_http_url, parse_size
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

@@ -270,7 +270,7 @@ async def test_switching_verification_off_works_and_warns_loudly(
 
 
 def test_the_cli_flag_warns_in_its_help() -> None:
-    from gateway.config import OPTIONS_BY_NAME
+    from gateway.options import OPTIONS_BY_NAME
 
     option = OPTIONS_BY_NAME["insecure_skip_tls_verify"]
     assert option.default is False

@@ -22,6 +22,8 @@ NO_OWN_TEST_FILE = {
     "models": "frozen value types without behaviour; built and compared in test_routing and "
     "test_request_rewrite",
     "walkthrough": "the scripted session of gateway demo --walkthrough, run by test_demo",
+    "options": "the option table and its value parsers; every option is parsed in test_config "
+    "and every spelling checked against the README in test_readme",
 }
 
 # The only core modules that may wire the simulator in (besides gateway/simulator/ itself).
