@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from gateway.metric_sources import (
+    ReportError,
+    Samples,
+    read_metrics,
+    read_prometheus,
+)
 from gateway.rules import RuleError, RuleSet, load_rules
 
 EXIT_OK = 0
@@ -36,30 +35,7 @@ EXIT_USAGE = 2
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
 V1_ORIGINS = {"marketplace": "https://marketplace.twilio.com", "api": "https://api.twilio.com"}
 
-DEPRECATED = "gateway_deprecated_requests_total"
-LAST_SEEN = "gateway_deprecated_route_last_seen_timestamp_seconds"
-SUNSET = "gateway_sunset_timestamp_seconds"
-BROWNOUTS = "gateway_brownout_rejections_total"
-OVERFLOW = "gateway_consumer_overflow_total"
-BUILD_INFO = "gateway_build_info"
-
 _WINDOW = re.compile(r"[1-9][0-9]*[smhdwy]")
-
-
-class ReportError(Exception):
-    """The source could not be read or did not look like the gateway's metrics."""
-
-
-@dataclass(frozen=True, slots=True)
-class Samples:
-    """The gateway series a report needs, whatever the source."""
-
-    requests: Mapping[tuple[str, str], float]  # (route, consumer) -> requests
-    last_seen: Mapping[str, float]  # route -> unix seconds
-    sunset: Mapping[str, float]  # route -> unix seconds
-    brownouts: Mapping[str, float]  # route -> rejections
-    overflow: float
-    versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,132 +84,6 @@ class Report:
 
 
 # --- reading the sources -------------------------------------------------------------------------
-
-
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-
-
-def _fetch(url: str, timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
-    # HTTP(S)_PROXY from the environment applies, except to a gateway on this machine.
-    host = urllib.parse.urlsplit(url).hostname or ""
-    handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
-    opener = urllib.request.build_opener(*handlers)
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            body: bytes = response.read()
-            return body
-    except urllib.error.HTTPError as exc:
-        raise ReportError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ReportError(f"cannot reach {url}: {reason}") from exc
-
-
-def parse_metrics_text(text: str) -> Samples:
-    """The gateway series from a Prometheus text exposition (``/metrics``)."""
-    requests: dict[tuple[str, str], float] = {}
-    last_seen: dict[str, float] = {}
-    sunset: dict[str, float] = {}
-    brownouts: dict[str, float] = {}
-    overflow = 0.0
-    versions: list[str] = []
-    found = False
-    try:
-        families = list(text_string_to_metric_families(text))
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ReportError(f"not a Prometheus text exposition: {exc}") from exc
-    for family in families:
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == DEPRECATED:
-                key = (labels.get("route", ""), labels.get("consumer", ""))
-                requests[key] = requests.get(key, 0.0) + sample.value
-            elif sample.name == LAST_SEEN:
-                route = labels.get("route", "")
-                last_seen[route] = max(last_seen.get(route, 0.0), sample.value)
-            elif sample.name == SUNSET:
-                sunset[labels.get("route", "")] = sample.value
-            elif sample.name == BROWNOUTS:
-                route = labels.get("route", "")
-                brownouts[route] = brownouts.get(route, 0.0) + sample.value
-            elif sample.name == OVERFLOW:
-                overflow += sample.value
-            elif sample.name == BUILD_INFO and "version" in labels:
-                versions.append(labels["version"])
-            else:
-                continue
-            found = True
-    if not found:
-        raise ReportError("no gateway_* metrics found: is this the gateway's /metrics?")
-    return Samples(requests, last_seen, sunset, brownouts, overflow, tuple(sorted(set(versions))))
-
-
-def read_metrics(url: str, timeout: float) -> Samples:
-    """Scrape a gateway's ``/metrics`` once."""
-    return parse_metrics_text(_fetch(url, timeout).decode("utf-8", errors="replace"))
-
-
-def _query(base: str, expr: str, timeout: float) -> list[dict[str, Any]]:
-    url = f"{base.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    try:
-        body = json.loads(_fetch(url, timeout))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{base}: not a Prometheus API answer ({exc})") from exc
-    if not isinstance(body, dict) or body.get("status") != "success":
-        error = body.get("error") if isinstance(body, dict) else body
-        raise ReportError(f"{base}: query {expr!r} failed: {error}")
-    result = body.get("data", {}).get("result", [])
-    if not isinstance(result, list):
-        raise ReportError(f"{base}: unexpected answer to {expr!r}")
-    return result
-
-
-def _vector(rows: Iterable[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
-    values: dict[tuple[str, ...], float] = {}
-    for row in rows:
-        value = float(row["value"][1])
-        if math.isnan(value):
-            continue
-        values[tuple(row.get("metric", {}).get(label, "") for label in labels)] = value
-    return values
-
-
-def read_prometheus(base: str, window: str, timeout: float) -> Samples:
-    """The gateway series from a Prometheus server: increases over ``window``."""
-    requests = _vector(
-        _query(
-            base,
-            f"sum by (route, consumer) (increase({DEPRECATED}[{window}]))",
-            timeout,
-        ),
-        "route",
-        "consumer",
-    )
-    last_seen = _vector(
-        _query(base, f"max by (route) (max_over_time({LAST_SEEN}[{window}]))", timeout), "route"
-    )
-    sunset = _vector(_query(base, f"max by (route) ({SUNSET})", timeout), "route")
-    brownouts = _vector(
-        _query(base, f"sum by (route) (increase({BROWNOUTS}[{window}]))", timeout), "route"
-    )
-    overflow = _vector(_query(base, f"sum(increase({OVERFLOW}[{window}]))", timeout))
-    versions = _vector(_query(base, f"count by (version) ({BUILD_INFO})", timeout), "version")
-    if not (requests or last_seen or sunset or versions):
-        raise ReportError(
-            f"{base}: no gateway_* series: is Prometheus scraping the gateway's /metrics?"
-        )
-    return Samples(
-        {(route, consumer): value for (route, consumer), value in requests.items()},
-        {key[0]: value for key, value in last_seen.items()},
-        {key[0]: value for key, value in sunset.items()},
-        {key[0]: value for key, value in brownouts.items()},
-        sum(overflow.values()),
-        tuple(sorted(key[0] for key in versions)),
-    )
-
-
-# --- building and printing the report ------------------------------------------------------------
 
 
 def build_report(

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import report
+from gateway import metric_sources, report
 from gateway.app import create_app
 from gateway.rules import load_rules
 from tests.conftest import make_config
@@ -32,7 +32,7 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 def fixture_report() -> report.Report:
-    samples = report.parse_metrics_text(FIXTURE.read_text("utf-8"))
+    samples = metric_sources.parse_metrics_text(FIXTURE.read_text("utf-8"))
     return report.build_report(samples, RULES, "fixture", NOW)
 
 
@@ -55,16 +55,6 @@ def closed_port() -> int:
 
 
 # --- from a /metrics text fixture -----------------------------------------------------------------
-
-
-def test_parse_metrics_text() -> None:
-    samples = report.parse_metrics_text(FIXTURE.read_text("utf-8"))
-    assert samples.requests[("preview_installed_add_ons", "billing-app")] == 9
-    assert samples.last_seen["preview_installed_add_ons"] == 1764003600.0
-    assert samples.sunset["preview_installed_add_on"] == SUNSET
-    assert samples.brownouts == {"preview_installed_add_ons": 2.0}
-    assert samples.overflow == 4
-    assert samples.versions == ("0.1.0",)
 
 
 def test_report_routes_follow_the_rules_and_carry_v1_replacements() -> None:
@@ -148,17 +138,12 @@ def test_days_until() -> None:
 
 
 def test_sunset_in_the_future_reads_in_days() -> None:
-    samples = report.Samples({}, {}, {"preview_installed_add_ons": NOW + 86400 * 30}, {}, 0.0)
+    samples = metric_sources.Samples(
+        {}, {}, {"preview_installed_add_ons": NOW + 86400 * 30}, {}, 0.0
+    )
     text = report.format_text(report.build_report(samples, RULES, "x", NOW))
     assert "sunset 2025-12-24 (in 30 days)" in text
     assert "No deprecated route was called" in text
-
-
-def test_non_gateway_metrics_are_refused() -> None:
-    with pytest.raises(report.ReportError, match="no gateway_"):
-        report.parse_metrics_text("# TYPE up gauge\nup 1\n")
-    with pytest.raises(report.ReportError):
-        report.parse_metrics_text("this is { not metrics")
 
 
 # --- from a live gateway --------------------------------------------------------------------------
