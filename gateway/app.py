@@ -61,13 +61,19 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _error_response(request: web.Request, status: int, code: int, message: str) -> web.Response:
-    pipeline = request.app[PIPELINE]
-    return web.Response(
-        status=status,
-        body=errors.error_body(status, code, message, pipeline.public_base(request)),
+def _error_response(request: web.Request, error: errors.GatewayError) -> web.Response:
+    base = request.app[PIPELINE].public_base(request)
+    response = web.Response(
+        status=error.status,
+        body=errors.error_body(error.status, error.code, error.message, base),
         content_type="application/json",
     )
+    response.headers.extend(error.headers)
+    return response
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 @web.middleware
@@ -76,17 +82,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except errors.GatewayError as exc:
-        response = _error_response(request, exc.status, exc.code, exc.message)
-        response.headers.extend(exc.headers)
-        return response
+        return _error_response(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = 20404 if exc.status == 404 else 88007
-        return _error_response(request, exc.status, code, exc.reason)
+        error_class = errors.RouteNotFound if exc.status == 404 else errors.BadRequest
+        error = error_class(exc.reason)
+        error.status = exc.status
+        return _error_response(request, error)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path[:200])
-        return _error_response(request, 500, 88099, "Internal gateway error")
+        return _error_response(request, errors.InternalError("Internal gateway error"))
 
 
 async def _forward(request: web.Request) -> web.StreamResponse:
@@ -94,7 +100,7 @@ async def _forward(request: web.Request) -> web.StreamResponse:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"}, dumps=lambda v: orjson.dumps(v).decode())
+    return _json({"status": "ok"})
 
 
 async def _readyz(request: web.Request) -> web.Response:
@@ -102,9 +108,7 @@ async def _readyz(request: web.Request) -> web.Response:
     session = app.get(SESSION)
     ready = session is not None and not session.closed
     body = {"status": "ready" if ready else "starting", "rules": len(app[PIPELINE].ruleset.rules)}
-    return web.json_response(
-        body, status=200 if ready else 503, dumps=lambda v: orjson.dumps(v).decode()
-    )
+    return _json(body, 200 if ready else 503)
 
 
 async def _error_doc(request: web.Request) -> web.Response:
@@ -113,10 +117,7 @@ async def _error_doc(request: web.Request) -> web.Response:
         title, text = errors.GATEWAY_CODES[code]
     except (ValueError, KeyError) as exc:
         raise errors.RouteNotFound("No such gateway error code") from exc
-    return web.json_response(
-        {"code": code, "title": title, "description": text},
-        dumps=lambda v: orjson.dumps(v).decode(),
-    )
+    return _json({"code": code, "title": title, "description": text})
 
 
 def create_metrics_app() -> web.Application:
@@ -184,13 +185,16 @@ class _TwilioErrorProtocol(RequestHandler):
         base = manager.error_base if isinstance(manager, _TwilioErrorServer) else "/"
         if status >= 500:
             log.error("unexpected error on %s", request.remote, exc_info=exc)
-            code, text = 88099, "Internal gateway error"
+            code, text = errors.InternalError.code, "Internal gateway error"
         else:
             quiet = isinstance(exc, BadHttpMethod) and self._request_count == 1
             (log.debug if quiet else log.warning)(
                 "refused a malformed request from %s: %s", request.remote, type(exc).__name__
             )
-            code, text = 88007, "The request is not valid HTTP; it was not forwarded"
+            code, text = (
+                errors.BadRequest.code,
+                "The request is not valid HTTP; it was not forwarded",
+            )
             if isinstance(exc, LineTooLong) or "Too many headers" in str(exc):
                 status = 431
                 text = "The request line or headers are larger than the gateway accepts"
