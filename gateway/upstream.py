@@ -128,9 +128,7 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     """The whole body, refusing (before reading it) one whose declared length is over cap."""
     declared = response.content_length
     if declared is not None and declared > cap:
-        raise UpstreamResponseTooLarge(
-            f"The upstream response is larger than {cap} bytes", kind="too_large"
-        )
+        raise _too_large(cap)
     if declared is not None and "Content-Encoding" not in response.headers:
         # Framed by a length within the cap and not decompressed: one read, no chunk loop.
         return await response.read()
@@ -139,8 +137,12 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > cap:
-            raise UpstreamResponseTooLarge(
-                f"The upstream response is larger than {cap} bytes", kind="too_large"
-            )
+            raise _too_large(cap)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(cap: int) -> UpstreamResponseTooLarge:
+    return UpstreamResponseTooLarge(
+        f"The upstream response is larger than {cap} bytes", kind="too_large"
+    )
