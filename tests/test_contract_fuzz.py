@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import SPECS
 from tests.processes import free_port, spawn, start_gateway, wait_ready
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = Path(os.environ.get("MARKETPLACE_SPECS_DIR") or ROOT.parent / "shared" / "specs")
 PREVIEW_SPEC = SPECS / "twilio_preview_marketplace.json"
 EXAMPLES_PER_OPERATION = 25
 MAX_RESPONSE_SECONDS = 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,105 @@ def test_importing_a_pure_module_does_not_start_the_server_stack() -> None:
         [sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+# --- The repository is self-contained ------------------------------------------------------
+# Nothing but benchmarks/ may read from beside the checkout (a fresh clone has nothing there).
+
+_SKIP_DIRS = {".git", ".venv", "build", "dist", "node_modules", "benchmarks", "__pycache__"}
+_CHECKED_SUFFIXES = {".py", ".sh", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json", ""}
+_OUTSIDE_NAME = re.compile(
+    r"""(?<![\w./])\.\./|(?<![\w-])shared/(?:specs|docs|bench|hooks)\b|["']shared["']"""
+)
+_PARENTS_INDEX = re.compile(r"\.parents\[(\d+)\]")
+_PARENT_CHAIN = re.compile(r"__file__\)(?:\.resolve\(\))?((?:\.parent)+)")
+_ROOT_PARENT = re.compile(r"\b(?:ROOT|PROJECT|PROJECT_ROOT|REPO)\.parent\b")
+
+
+def outside_references(text: str, depth: int) -> list[str]:
+    """Places where ``text``, a file ``depth`` folders below the root, reaches past the root.
+
+    ``Path(__file__).parents[depth]`` is the root itself; a higher index, a longer
+    ``.parent`` chain, ``ROOT.parent``, ``../`` or a ``shared/`` folder is outside.
+    """
+    found = [m.group(0) for m in _OUTSIDE_NAME.finditer(text)]
+    found += [m.group(0) for m in _PARENTS_INDEX.finditer(text) if int(m.group(1)) > depth]
+    found += [
+        m.group(0) for m in _PARENT_CHAIN.finditer(text) if m.group(1).count(".parent") > depth + 1
+    ]
+    found += [m.group(0) for m in _ROOT_PARENT.finditer(text)]
+    return found
+
+
+def _project_files() -> list[Path]:
+    files = []
+    for path in PROJECT.rglob("*"):
+        relative = path.relative_to(PROJECT)
+        folders = relative.parts[:-1]
+        if not path.is_file() or _SKIP_DIRS & set(folders):
+            continue
+        if any(part.startswith(".") and part != ".ci" for part in folders):
+            continue  # caches; .ci/ is the project's own
+        if path == Path(__file__).resolve():
+            continue  # this file spells the patterns out
+        if relative.parts[0] == "specs" or path.suffix not in _CHECKED_SUFFIXES:
+            continue
+        files.append(path)
+    return files
+
+
+@pytest.mark.parametrize(
+    ("source", "depth"),
+    [
+        ('SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"', 1),
+        ("root = Path(__file__).resolve().parents[3]", 2),
+        ("root = Path(__file__).parent.parent.parent", 1),
+        ("SPECS = ROOT.parent / 'x'", 1),
+        ("cat ../shared/specs/x.json", 0),
+        ("open('shared/bench/run.sh')", 1),
+    ],
+)
+def test_the_outside_reference_check_sees_every_form(source: str, depth: int) -> None:
+    assert outside_references(source, depth) != []
+
+
+@pytest.mark.parametrize(
+    ("source", "depth"),
+    [
+        ("ROOT = Path(__file__).resolve().parents[1]", 1),
+        ("ROOT = Path(__file__).resolve().parents[2]", 2),
+        ("here = Path(__file__).resolve().parent.parent", 1),
+        ('SPECS = ROOT / "specs"', 1),
+        ("shared: dict[str, int] = {}", 1),
+    ],
+)
+def test_the_outside_reference_check_passes_paths_inside(source: str, depth: int) -> None:
+    assert outside_references(source, depth) == []
+
+
+def test_no_test_or_module_reads_outside_the_repository() -> None:
+    files = _project_files()
+    assert any(path.name == "spec_check.py" for path in files)  # the walk reaches tests/
+    offenders = {
+        str(path.relative_to(PROJECT)): refs
+        for path in files
+        if (
+            refs := outside_references(
+                path.read_text("utf-8", errors="replace"), len(path.relative_to(PROJECT).parts) - 1
+            )
+        )
+    }
+    assert offenders == {}
+
+
+def test_the_specs_the_tests_use_are_in_the_repository() -> None:
+    from tests.paths import SPECS
+
+    assert SPECS.is_relative_to(PROJECT)
+    names = sorted(path.name for path in SPECS.glob("*.json"))
+    assert names == [
+        "twilio_api_v2010_assigned_add_ons.json",
+        "twilio_marketplace_v1.json",
+        "twilio_preview_marketplace.json",
+    ]
+    assert "Apache" in (SPECS / "README.md").read_text("utf-8")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,16 +13,8 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
+from tests.paths import SPECS
 
-def _specs_dir() -> Path:
-    """``$MARKETPLACE_SPECS_DIR``, else ``shared/specs`` beside the project root."""
-    configured = os.environ.get("MARKETPLACE_SPECS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / "shared" / "specs"
-
-
-SPECS = _specs_dir()
 V1_HOST = "https://marketplace.twilio.com"
 API_HOST = "https://api.twilio.com"
 ERROR_KEYS = {"code", "message", "more_info", "status"}
