@@ -20,8 +20,7 @@ import pytest
 from multidict import CIMultiDict
 
 from benchmarks.conftest import LIST_RULE, PUBLIC_BASE, SINGLE_RULE, V1, Bodies
-from gateway import headers as header_rules
-from gateway import request_rewrite
+from gateway import headers, request_rewrite
 from gateway.proxy import Pipeline
 from gateway.response_rewrite import LinkRewriter, rewrite_body
 from gateway.routing import Router
@@ -112,7 +111,7 @@ def test_response_headers(benchmark: Any) -> None:
             "ETag": '"6743a1ed-88c6"',
         }
     )
-    out = benchmark(header_rules.inbound, upstream_headers, body_rewritten=True)
+    out = benchmark(headers.inbound, upstream_headers, body_rewritten=True)
     assert "ETag" not in out and "Content-Length" not in out
 
 

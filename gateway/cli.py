@@ -15,7 +15,7 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import __version__, report, scan
+from gateway import __version__
 from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
@@ -24,6 +24,7 @@ from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.tools import report, scan
 
 EXIT_USAGE = 2
 
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_simulator_verbs(verbs: Any) -> None:
-    from gateway.demo import add_demo_arguments, add_simulate_arguments
+    from gateway.tools.demo import add_demo_arguments, add_simulate_arguments
 
     add_simulate_arguments(
         verbs.add_parser(
@@ -206,7 +207,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         if args.verb in ("simulate", "demo"):
-            from gateway.demo import run_verb
+            from gateway.tools.demo import run_verb
 
             return run_verb(args, env)
         if args.verb == "report":

@@ -13,8 +13,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import headers as header_rules
-from gateway import metrics, request_rewrite, response_rewrite, upstream
+from gateway import headers, metrics, request_rewrite, response_rewrite, upstream
 from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
@@ -200,9 +199,7 @@ async def handle(
                 incoming.headers.get("Content-Type", ""),
                 pipeline.rewriters[rule.name],
             )
-        response_headers = header_rules.inbound(
-            incoming.headers, body_rewritten=new_body is not None
-        )
+        response_headers = headers.inbound(incoming.headers, body_rewritten=new_body is not None)
         _add_deprecation(pipeline, match, response_headers)
         status = incoming.status
         return web.Response(

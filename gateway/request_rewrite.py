@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway import headers as header_rules
+from gateway.headers import outbound
 from gateway.models import RouteMatch, UpstreamRequest
 
 
@@ -27,6 +27,6 @@ def build(
     return UpstreamRequest(
         method=method,
         url=upstream_url(match, upstream_base),
-        headers=header_rules.outbound(headers),
+        headers=outbound(headers),
         body=body,
     )

@@ -38,11 +38,6 @@ def test_simulator_never_imports_the_gateway_core() -> None:
                     )
 
 
-def test_modules_stay_small() -> None:
-    for module in PACKAGE.glob("*.py"):
-        assert len(module.read_text().splitlines()) <= 300, module.name
-
-
 async def test_default_app_serves_the_packaged_seed(
     aiohttp_client: Callable[..., Awaitable[SimClient]],
 ) -> None:

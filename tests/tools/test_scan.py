@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import scan
 from gateway.rules import load_rules
+from gateway.tools import scan
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"
 RULES = load_rules()

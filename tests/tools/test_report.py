@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import metric_sources, report
 from gateway.app import create_app
 from gateway.rules import load_rules
+from gateway.tools import report, report_reader
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
 
@@ -32,7 +32,7 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 def fixture_report() -> report.Report:
-    samples = metric_sources.parse_metrics_text(FIXTURE.read_text("utf-8"))
+    samples = report_reader.parse_metrics_text(FIXTURE.read_text("utf-8"))
     return report.build_report(samples, RULES, "fixture", NOW)
 
 
@@ -138,7 +138,7 @@ def test_days_until() -> None:
 
 
 def test_sunset_in_the_future_reads_in_days() -> None:
-    samples = metric_sources.Samples(
+    samples = report_reader.Samples(
         {}, {}, {"preview_installed_add_ons": NOW + 86400 * 30}, {}, 0.0
     )
     text = report.format_text(report.build_report(samples, RULES, "x", NOW))

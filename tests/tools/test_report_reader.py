@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metric_sources import ReportError, parse_metrics_text
+from gateway.tools.report_reader import ReportError, parse_metrics_text
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report" / "metrics.txt"
 SUNSET = 1733011200.0  # 2024-12-01T00:00:00Z

@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.access_log import configure_logging
 from gateway.config import Upstream, load_config
 from gateway.options import parse_listen
-from gateway.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
+from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.metric_sources import (
+from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.tools.report_reader import (
     ReportError,
     Samples,
     read_metrics,
     read_prometheus,
 )
-from gateway.rules import RuleError, RuleSet, load_rules
 
 EXIT_OK = 0
 EXIT_STILL_CALLED = 1
