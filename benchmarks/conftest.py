@@ -21,6 +21,7 @@ import pytest
 from gateway.config import load_config
 from gateway.proxy import Pipeline
 from gateway.response_rewrite import LinkRewriter
+from gateway.routes import Route, routes_of
 from gateway.routing import Router
 from gateway.rules import load_rules
 
@@ -136,19 +137,23 @@ def pipeline() -> Pipeline:
         },
         {},
     )
-    return Pipeline.build(config, load_rules(config.rules_dir))
+    return Pipeline.build(config, load_rules(config.rules))
 
 
 @pytest.fixture(scope="session")
 def list_rewriter(pipeline: Pipeline) -> LinkRewriter:
-    return pipeline.rewriters[LIST_RULE]
+    return _route(pipeline, LIST_RULE).rewriter
 
 
 @pytest.fixture(scope="session")
 def single_rewriter(pipeline: Pipeline) -> LinkRewriter:
-    return pipeline.rewriters[SINGLE_RULE]
+    return _route(pipeline, SINGLE_RULE).rewriter
 
 
 @pytest.fixture(scope="session")
-def router(pipeline: Pipeline) -> Router:
+def router(pipeline: Pipeline) -> Router[Route]:
     return pipeline.router
+
+
+def _route(pipeline: Pipeline, name: str) -> Route:
+    return {route.name: route for route in routes_of(pipeline.router)}[name]

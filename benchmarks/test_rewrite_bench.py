@@ -23,6 +23,7 @@ from benchmarks.conftest import LIST_RULE, PUBLIC_BASE, SINGLE_RULE, V1, Bodies
 from gateway import headers, request_rewrite
 from gateway.proxy import Pipeline
 from gateway.response_rewrite import LinkRewriter, rewrite_body
+from gateway.routes import Route
 from gateway.routing import Router
 
 REWRITE_LIST_TARGET_US = 150.0
@@ -89,10 +90,10 @@ def test_router_match(benchmark: Any, router: Router, path: str, rule: str) -> N
     assert match.rule.name == rule
 
 
-def test_request_build(benchmark: Any, router: Router, pipeline: Pipeline) -> None:
+def test_request_build(benchmark: Any, router: Router[Route], pipeline: Pipeline) -> None:
     """Upstream URL + outbound header filtering for a typical client GET."""
     match = router.match("GET", LIST_PATH)
-    base = pipeline.upstream_bases[match.rule.upstream]
+    base = match.route.upstream.base
     outgoing = benchmark(request_rewrite.build, match, base, "GET", CLIENT_HEADERS, b"")
     assert outgoing.url == base + "/v1/InstalledAddOns?PageSize=50"
     assert "Host" not in outgoing.headers

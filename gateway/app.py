@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
-from aiohttp.web_protocol import RequestHandler
 
 from gateway import errors, metrics, proxy
 from gateway.config import GatewayConfig
-from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.error_response import render_error
+from gateway.routes import routes_of
+from gateway.rules import RuleSet, load_rules
+from gateway.server import ERROR_BASE, disable_connection_retry
 
 log = logging.getLogger("gateway")
 
@@ -54,22 +55,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         auto_decompress=True,
         skip_auto_headers=("User-Agent",),
     ) as session:
-        # aiohttp silently resends an idempotent request (DELETE too) once when the connection
-        # drops; upstream.forward decides retries itself (GET only), so switch that off.
-        session._retry_connection = False
+        disable_connection_retry(session)  # upstream.forward decides retries (GET only)
         app[SESSION] = session
         yield
-
-
-def _error_response(request: web.Request, error: errors.GatewayError) -> web.Response:
-    base = request.app[PIPELINE].public_base(request)
-    response = web.Response(
-        status=error.status,
-        body=errors.error_body(error.status, error.code, error.message, base),
-        content_type="application/json",
-    )
-    response.headers.extend(error.headers)
-    return response
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -79,20 +67,21 @@ def _json(body: object, status: int = 200) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error as Twilio's error JSON, never as an HTML page."""
+    base = request.app[PIPELINE].public_base
     try:
         return await handler(request)
     except errors.GatewayError as exc:
-        return _error_response(request, exc)
+        return render_error(exc, base(request))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        error_class = errors.RouteNotFound if exc.status == 404 else errors.BadRequest
-        error = error_class(exc.reason)
-        error.status = exc.status
-        return _error_response(request, error)
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path[:200])
-        return _error_response(request, errors.InternalError("Internal gateway error"))
+        if exc.status == 404:
+            return render_error(errors.RouteNotFound(exc.reason), base(request))
+        return render_error(errors.BadRequest(exc.reason, status=exc.status), base(request))
+    except Exception as exc:
+        # The type only: the path and the message may carry what a client sent.
+        log.error("unexpected error on %s: %s", request.method, type(exc).__name__, exc_info=exc)
+        return render_error(errors.InternalError("Internal gateway error"), base(request))
 
 
 async def _forward(request: web.Request) -> web.StreamResponse:
@@ -107,7 +96,8 @@ async def _readyz(request: web.Request) -> web.Response:
     app = request.app
     session = app.get(SESSION)
     ready = session is not None and not session.closed
-    body = {"status": "ready" if ready else "starting", "rules": len(app[PIPELINE].ruleset.rules)}
+    routes = len(routes_of(app[PIPELINE].router))
+    body = {"status": "ready" if ready else "starting", "rules": routes}
     return _json(body, 200 if ready else 503)
 
 
@@ -134,11 +124,12 @@ def create_app(
     clock: Callable[[], float] = time.time,
     chance: Callable[[], float] = random.random,
 ) -> web.Application:
-    """The gateway application for ``config`` (rules loaded from ``config.rules_dir``).
+    """The gateway application for ``config`` (rules loaded from ``config.rules``).
 
-    ``clock`` and ``chance`` are injectable for tests of brownout windows.
+    Raises :class:`~gateway.rules.RuleError` for rules that do not validate against
+    ``config``. ``clock`` and ``chance`` are injectable for tests of brownout windows.
     """
-    rules = ruleset if ruleset is not None else load_rules(config.rules_dir)
+    rules = ruleset if ruleset is not None else load_rules(config.rules)
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=config.max_body_size,
@@ -147,82 +138,15 @@ def create_app(
         handler_args={"handler_cancellation": True},
     )
     app[CONFIG] = config
-    try:
-        app[PIPELINE] = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
-    except ValueError as exc:
-        raise RuleError(str(exc)) from exc
+    app[PIPELINE] = pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
+    app[ERROR_BASE] = config.public_base_url or f"http://{config.listen_host}:{config.listen_port}"
     app.cleanup_ctx.append(_client_session)
-    metrics.publish_static(dict(app[PIPELINE].sunsets))
+    metrics.publish_static(
+        {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}
+    )
     app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
     app.router.add_get("/healthz", _healthz, allow_head=False)
     app.router.add_get("/readyz", _readyz, allow_head=False)
     app.router.add_get("/errors/{code}", _error_doc, allow_head=False)
     app.router.add_route("*", "/{tail:.*}", _forward)
     return app
-
-
-class _TwilioErrorProtocol(RequestHandler):
-    """aiohttp's connection handler, answering requests that fail to parse in Twilio's shape.
-
-    aiohttp answers those itself (before any middleware) with a plain-text 400 that quotes the
-    offending bytes, and logs them with a traceback: a header line holding ``Authorization``
-    would land in the log. Here they get Twilio's error JSON, 431 for a line or header block
-    over the parser's limits, and one log line naming only the error class.
-    """
-
-    __slots__ = ()
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if request.writer.output_size > 0:  # as aiohttp: the response is under way already
-            raise ConnectionError("Response is sent already, cannot send an error response")
-        manager = self._manager
-        base = manager.error_base if isinstance(manager, _TwilioErrorServer) else "/"
-        if status >= 500:
-            log.error("unexpected error on %s", request.remote, exc_info=exc)
-            code, text = errors.InternalError.code, "Internal gateway error"
-        else:
-            quiet = isinstance(exc, BadHttpMethod) and self._request_count == 1
-            (log.debug if quiet else log.warning)(
-                "refused a malformed request from %s: %s", request.remote, type(exc).__name__
-            )
-            code, text = (
-                errors.BadRequest.code,
-                "The request is not valid HTTP; it was not forwarded",
-            )
-            if isinstance(exc, LineTooLong) or "Too many headers" in str(exc):
-                status = 431
-                text = "The request line or headers are larger than the gateway accepts"
-        response = web.Response(
-            status=status,
-            body=errors.error_body(status, code, text, base),
-            content_type="application/json",
-        )
-        response.force_close()
-        return response
-
-
-class _TwilioErrorServer(web.Server):
-    error_base: str = "/"
-
-    def __call__(self) -> RequestHandler:
-        return _TwilioErrorProtocol(self, loop=self._loop, **self._kwargs)
-
-
-class GatewayRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer unparseable requests in Twilio's shape."""
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = _TwilioErrorServer
-        assert isinstance(server, _TwilioErrorServer)
-        config = self.app[CONFIG]
-        server.error_base = config.public_base_url or (
-            f"http://{config.listen_host}:{config.listen_port}"
-        )
-        return server

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.deprecation import parse_instant
+from gateway.instants import parse_instant
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
-"""Command line: ``gateway serve | rules check | rules explain | simulate | demo``.
+"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan |
+simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
-:func:`gateway.config.load_config`) and starts servers.
+:func:`gateway.config.load_config`) and starts servers, and the only core module that wires the
+command tools of :mod:`gateway.tools` in.
 """
 
 from __future__ import annotations
@@ -23,10 +25,25 @@ from gateway.models import RouteMatch
 from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
-from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.rules import Rule, RuleError, RuleSet, load_rules
 from gateway.tools import report, scan
+from gateway.validation import validate
 
 EXIT_USAGE = 2
+
+# The options that decide whether rules validate and where they send a call; `rules` and
+# `brownout` show only these (and the brownout windows) in their --help.
+RULE_OPTIONS = (
+    "rules",
+    "marketplace_upstream",
+    "marketplace_public_origins",
+    "api_upstream",
+    "api_public_origins",
+    "deprecation_date",
+    "sunset_date",
+    "deprecation_link",
+    "sunset_link",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,10 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     check = rule_verbs.add_parser(
         "check",
         help="validate the rules and print the route table",
-        description="Load and validate the rules (built-in, or --rules DIR) and print the "
-        "route table. Exit status 0 when valid, 2 with a message naming file, rule and field.",
+        description="Load the rules (built-in, or --rules DIR), validate them against the "
+        "config exactly as `gateway serve` does, and print the route table. Exit status 0 "
+        "when valid, 2 with a message naming file, rule and field.",
     )
-    add_arguments(check)
+    add_arguments(check, only=RULE_OPTIONS)
     explain = rule_verbs.add_parser(
         "explain",
         help="show which rule a request matches and the upstream URL it would call",
@@ -65,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("method", metavar="METHOD", help="HTTP method, e.g. GET")
     explain.add_argument("url", metavar="URL", help="e.g. /marketplace/InstalledAddOns?PageSize=5")
-    add_arguments(explain)
+    add_arguments(explain, only=RULE_OPTIONS)
     brownout = verbs.add_parser("brownout", help="inspect scheduled brownout windows")
     brownout_verbs = brownout.add_subparsers(dest="brownout_verb", metavar="ACTION", required=True)
     plan = brownout_verbs.add_parser(
@@ -74,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the brownout windows (from --brownouts, GATEWAY_BROWNOUTS or the "
         "config file) that are active now or still to come, in start order.",
     )
-    add_arguments(plan)
+    add_arguments(plan, only=("brownouts",))
     report.add_arguments(
         verbs.add_parser(
             "report",
@@ -119,12 +137,12 @@ def _add_simulator_verbs(verbs: Any) -> None:
 def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
     configure_logging(config.log_level)
-    load_rules(config.rules_dir)  # fail fast, before any worker starts
+    validate(load_rules(config.rules), config)  # fail fast, before any worker starts
     if config.workers > 1:
         from gateway.supervisor import supervise
 
         return supervise(config, argv)
-    from gateway.server import run_single
+    from gateway.lifecycle import run_single
 
     print(
         f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}",
@@ -156,19 +174,21 @@ def _route_table(ruleset: RuleSet) -> str:
 
 
 def rules_check(config: GatewayConfig) -> int:
-    ruleset = load_rules(config.rules_dir)
+    ruleset = load_rules(config.rules)
+    validate(ruleset, config)
     print(_route_table(ruleset))
     print(f"\n{len(ruleset.rules)} rules OK ({ruleset.origin})")
     return 0
 
 
 def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
-    ruleset = load_rules(config.rules_dir)
+    ruleset = load_rules(config.rules)
+    validate(ruleset, config)
     if "://" in target:
         url = URL(target, encoded=True)
         target = url.raw_path_qs
     try:
-        match: RouteMatch = Router.from_ruleset(ruleset).match(method.upper(), target)
+        match: RouteMatch[Rule] = Router.from_ruleset(ruleset).match(method.upper(), target)
     except GatewayError as exc:
         print(f"no rule: {exc.status} {exc.message}")
         return 1

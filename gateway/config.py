@@ -2,85 +2,109 @@
 
 Precedence, highest first: command-line flags, ``GATEWAY_*`` environment variables, the TOML
 file named by ``--config`` / ``GATEWAY_CONFIG``, then the defaults of the option table in
-:mod:`gateway.options`. A bad value raises :class:`ConfigError` naming where it came from.
+:mod:`gateway.options`, which is the only place defaults are written. Every field of
+:class:`GatewayConfig` is an option of the same name; what is derived from several options
+(the upstream table, the deprecation policy, the listen host and port) is a property. A bad
+value raises :class:`ConfigError` naming where it came from.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from gateway.brownout import Schedule
-from gateway.deprecation import DeprecationPolicy, parse_instant
-from gateway.options import (
-    DEFAULT_DEPRECATION,
-    DEFAULT_DOCS,
-    DEFAULT_SUNSET,
-    OPTIONS,
-    OPTIONS_BY_NAME,
-    Option,
-)
+from gateway.deprecation import DeprecationPolicy
+from gateway.instants import parse_instant
+from gateway.options import OPTIONS, OPTIONS_BY_NAME, Option
+from gateway.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.upstreams import Upstream
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names its source."""
 
 
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where one family of routes is forwarded, and the origins its URLs are written with."""
-
-    name: str
-    base: str  # e.g. "https://marketplace.twilio.com" (no trailing slash; may carry a path)
-    public_origins: tuple[str, ...]  # absolute URL prefixes recognised as this upstream's
-
-    @property
-    def url_prefixes(self) -> tuple[str, ...]:
-        """Every prefix that marks a URL in a response body as this upstream's."""
-        seen: dict[str, None] = {self.base: None}
-        for origin in self.public_origins:
-            seen.setdefault(origin, None)
-        return tuple(seen)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayConfig:
-    """Every setting of one gateway process. Built by :func:`load_config`; never mutated."""
+    """Every setting of one gateway process, one field per option. Built and validated by
+    :func:`load_config`; never mutated."""
 
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
-    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
-    public_base_url: str | None = None
-    trust_forwarded_headers: bool = False
-    rules_dir: Path | None = None
-    log_level: str = "info"
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    total_timeout: float = 60.0
-    max_body_size: int = 1024 * 1024
-    max_response_size: int = 16 * 1024 * 1024
-    tls_verify: bool = True
-    ca_bundle: Path | None = None
-    pool_size: int = 100
-    pool_size_per_host: int = 0
-    keepalive_timeout: float = 15.0
-    consumer_labels: bool = True
-    consumer_cap: int = 100
-    consumer_names: Mapping[str, str] = field(default_factory=dict)
-    deprecation: DeprecationPolicy = field(
-        default_factory=lambda: DeprecationPolicy(
-            parse_instant(DEFAULT_DEPRECATION), parse_instant(DEFAULT_SUNSET), DEFAULT_DOCS
+    listen: tuple[str, int]
+    marketplace_upstream: str
+    marketplace_public_origins: tuple[str, ...]
+    api_upstream: str
+    api_public_origins: tuple[str, ...]
+    public_base_url: str | None
+    trust_forwarded_headers: bool
+    rules: Path | None
+    log_level: str
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_body_size: int
+    max_response_size: int
+    insecure_skip_tls_verify: bool
+    ca_bundle: Path | None
+    pool_size: int
+    pool_size_per_host: int
+    keepalive_timeout: float
+    workers: int
+    metrics_listen: tuple[str, int] | None
+    consumer_labels: bool
+    consumer_cap: int
+    consumer_names: Mapping[str, str]
+    deprecation_date: str
+    sunset_date: str
+    deprecation_link: str | None
+    sunset_link: str | None
+    brownouts: Schedule
+    access_log: bool
+    access_log_level: str
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen[0]
+
+    @property
+    def listen_port(self) -> int:
+        return self.listen[1]
+
+    @property
+    def tls_verify(self) -> bool:
+        """Whether upstream certificates are verified (``insecure_skip_tls_verify`` unset)."""
+        return not self.insecure_skip_tls_verify
+
+    @property
+    def upstreams(self) -> Mapping[str, Upstream]:
+        """The upstream table with this config's addresses, by name (read-only)."""
+        return MappingProxyType(
+            {
+                name: Upstream(
+                    name,
+                    getattr(self, f"{name}_upstream"),
+                    getattr(self, f"{name}_public_origins"),
+                )
+                for name in UPSTREAM_NAMES
+            }
         )
-    )
-    brownouts: Schedule = field(default_factory=Schedule)
-    access_log: bool = True
-    access_log_level: str = "info"
-    metrics_listen: tuple[str, int] | None = None
-    workers: int = 1
+
+    @property
+    def deprecation(self) -> DeprecationPolicy:
+        """The configured Deprecation and Sunset dates and documentation links."""
+        return DeprecationPolicy(
+            parse_instant(self.deprecation_date),
+            parse_instant(self.sunset_date),
+            self.deprecation_link,
+            self.sunset_link,
+        )
+
+
+FIELD_NAMES = tuple(field.name for field in fields(GatewayConfig))
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -97,6 +121,9 @@ def _read_file(path: str) -> dict[str, Any]:
     outside = sorted(key for key in data if key != "gateway") if section is not data else []
     if outside:  # would otherwise be ignored without a word
         raise ConfigError(f"config file {path}: unknown key {outside[0]!r} outside [gateway]")
+    for key in section:
+        if key not in OPTIONS_BY_NAME:
+            raise ConfigError(f"config file {path}: unknown key {key!r}")
     return section
 
 
@@ -114,96 +141,38 @@ def _file_value(option: Option, raw: Any, path: str) -> Any:
         raise ConfigError(f"config file {path}, key {option.name}: {exc}") from exc
 
 
-def resolve(
-    flags: Mapping[str, Any], environ: Mapping[str, str], extra_keys: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Each option's parsed value, taking flags over env over the config file over defaults.
-
-    ``extra_keys`` names config-file keys owned by other parts of the program (accepted here
-    and left alone); any other unknown file key is an error.
-    """
-    config_path = flags.get("config") or environ.get("GATEWAY_CONFIG")
-    file_values = _read_file(config_path) if config_path else {}
-    known = set(OPTIONS_BY_NAME) | set(extra_keys)
-    for key in file_values:
-        if key not in known:
-            raise ConfigError(f"config file {config_path}: unknown key {key!r}")
-    values: dict[str, Any] = {}
-    for option in OPTIONS:
-        flag_value = flags.get(option.name)
-        if flag_value is not None:
-            source, text = f"flag {option.flag}", str(flag_value)
-        elif option.env in environ:
-            source, text = f"environment variable {option.env}", environ[option.env]
-        elif option.name in file_values:
-            values[option.name] = _file_value(option, file_values[option.name], str(config_path))
-            continue
-        elif option.default is None:
-            values[option.name] = None
-            continue
-        elif not isinstance(option.default, str):
-            values[option.name] = option.default
-            continue
-        else:
-            source, text = "default", str(option.default)
-        try:
-            values[option.name] = option.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from exc
-    values["_file"] = file_values
-    return values
+def _value(
+    option: Option, flags: Mapping[str, Any], environ: Mapping[str, str], file: dict[str, Any]
+) -> Any:
+    """One option's parsed value, from the first layer that sets it."""
+    flag_value = flags.get(option.name)
+    if flag_value is not None:
+        source, text = f"flag {option.flag}", str(flag_value)
+    elif option.env in environ:
+        source, text = f"environment variable {option.env}", environ[option.env]
+    elif option.name in file:
+        return _file_value(option, file[option.name], str(flags.get("config")))
+    elif option.default is None or not isinstance(option.default, str):
+        return option.default
+    else:
+        source, text = "default", option.default
+    try:
+        return option.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
 
 
 def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> GatewayConfig:
     """Build the immutable :class:`GatewayConfig` from parsed flags and the environment."""
-    values = resolve(flags, environ)
-    host, port = values["listen"]
-    if values["total_timeout"] < values["connect_timeout"]:
+    config_path = flags.get("config") or environ.get("GATEWAY_CONFIG")
+    file_values = _read_file(config_path) if config_path else {}
+    flags = {**flags, "config": config_path}
+    values = {option.name: _value(option, flags, environ, file_values) for option in OPTIONS}
+    config = GatewayConfig(**values)
+    if config.total_timeout < config.connect_timeout:
         raise ConfigError("total_timeout must not be shorter than connect_timeout")
-    upstreams = MappingProxyType(  # read-only, so the frozen config cannot be changed
-        {
-            "marketplace": Upstream(
-                "marketplace",
-                values["marketplace_upstream"],
-                values["marketplace_public_origins"],
-            ),
-            "api": Upstream("api", values["api_upstream"], values["api_public_origins"]),
-        }
-    )
     try:
-        policy = DeprecationPolicy(
-            parse_instant(values["deprecation_date"]),
-            parse_instant(values["sunset_date"]),
-            values["deprecation_link"],
-            values["sunset_link"],
-        )
+        config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:
         raise ConfigError(f"sunset_date/deprecation_date: {exc}") from exc
-    return GatewayConfig(
-        listen_host=host,
-        listen_port=port,
-        upstreams=upstreams,
-        public_base_url=values["public_base_url"],
-        trust_forwarded_headers=values["trust_forwarded_headers"],
-        rules_dir=values["rules"],
-        log_level=values["log_level"],
-        connect_timeout=values["connect_timeout"],
-        read_timeout=values["read_timeout"],
-        total_timeout=values["total_timeout"],
-        max_body_size=values["max_body_size"],
-        max_response_size=values["max_response_size"],
-        tls_verify=not values["insecure_skip_tls_verify"],
-        ca_bundle=values["ca_bundle"],
-        pool_size=values["pool_size"],
-        pool_size_per_host=values["pool_size_per_host"],
-        keepalive_timeout=values["keepalive_timeout"],
-        consumer_labels=values["consumer_labels"],
-        consumer_cap=values["consumer_cap"],
-        consumer_names=values["consumer_names"],
-        deprecation=policy,
-        brownouts=values["brownouts"],
-        access_log=values["access_log"],
-        access_log_level=values["access_log_level"],
-        metrics_listen=values["metrics_listen"],
-        workers=values["workers"],
-    )
+    return config

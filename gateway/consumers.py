@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 
@@ -31,7 +30,7 @@ def consumer_sid(authorization: str | None) -> str:
         return UNRECOGNIZED
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
         return UNRECOGNIZED
     username = decoded.partition(":")[0]
     return username if _SID.fullmatch(username) else UNRECOGNIZED

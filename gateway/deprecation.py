@@ -6,20 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-if TYPE_CHECKING:  # rules.py imports parse_instant from here
-    from gateway.rules import Rule
-
-
-def parse_instant(text: str) -> datetime:
-    """An ISO 8601 date or date-time; a missing zone means UTC; ``Z`` is accepted."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+from gateway.rules import Template
 
 
 def deprecation_value(moment: datetime) -> str:
@@ -48,6 +38,19 @@ class DeprecationPolicy:
                 f"({self.deprecation.isoformat()})"
             )
 
+    def overridden(
+        self, deprecation: datetime | None, sunset: datetime | None
+    ) -> DeprecationPolicy:
+        """This policy with one rule's own dates, where it sets them (the links stay)."""
+        if deprecation is None and sunset is None:
+            return self
+        return DeprecationPolicy(
+            deprecation or self.deprecation,
+            sunset or self.sunset,
+            self.deprecation_link,
+            self.sunset_link,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DeprecationHeaders:
@@ -75,6 +78,6 @@ class DeprecationHeaders:
             headers.add("Link", link)
 
 
-def successor_url(rule: Rule, params: Mapping[str, str], origin: str) -> str:
-    """The v1 URL of the resource a deprecated request addressed."""
-    return origin + rule.target.render(params)
+def successor_url(target: Template, params: Mapping[str, str], origin: str) -> str:
+    """The v1 URL of the resource a deprecated request addressed: ``origin`` + ``target``."""
+    return origin + target.render(params)

@@ -9,7 +9,13 @@
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
-    └── Brownout                410   88010  a scheduled brownout window is active
+    ├── Brownout                410   88010  a scheduled brownout window is active
+    └── InternalError           500   88099  an unexpected exception inside the gateway
+
+Every field is set where the error is raised: ``status`` (a class default, or given, as for a
+400-family refusal answered 431), ``headers`` sent with the error and ``kind``, the upstream
+failure's metric label. Nothing fills them in later. :mod:`gateway.error_response` renders
+them, for the middleware, the pipeline and unparseable requests alike.
 
 Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
 the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
@@ -47,10 +53,17 @@ class GatewayError(Exception):
     code: int = 88099
 
     def __init__(
-        self, message: str, *, headers: Mapping[str, str] | None = None, kind: str = ""
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        kind: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
+        if status is not None:
+            self.status = status
         self.headers: Mapping[str, str] = headers or {}
         self.kind = kind  # for upstream failures: refused, timeout, reset, ... (metrics label)
 

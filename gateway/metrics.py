@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
 
 from aiohttp import web
 from prometheus_client import (
@@ -87,47 +86,69 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-class BoundMetrics:
-    """Label children bound once per app, so a request costs dictionary lookups instead of
-    prometheus-client's ``labels()`` (argument checks, a lock, a tuple) per metric.
+class RouteMetrics:
+    """One route's label children, bound once at start-up, so that a request costs dictionary
+    lookups instead of prometheus-client's ``labels()`` (argument checks, a lock, a tuple)
+    per metric. Every metric a request touches is recorded through here.
 
-    The caches are bounded by the route table: routes x methods x status classes, and
-    routes x consumers (which :class:`gateway.consumers.ConsumerLabels` caps).
+    The caches are bounded: methods x status classes, and consumers (capped by
+    :class:`gateway.consumers.ConsumerLabels`).
     """
 
-    def __init__(self, routes: Mapping[str, bool]) -> None:
-        self._latency = {route: REQUEST_SECONDS.labels(route) for route in routes}
-        self._upstream = {route: UPSTREAM_SECONDS.labels(route) for route in routes}
-        self._last_seen = {route: LAST_SEEN.labels(route) for route, dep in routes.items() if dep}
-        self._deprecated = dict(routes)
-        self._requests: dict[tuple[str, str, int], Counter] = {}
-        self._by_consumer: dict[tuple[str, str], Counter] = {}
+    __slots__ = (
+        "name",
+        "deprecated",
+        "_latency",
+        "_upstream",
+        "_last_seen",
+        "_brownouts",
+        "_requests",
+        "_by_consumer",
+    )
 
-    def request(
-        self, route: str, method: str, status: int, seconds: float, upstream: float | None
-    ) -> None:
+    def __init__(self, name: str, deprecated: bool) -> None:
+        self.name = name
+        self.deprecated = deprecated
+        self._latency = REQUEST_SECONDS.labels(name)
+        self._upstream = UPSTREAM_SECONDS.labels(name)
+        self._last_seen = LAST_SEEN.labels(name) if deprecated else None
+        self._brownouts = BROWNOUT_REJECTIONS.labels(name) if deprecated else None
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._by_consumer: dict[str, Counter] = {}
+
+    def request(self, method: str, status: int, seconds: float, upstream: float | None) -> None:
         """Count one answered request and its latencies."""
-        key = (route, method, status // 100)
+        key = (method, status // 100)
         child = self._requests.get(key)
         if child is None:
-            deprecated = "true" if self._deprecated.get(route, False) else "false"
-            child = REQUESTS.labels(route, method, status_class(status), deprecated)
+            deprecated = "true" if self.deprecated else "false"
+            child = REQUESTS.labels(self.name, method, status_class(status), deprecated)
             self._requests[key] = child
         child.inc()
-        self._latency[route].observe(seconds)
+        self._latency.observe(seconds)
         if upstream is not None:
-            self._upstream[route].observe(upstream)
+            self._upstream.observe(upstream)
 
-    def deprecated_call(self, route: str, consumer: str, overflowed: bool, now: float) -> None:
+    def deprecated_call(self, consumer: str, overflowed: bool, now: float) -> None:
         """Count one deprecated-route request by consumer and stamp the route's last call."""
-        key = (route, consumer)
-        child = self._by_consumer.get(key)
+        child = self._by_consumer.get(consumer)
         if child is None:
-            child = self._by_consumer[key] = DEPRECATED_REQUESTS.labels(route, consumer)
+            child = self._by_consumer[consumer] = DEPRECATED_REQUESTS.labels(self.name, consumer)
         child.inc()
         if overflowed:
             CONSUMER_OVERFLOW.inc()
-        self._last_seen[route].set(now)
+        if self._last_seen is not None:
+            self._last_seen.set(now)
+
+    def brownout(self) -> None:
+        """Count one request refused by a brownout window."""
+        if self._brownouts is not None:
+            self._brownouts.inc()
+
+    @staticmethod
+    def upstream_failure(kind: str) -> None:
+        """Count one failed upstream call by kind (refused, timeout, reset, ...)."""
+        UPSTREAM_FAILURES.labels(kind).inc()
 
 
 def publish_static(sunsets: dict[str, float]) -> None:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.rules import Rule
 
+T = TypeVar("T", covariant=True)
+
 
 @dataclass(frozen=True, slots=True)
-class RouteMatch:
-    """The rule a request matched, its raw (still %-encoded) path parameters and query."""
+class RouteMatch(Generic[T]):
+    """The rule a request matched, its raw (still %-encoded) path parameters and query, and
+    what the router carries for that rule (the compiled route, or the rule itself)."""
 
     rule: Rule
     params: Mapping[str, str]
     query: str  # raw query string without "?", "" when absent
+    route: T
 
 
 @dataclass(frozen=True, slots=True)

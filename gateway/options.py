@@ -9,7 +9,7 @@ message that :mod:`gateway.config` prefixes with the value's source.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from yarl import URL
 
 from gateway.brownout import parse_schedule
 from gateway.consumers import parse_names
-from gateway.deprecation import parse_instant
+from gateway.instants import parse_instant
+from gateway.upstreams import TABLE as UPSTREAM_TABLE
 
 # Marketplace v1 went to twilio-oai main on 2024-06-18; Twilio announced the Preview API's
 # discontinuation for December 2024 without a day, so the first of the month is assumed.
@@ -139,36 +140,34 @@ def parse_optional_listen(text: str) -> tuple[str, int] | None:
     return parse_listen(text) if text.strip() else None
 
 
+def _upstream_options() -> tuple[Option, ...]:
+    """``<name>_upstream`` and ``<name>_public_origins`` for every row of the upstream table."""
+    options: list[Option] = []
+    for row in UPSTREAM_TABLE:
+        options.append(
+            Option(
+                f"{row.name}_upstream",
+                parse_http_url,
+                row.origin,
+                f"where {row.serves} go (Twilio, a mirror, an egress proxy or the simulator)",
+                "URL",
+            )
+        )
+        options.append(
+            Option(
+                f"{row.name}_public_origins",
+                parse_url_list,
+                row.origin,
+                f"comma-separated origins that the responses of {row.serves} write their URLs with",
+                "URL[,URL]",
+            )
+        )
+    return tuple(options)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("listen", parse_listen, "127.0.0.1:8080", "address to serve on", "HOST:PORT"),
-    Option(
-        "marketplace_upstream",
-        parse_http_url,
-        "https://marketplace.twilio.com",
-        "where Marketplace v1 calls go (Twilio, a mirror, an egress proxy or the simulator)",
-        "URL",
-    ),
-    Option(
-        "marketplace_public_origins",
-        parse_url_list,
-        "https://marketplace.twilio.com",
-        "comma-separated origins that Marketplace responses write their URLs with",
-        "URL[,URL]",
-    ),
-    Option(
-        "api_upstream",
-        parse_http_url,
-        "https://api.twilio.com",
-        "where 2010 API (AssignedAddOns) calls go",
-        "URL",
-    ),
-    Option(
-        "api_public_origins",
-        parse_url_list,
-        "https://api.twilio.com",
-        "comma-separated origins that 2010 API responses write their URLs with",
-        "URL[,URL]",
-    ),
+    *_upstream_options(),
     Option(
         "public_base_url",
         parse_http_url,
@@ -284,8 +283,10 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and one flag per option, all defaulting to "not given"."""
+def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """Add ``--config`` and one flag per option (or per option named in ``only``), all
+    defaulting to "not given"; options left out still come from the environment, the config
+    file or their defaults."""
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -293,6 +294,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TOML config file (keys as the option names below; env GATEWAY_CONFIG)",
     )
     for option in OPTIONS:
+        if only is not None and option.name not in only:
+            continue
         default_text = "" if option.default is None else f" (default: {option.default})"
         help_text = f"{option.help}{default_text}; env {option.env}"
         if option.is_flag:

@@ -8,7 +8,7 @@ from gateway.headers import outbound
 from gateway.models import RouteMatch, UpstreamRequest
 
 
-def upstream_url(match: RouteMatch, upstream_base: str) -> str:
+def upstream_url(match: RouteMatch[object], upstream_base: str) -> str:
     """Upstream base + the rule's target path with the raw parameter values + raw query."""
     path = match.rule.target.render(match.params)
     if match.query:
@@ -17,7 +17,7 @@ def upstream_url(match: RouteMatch, upstream_base: str) -> str:
 
 
 def build(
-    match: RouteMatch,
+    match: RouteMatch[object],
     upstream_base: str,
     method: str,
     headers: CIMultiDictProxy[str] | CIMultiDict[str],

@@ -22,8 +22,6 @@ import orjson
 from gateway.errors import UpstreamBadResponse
 from gateway.rules import Rule
 
-_RECORD_URL_KEYS = ("url", "uri")
-_RECORD_URL_MAPS = ("links", "subresource_uris")
 _META_URL_KEYS = ("url", "first_page_url", "previous_page_url", "next_page_url")
 _TOP_PAGE_KEYS = ("first_page_uri", "previous_page_uri", "next_page_uri")
 
@@ -270,7 +268,7 @@ def _loads(body: bytes) -> tuple[Any, bool]:
         return json.loads(body, parse_constant=_refuse, parse_float=_finite_float), True
     except (ValueError, RecursionError) as exc:
         raise UpstreamBadResponse(
-            "The upstream sent a JSON content type with an invalid body"
+            "The upstream sent a JSON content type with an invalid body", kind="invalid_json"
         ) from exc
 
 

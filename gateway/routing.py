@@ -8,42 +8,52 @@ segments, encoded slashes or dots) are refused before any rule is tried.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.models import RouteMatch
 from gateway.rules import Rule, RuleSet
+
+T = TypeVar("T")
 
 # %-escapes that decode to "/", "\", "." or NUL, and raw characters no SID or name holds.
 _FORBIDDEN_IN_PATH = re.compile(r"%(?:2[fFeE]|5[cC]|00)|\\|//|/\.\.?(?:/|$)")
 
 
 @dataclass(frozen=True, slots=True)
-class Router:
-    """Rules grouped by their first path segment, for a short scan per request.
+class Router(Generic[T]):
+    """Rules grouped by their first path segment, for a short scan per request; each rule
+    carries what a match hands back (the rule itself, or the route compiled from it).
 
     Rules whose first segment holds a placeholder (``/{Version}/...``) fit no bucket; they are
     tried after the bucket's rules, for every path.
     """
 
-    buckets: Mapping[str, tuple[Rule, ...]]
-    anywhere: tuple[Rule, ...] = ()
+    buckets: Mapping[str, tuple[tuple[Rule, T], ...]]
+    anywhere: tuple[tuple[Rule, T], ...] = ()
 
     @classmethod
-    def from_ruleset(cls, ruleset: RuleSet) -> Router:
-        buckets: dict[str, list[Rule]] = {}
-        anywhere: list[Rule] = []
-        for rule in ruleset.rules:
-            first = _first_segment(rule.source.text)
+    def build(cls, entries: Iterable[tuple[Rule, T]]) -> Router[T]:
+        """A router over ``(rule, what a match returns)`` pairs, in rule order."""
+        buckets: dict[str, list[tuple[Rule, T]]] = {}
+        anywhere: list[tuple[Rule, T]] = []
+        for entry in entries:
+            first = _first_segment(entry[0].source.text)
             if "{" in first:
-                anywhere.append(rule)
+                anywhere.append(entry)
             else:
-                buckets.setdefault(first, []).append(rule)
-        return cls({key: tuple(rules) for key, rules in buckets.items()}, tuple(anywhere))
+                buckets.setdefault(first, []).append(entry)
+        return cls({key: tuple(found) for key, found in buckets.items()}, tuple(anywhere))
 
-    def match(self, method: str, target: str) -> RouteMatch:
-        """The rule for ``method`` and the raw request ``target`` (path and query).
+    @staticmethod
+    def from_ruleset(ruleset: RuleSet) -> Router[Rule]:
+        """A router whose matches carry the bare rules (for tools and tests)."""
+        return Router[Rule].build((rule, rule) for rule in ruleset.rules)
+
+    def match(self, method: str, target: str) -> RouteMatch[T]:
+        """The route for ``method`` and the raw request ``target`` (path and query).
 
         Raises :class:`BadRequest` for a target that is not a plain path,
         :class:`RouteNotFound` when no rule's path matches or the path is refused, and
@@ -61,12 +71,12 @@ class Router:
         candidates = self.buckets.get(_first_segment(path), ())
         if self.anywhere:
             candidates = (*candidates, *self.anywhere)
-        for rule in candidates:
+        for rule, route in candidates:
             found = rule.source.regex.fullmatch(path)
             if found is None:
                 continue
             if method in rule.methods:
-                return RouteMatch(rule, found.groupdict(), query)
+                return RouteMatch(rule, found.groupdict(), query, route)
             allowed |= rule.methods
         if allowed:
             allow = ", ".join(sorted(allowed))

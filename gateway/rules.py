@@ -7,7 +7,7 @@ A rule file holds an optional ``[defaults]`` table and any number of ``[[rule]]`
     methods = ["GET", "POST", "DELETE"]
     from = "/marketplace/InstalledAddOns/{Sid}" # legacy path template the client calls
     to = "/v1/InstalledAddOns/{Sid}"            # upstream path template
-    upstream = "marketplace"                    # "marketplace" or "api"
+    upstream = "marketplace"                    # a name in gateway.upstreams.TABLE
     deprecated = true                           # Deprecation/Sunset headers, legacy metrics
     sunset = 2025-06-30T00:00:00Z               # optional: overrides the configured dates
     deprecation = 2024-06-18T00:00:00Z          #   (TOML date-times or ISO 8601 strings)
@@ -29,9 +29,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from gateway.deprecation import parse_instant
+from gateway.instants import parse_instant
+from gateway.upstreams import NAMES as UPSTREAM_NAMES
 
-KNOWN_UPSTREAMS = ("marketplace", "api")
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH"})
 RULE_KEYS = frozenset(
     {"name", "methods", "from", "to", "upstream", "deprecated", "deprecation", "sunset"}
@@ -86,12 +86,6 @@ class RuleSet:
 
     rules: tuple[Rule, ...]
     origin: str  # the directory they came from, for messages
-
-    def by_name(self, name: str) -> Rule:
-        for rule in self.rules:
-            if rule.name == name:
-                return rule
-        raise KeyError(name)
 
 
 def compile_template(text: str) -> Template:
@@ -165,8 +159,8 @@ def _rule_from_table(table: Any, defaults: Mapping[str, Any], file: str, index: 
     if missing:
         raise field_error("to", f"uses {{{sorted(missing)[0]}}} which 'from' does not define")
     upstream = merged.get("upstream")
-    if upstream not in KNOWN_UPSTREAMS:
-        raise field_error("upstream", f"required, one of {list(KNOWN_UPSTREAMS)}")
+    if upstream not in UPSTREAM_NAMES:
+        raise field_error("upstream", f"required, one of {list(UPSTREAM_NAMES)}")
     deprecated = merged.get("deprecated", False)
     if not isinstance(deprecated, bool):
         raise field_error("deprecated", "must be true or false")

@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig, Upstream, load_config
+from gateway.config import GatewayConfig, load_config
+from gateway.upstreams import NAMES as UPSTREAM_NAMES
 from tests.fake_upstream import FakeUpstream
 
 AUTH_HEADER = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
@@ -20,16 +21,8 @@ AUTH_HEADER = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
 
 def make_config(upstream_url: str | None = None, **overrides: Any) -> GatewayConfig:
     """Defaults as the CLI builds them, both upstreams at ``upstream_url`` when given."""
-    config = load_config({}, {})
-    if upstream_url is not None:
-        config = replace(
-            config,
-            upstreams={
-                name: Upstream(name, upstream_url, up.public_origins)
-                for name, up in config.upstreams.items()
-            },
-        )
-    return replace(config, **overrides)
+    flags = {f"{name}_upstream": upstream_url for name in UPSTREAM_NAMES} if upstream_url else {}
+    return replace(load_config(flags, {}), **overrides)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ class BrokenRouter(Router):
 
 async def test_unexpected_errors_are_twilio_json_500(aiohttp_client: ClientFactory) -> None:
     app = create_app(make_config("http://127.0.0.1:9"))
-    app[PIPELINE] = replace(app[PIPELINE], router=BrokenRouter({}))
+    app[PIPELINE] = replace(app[PIPELINE], router=BrokenRouter({}, ()))
     client = await aiohttp_client(app)
     response = await client.get("/marketplace/AvailableAddOns")
     assert response.status == 500
@@ -73,4 +73,4 @@ def test_sunset_before_deprecation_in_a_rule_stops_start_up(tmp_path: Any) -> No
         "sunset = 2020-01-01T00:00:00Z\n"
     )
     with pytest.raises(RuleError, match="legacy"):
-        create_app(make_config("http://127.0.0.1:9", rules_dir=tmp_path))
+        create_app(make_config("http://127.0.0.1:9", rules=tmp_path))

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import RULE_OPTIONS, main
 from gateway.options import OPTIONS
 from gateway.rules import load_rules
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FLAGS = ["--config", *(option.flag for option in OPTIONS)]
+RULE_FLAGS = ["--config", *(f"--{name.replace('_', '-')}" for name in RULE_OPTIONS)]
 XE = "XE" + "0123456789abcdef" * 2
 
 
@@ -32,13 +33,27 @@ def one_line(text: str) -> str:
 
 
 @pytest.mark.parametrize(
+    ("argv", "used"),
+    [(["rules", "check"], RULE_FLAGS), (["rules", "explain"], RULE_FLAGS)]
+    + [(["brownout", "plan"], ["--config", "--brownouts"])],
+)
+def test_rules_and_brownout_help_lists_only_the_options_they_use(
+    argv: list[str], used: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run([*argv, "--help"], capsys)
+    assert status == 0
+    listed = {word for word in one_line(out).replace(",", " ").split() if word.startswith("--")}
+    assert listed - {"--help"} == set(used)
+
+
+@pytest.mark.parametrize(
     ("argv", "mentions"),
     [
         ([], ["serve", "rules", "simulate", "demo", "--version"]),
         (["serve"], CONFIG_FLAGS),
         (["rules"], ["check", "explain"]),
-        (["rules", "check"], CONFIG_FLAGS),
-        (["rules", "explain"], ["METHOD", "URL", *CONFIG_FLAGS]),
+        (["rules", "check"], RULE_FLAGS),
+        (["rules", "explain"], ["METHOD", "URL", *RULE_FLAGS]),
         (["simulate"], ["--listen", "--seed", "--url-base"]),
         (["demo"], ["--listen", "--simulator-listen", "--seed", "--walkthrough"]),
     ],
@@ -149,10 +164,14 @@ def test_rules_check_on_a_broken_directory_exits_2_naming_the_file(
 
 
 def test_rules_check_with_a_bad_config_value_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run(["rules", "check", "--max-body-size", "lots"], capsys)
+    status, out, err = run(["rules", "check", "--sunset-date", "soon"], capsys)
     assert (status, out) == (2, "")
-    assert err.startswith("gateway: flag --max-body-size: ")
+    assert err.startswith("gateway: flag --sunset-date: ")
     assert err.count("\n") == 1
+    # Options rules do not use still come from the environment, and are still checked there.
+    status = main(["rules", "check"], {"GATEWAY_MAX_BODY_SIZE": "lots"})
+    assert status == 2
+    assert capsys.readouterr().err.startswith("gateway: environment variable GATEWAY_MAX_BODY")
 
 
 @pytest.mark.parametrize(

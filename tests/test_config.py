@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, GatewayConfig, Upstream, load_config
+from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.options import OPTIONS, add_arguments, parse_http_url, parse_size
+from gateway.upstreams import Upstream
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -37,7 +38,7 @@ def test_defaults() -> None:
     }
     assert config.public_base_url is None
     assert config.trust_forwarded_headers is False
-    assert config.rules_dir is None
+    assert config.rules is None
     assert config.log_level == "info"
     assert (config.connect_timeout, config.read_timeout, config.total_timeout) == (5.0, 30.0, 60.0)
     assert (config.max_body_size, config.max_response_size) == (1024 * 1024, 16 * 1024 * 1024)
@@ -161,7 +162,7 @@ def test_file_values_may_be_typed_toml(tmp_path: Path) -> None:
         "https://a.example",
         "https://b.example/x",
     )
-    assert config.rules_dir == Path("~/my-rules").expanduser()
+    assert config.rules == Path("~/my-rules").expanduser()
 
 
 def test_upstream_url_prefixes_start_with_the_base_and_hold_no_duplicates() -> None:
@@ -181,7 +182,7 @@ def test_upstream_url_prefixes_start_with_the_base_and_hold_no_duplicates() -> N
 def test_config_is_frozen() -> None:
     config = load_config({}, {})
     with pytest.raises(dataclasses.FrozenInstanceError):
-        config.listen_port = 1  # type: ignore[misc]
+        config.listen = ("0.0.0.0", 1)  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.upstreams["api"].base = "http://evil.example"  # type: ignore[misc]
     with pytest.raises(TypeError):

@@ -22,7 +22,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.app import GatewayRunner, create_app
+from gateway.app import create_app
+from gateway.server import GatewayRunner
 from tests.conftest import make_config, raw_http
 from tests.fake_upstream import FakeUpstream, sid
 
@@ -258,7 +259,7 @@ async def test_switching_verification_off_works_and_warns_loudly(
 ) -> None:
     url, recorder = https_upstream
     with caplog.at_level(logging.WARNING, logger="gateway"):
-        runner, gateway = await start_gateway(url, tls_verify=False)
+        runner, gateway = await start_gateway(url, insecure_skip_tls_verify=True)
         try:
             status, _ = await get_through(gateway)
         finally:

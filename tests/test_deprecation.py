@@ -13,9 +13,9 @@ from gateway.deprecation import (
     DeprecationHeaders,
     DeprecationPolicy,
     deprecation_value,
-    parse_instant,
     sunset_value,
 )
+from gateway.instants import parse_instant
 from tests.conftest import AUTH_HEADER, GatewayFactory
 from tests.fake_upstream import FakeUpstream, sid
 
@@ -99,6 +99,6 @@ async def test_per_rule_sunset_overrides_the_default(
         'to = "/v1/AvailableAddOns"\nupstream = "marketplace"\ndeprecated = true\n'
         "sunset = 2027-03-31T00:00:00Z\n"
     )
-    client = await gateway_client(fake_upstream.url, rules_dir=tmp_path)
+    client = await gateway_client(fake_upstream.url, rules=tmp_path)
     response = await client.get("/marketplace/AvailableAddOns")
     assert response.headers["Sunset"] == "Wed, 31 Mar 2027 00:00:00 GMT"

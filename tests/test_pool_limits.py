@@ -19,7 +19,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
-from gateway.app import SESSION, GatewayRunner, create_app
+from gateway.app import SESSION, create_app
+from gateway.server import GatewayRunner
 from tests.conftest import make_config
 
 LIST = "/marketplace/AvailableAddOns"

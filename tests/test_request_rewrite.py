@@ -9,7 +9,7 @@ from gateway.headers import VIA
 from gateway.models import RouteMatch, UpstreamRequest
 from gateway.request_rewrite import build, upstream_url
 from gateway.routing import Router
-from gateway.rules import load_rules
+from gateway.rules import Rule, load_rules
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2
@@ -17,7 +17,7 @@ ROUTER = Router.from_ruleset(load_rules())
 BASE = "https://marketplace.twilio.com"
 
 
-def match(method: str, target: str) -> RouteMatch:
+def match(method: str, target: str) -> RouteMatch[Rule]:
     return ROUTER.match(method, target)
 
 

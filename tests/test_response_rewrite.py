@@ -446,16 +446,18 @@ def test_error_message_names_the_legacy_path_for_a_deprecated_route() -> None:
     from gateway.config import load_config
     from gateway.proxy import Pipeline
     from gateway.response_rewrite import rewrite_error_message
+    from gateway.routes import routes_of
     from gateway.rules import load_rules
 
     pipeline = Pipeline.build(load_config({}, {}), load_rules())
+    rewriters = {route.name: route.rewriter for route in routes_of(pipeline.router)}
     xe = "XE" + "ab" * 16
     body = (
         b'{"code":20404,"message":"The requested resource /v1/InstalledAddOns/'
         + xe.encode()
         + b' was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}'
     )
-    legacy = pipeline.rewriters["preview_installed_add_on"]
+    legacy = rewriters["preview_installed_add_on"]
     out = rewrite_error_message(body, "application/json", legacy)
     assert out is not None
     assert orjson.loads(out) == {
@@ -465,10 +467,7 @@ def test_error_message_names_the_legacy_path_for_a_deprecated_route() -> None:
         "status": 404,
     }
     # /v1 pass-through errors, unmapped paths and non-JSON bodies stay as they are
-    assert (
-        rewrite_error_message(body, "application/json", pipeline.rewriters["v1_installed_add_on"])
-        is None
-    )
+    assert rewrite_error_message(body, "application/json", rewriters["v1_installed_add_on"]) is None
     usage = body.replace(xe.encode(), xe.encode() + b"/Usage")
     assert rewrite_error_message(usage, "application/json", legacy) is None
     assert rewrite_error_message(body, "text/plain", legacy) is None

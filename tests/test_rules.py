@@ -42,6 +42,10 @@ EXAMPLE_PARAMS = {
 }
 
 
+def rule_named(ruleset: RuleSet, name: str) -> Rule:
+    return {rule.name: rule for rule in ruleset.rules}[name]
+
+
 def spec_operations(kind: str) -> list[tuple[str, str]]:
     """(METHOD, path template) of every operation in one of the specs in specs/."""
     document = json.loads((SPECS / SPEC_FILES[kind]).read_text("utf-8"))
@@ -87,14 +91,14 @@ def test_builtin_rules_load(builtin: RuleSet) -> None:
         "rewrite_rules/marketplace_v1.toml",
         "rewrite_rules/preview_marketplace.toml",
     }
-    rule = builtin.by_name("preview_installed_add_on_extension")
+    rule = rule_named(builtin, "preview_installed_add_on_extension")
     assert rule.methods == frozenset({"GET", "POST"})
     assert rule.source.text == "/marketplace/InstalledAddOns/{InstalledAddOnSid}/Extensions/{Sid}"
     assert rule.target.text == "/v1/InstalledAddOns/{InstalledAddOnSid}/Extensions/{Sid}"
     assert rule.source.params == ("InstalledAddOnSid", "Sid")
     assert (rule.upstream, rule.deprecated) == ("marketplace", True)
     with pytest.raises(KeyError):
-        builtin.by_name("no_such_rule")
+        rule_named(builtin, "no_such_rule")
 
 
 def test_builtin_rules_equal_the_rule_directory(builtin: RuleSet) -> None:
@@ -310,8 +314,8 @@ def test_a_directory_without_rule_files_or_missing_is_refused(tmp_path: Path) ->
 def test_rules_flag_replaces_the_builtin_rules(tmp_path: Path) -> None:
     write_rules(tmp_path, "only.toml", GOOD_RULE)
     config = load_config({"rules": str(tmp_path)}, {})
-    assert config.rules_dir == tmp_path
-    ruleset = load_rules(config.rules_dir)
+    assert config.rules == tmp_path
+    ruleset = load_rules(config.rules)
     assert [rule.name for rule in ruleset.rules] == ["things"]
     assert ruleset.origin == str(tmp_path)
 
@@ -320,7 +324,7 @@ async def test_gateway_serves_only_the_replacement_rules(
     tmp_path: Path, fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
     write_rules(tmp_path, "things.toml", GOOD_RULE)
-    client = await gateway_client(fake_upstream.url, rules_dir=tmp_path)
+    client = await gateway_client(fake_upstream.url, rules=tmp_path)
     response = await client.get("/legacy/Things/XE1?a=%2B")
     assert response.status == 200
     assert fake_upstream.received[-1].raw_path == "/v1/Things/XE1?a=%2B"
@@ -334,7 +338,8 @@ async def test_gateway_serves_only_the_replacement_rules(
 
 def test_route_match_carries_raw_params(builtin: RuleSet) -> None:
     match = Router.from_ruleset(builtin).match("GET", "/v1/Listing/XB%41?x=1")
-    assert match == RouteMatch(builtin.by_name("v1_listing"), {"Sid": "XB%41"}, "x=1")
+    listing = rule_named(builtin, "v1_listing")
+    assert match == RouteMatch(listing, {"Sid": "XB%41"}, "x=1", listing)
 
 
 # --- the rules ship inside the wheel ----------------------------------------------------------

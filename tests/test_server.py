@@ -1,68 +1,101 @@
-"""The real ``gateway serve`` command in one process: readiness and graceful shutdown."""
+"""gateway.server: every private aiohttp name the gateway relies on still exists and still
+means what it did. An aiohttp upgrade that breaks one fails here first, by name.
+
+The behaviour each enables is tested where it shows: unparseable requests answered as Twilio
+JSON in tests/test_bad_input.py, a DELETE never resent in tests/test_faults.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import signal
+import inspect
+import re
+import tomllib
+from importlib.metadata import version
 
 import aiohttp
-import pytest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-from tests.processes import free_port, start_gateway, wait_ready
+from gateway.app import create_app
+from gateway.server import (
+    ERROR_BASE,
+    GatewayRunner,
+    _TwilioErrorProtocol,
+    _TwilioErrorServer,
+    disable_connection_retry,
+)
+from tests.conftest import make_config
+from tests.paths import ROOT
 
-pytestmark = pytest.mark.slow
+
+def _pinned_range() -> tuple[tuple[int, int], tuple[int, int]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    [spec] = [dep for dep in project["dependencies"] if dep.startswith("aiohttp")]
+    found = re.fullmatch(r"aiohttp>=(\d+)\.(\d+),<(\d+)\.(\d+)", spec)
+    assert found is not None, f"pin aiohttp to minor versions: {spec}"
+    a, b, c, d = (int(part) for part in found.groups())
+    return (a, b), (c, d)
 
 
-async def test_sigterm_finishes_in_flight_requests(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
-    from aiohttp import web
+def test_the_installed_aiohttp_is_one_this_file_proved() -> None:
+    (low, high) = _pinned_range()
+    installed = tuple(int(part) for part in version("aiohttp").split(".")[:2])
+    assert low <= installed < high, (version("aiohttp"), low, high)
 
-    async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(1.0)
-        return web.json_response({"available_add_ons": [], "meta": {"key": "available_add_ons"}})
 
-    app = web.Application()
-    app.router.add_get("/v1/AvailableAddOns", slow)
-    server = await aiohttp_server(app)
-    port = free_port()
-    process = start_gateway(str(server.make_url("")).rstrip("/"), port)
-    url = f"http://127.0.0.1:{port}"
+def test_request_handler_keeps_its_manager_request_count_and_handle_error() -> None:
+    assert {"_manager", "_request_count"} <= set(RequestHandler.__slots__)
+    parameters = list(inspect.signature(RequestHandler.handle_error).parameters)
+    assert parameters == ["self", "request", "status", "exc", "message"]
+    source = inspect.getsource(RequestHandler)
+    assert "self._request_count += 1" in source  # counts requests per connection
+    assert "self.handle_error(" in source  # parse failures are answered through it
+
+
+def test_web_server_builds_handlers_from_its_loop_and_kwargs() -> None:
+    source = inspect.getsource(web.Server.__call__)
+    assert "RequestHandler(self, loop=self._loop, **self._kwargs)" in source
+
+
+def test_app_runner_makes_its_server_in_make_server() -> None:
+    assert inspect.iscoroutinefunction(web.AppRunner._make_server)
+    assert list(inspect.signature(web.AppRunner._make_server).parameters) == ["self"]
+
+
+async def test_the_runner_swaps_in_the_twilio_error_handler_with_aiohttps_settings() -> None:
+    app = create_app(make_config("http://127.0.0.1:9", public_base_url="https://gw.example"))
+    runner = GatewayRunner(app, access_log=None, keepalive_timeout=7.5)
+    await runner.setup()
     try:
-        await wait_ready(url, process)
-        async with aiohttp.ClientSession() as session:
-            in_flight = asyncio.create_task(session.get(f"{url}/marketplace/AvailableAddOns"))
-            await asyncio.sleep(0.3)
-            process.send_signal(signal.SIGTERM)
-            response = await in_flight
-            assert response.status == 200
-            response.release()
-        assert await asyncio.to_thread(process.wait, 20) == 0
-        with pytest.raises(aiohttp.ClientError):
-            async with aiohttp.ClientSession() as session:
-                await session.get(f"{url}/healthz")
+        server = runner.server
+        assert isinstance(server, _TwilioErrorServer)
+        assert server.error_base == app[ERROR_BASE] == "https://gw.example"
+        ours = server()
+        theirs = RequestHandler(server, loop=server._loop, **server._kwargs)
+        assert isinstance(ours, _TwilioErrorProtocol)
+        assert ours._manager is server
+        assert (ours._keepalive_timeout, ours._request_count) == (7.5, 0)
+        assert ours._keepalive_timeout == theirs._keepalive_timeout
     finally:
-        if process.poll() is None:
-            process.kill()
+        await runner.cleanup()
 
 
-async def test_metrics_listen_serves_metrics_on_a_second_address(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
-    from aiohttp import web
+async def test_client_session_still_gates_its_silent_retry_on_retry_connection() -> None:
+    source = inspect.getsource(aiohttp.ClientSession._request)
+    assert "self._retry_connection and method in IDEMPOTENT_METHODS" in source
+    async with aiohttp.ClientSession() as session:
+        assert session._retry_connection is True
+        disable_connection_retry(session)
+        assert session._retry_connection is False
 
-    app = web.Application()
-    server = await aiohttp_server(app)
-    port, metrics_port = free_port(), free_port()
-    process = start_gateway(
-        str(server.make_url("")).rstrip("/"), port, "--metrics-listen", f"127.0.0.1:{metrics_port}"
-    )
-    try:
-        await wait_ready(f"http://127.0.0.1:{port}", process)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-                assert response.status == 200
-                assert "gateway_build_info" in await response.text()
-            async with session.get(
-                f"http://127.0.0.1:{metrics_port}/marketplace/AvailableAddOns"
-            ) as response:
-                assert response.status == 404  # the metrics address forwards nothing
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 20) == 0
+
+def test_no_other_module_touches_aiohttps_private_names() -> None:
+    private = ("._retry_connection", "._make_server", "._manager", "._request_count", "._kwargs")
+    private += ("web_protocol", "http_exceptions", "logging._")
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted((ROOT / "gateway").rglob("*.py"))
+        if path != ROOT / "gateway" / "server.py"
+        and (found := [word for word in private if word in path.read_text("utf-8")])
+    }
+    assert offenders == {}

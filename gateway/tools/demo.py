@@ -11,15 +11,15 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from gateway.access_log import configure_logging
-from gateway.config import Upstream, load_config
+from gateway.config import load_config
 from gateway.options import parse_listen
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
+from gateway.upstreams import NAMES as UPSTREAM_NAMES
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,20 +132,12 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     sim_app, add_on_sid = _simulator_app(args.seed, None)
     sim_runner, sim_bound = await _start(sim_app, sim_host, sim_port)
     simulator_url = f"http://{sim_host}:{sim_bound}"
-    base = load_config({"listen": f"{gw_host}:{gw_port}"}, environ)
-    config = replace(
-        base,
-        upstreams={
-            "marketplace": Upstream(
-                "marketplace",
-                simulator_url,
-                base.upstreams["marketplace"].public_origins,
-            ),
-            "api": Upstream("api", simulator_url, base.upstreams["api"].public_origins),
-        },
-    )
+    # Every upstream of the table at the simulator; everything else as configured.
+    flags = {f"{name}_upstream": simulator_url for name in UPSTREAM_NAMES}
+    config = load_config({**flags, "listen": f"{gw_host}:{gw_port}"}, environ)
     # Imported here to keep the metric declarations out of the other verbs.
-    from gateway.app import GatewayRunner, create_app
+    from gateway.app import create_app
+    from gateway.server import GatewayRunner
 
     gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port, GatewayRunner)
     gateway_url = f"http://{gw_host}:{gw_bound}"
@@ -153,7 +145,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         if args.walkthrough:
             return await run_walkthrough(gateway_url)
         print(_examples(gateway_url, simulator_url, add_on_sid), flush=True)
-        configure_logging(base.log_level)  # the access log shows each call as it passes
+        configure_logging(config.log_level)  # the access log shows each call as it passes
         await _wait_for_stop()
         return 0
     finally:

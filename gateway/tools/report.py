@@ -27,13 +27,13 @@ from gateway.tools.report_reader import (
     read_metrics,
     read_prometheus,
 )
+from gateway.upstreams import ORIGINS as V1_ORIGINS
 
 EXIT_OK = 0
 EXIT_STILL_CALLED = 1
 EXIT_USAGE = 2
 
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
-V1_ORIGINS = {"marketplace": "https://marketplace.twilio.com", "api": "https://api.twilio.com"}
 
 _WINDOW = re.compile(r"[1-9][0-9]*[smhdwy]")
 

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.upstreams import ORIGINS as V1_ORIGINS
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -60,7 +61,6 @@ SKIP_DIRS = frozenset(
 DEFAULT_MAX_BYTES = 1024 * 1024
 BINARY_SNIFF_BYTES = 8192
 
-V1_ORIGINS = {"marketplace": "https://marketplace.twilio.com", "api": "https://api.twilio.com"}
 PREVIEW_PREFIX = "/marketplace"
 V1_PREFIX = "/v1"
 

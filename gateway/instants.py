@@ -1,0 +1,13 @@
+"""Moments in time as the config and the rule files write them (pure; no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 date or date-time; a missing zone means UTC; ``Z`` is accepted."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
