@@ -83,9 +83,6 @@ class Report:
         )
 
 
-# --- reading the sources -------------------------------------------------------------------------
-
-
 def build_report(
     samples: Samples, rules: RuleSet, source: str, now: float, window: str | None = None
 ) -> Report:

@@ -159,6 +159,3 @@ def read_prometheus(base: str, window: str, timeout: float) -> Samples:
         sum(overflow.values()),
         tuple(sorted(key[0] for key in versions)),
     )
-
-
-# --- building and printing the report ------------------------------------------------------------
