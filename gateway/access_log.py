@@ -19,15 +19,29 @@ def configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=getattr(logging, level.upper()))
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
     access = logging.getLogger(ACCESS_LOGGER)
     handler = LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
     access.setLevel(logging.DEBUG)
+
+
+# Every C0 control, DEL and C1 control to a visible escape: whatever a client managed to get
+# into a message or an exception text cannot start a new log line or drive a terminal.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+class OneLineFormatter(logging.Formatter):
+    """Formats each record, traceback included, as exactly one line with no raw control
+    characters (CR, LF and ESC included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_CONTROLS)
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,8 @@ PIPELINE = web.AppKey("pipeline", proxy.Pipeline)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OWN_ENDPOINTS = web.AppKey("own_endpoints", dict[str, Handler])
+_ERROR_DOC = re.compile(r"/errors/[0-9]{5}")
 
 
 def _ssl_context(config: GatewayConfig) -> ssl.SSLContext | bool:
@@ -84,8 +87,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return render_error(errors.InternalError("Internal gateway error"), base(request))
 
 
-async def _forward(request: web.Request) -> web.StreamResponse:
-    return await proxy.handle(request, request.app[PIPELINE], request.app[SESSION])
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    """The gateway's own endpoints by their exact raw path; everything else goes through the
+    pipeline. Matching the raw path means ``/%6detrics`` is an unknown path like any other, so
+    a deny rule in a proxy in front holds."""
+    path = request.raw_path.partition("?")[0]
+    own = request.app[OWN_ENDPOINTS].get(path)
+    if own is None and _ERROR_DOC.fullmatch(path):
+        own = _error_doc
+    if own is None:
+        return await proxy.handle(request, request.app[PIPELINE], request.app[SESSION])
+    if request.method != "GET":
+        raise errors.MethodNotAllowed(
+            f"Method {request.method} is not allowed on {path}; allowed: GET",
+            headers={"Allow": "GET"},
+        )
+    return await own(request)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -102,11 +119,11 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _error_doc(request: web.Request) -> web.Response:
-    try:
-        code = int(request.match_info["code"])
-        title, text = errors.GATEWAY_CODES[code]
-    except (ValueError, KeyError) as exc:
-        raise errors.RouteNotFound("No such gateway error code") from exc
+    code = int(request.raw_path.partition("?")[0].rpartition("/")[2])
+    found = errors.GATEWAY_CODES.get(code)
+    if found is None:
+        raise errors.RouteNotFound("No such gateway error code")
+    title, text = found
     return _json({"code": code, "title": title, "description": text})
 
 
@@ -144,9 +161,9 @@ def create_app(
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}
     )
-    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
-    app.router.add_get("/healthz", _healthz, allow_head=False)
-    app.router.add_get("/readyz", _readyz, allow_head=False)
-    app.router.add_get("/errors/{code}", _error_doc, allow_head=False)
-    app.router.add_route("*", "/{tail:.*}", _forward)
+    own: dict[str, Handler] = {"/healthz": _healthz, "/readyz": _readyz}
+    if config.metrics_public:
+        own["/metrics"] = metrics.metrics_handler
+    app[OWN_ENDPOINTS] = own
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app

@@ -55,6 +55,7 @@ class GatewayConfig:
     keepalive_timeout: float
     workers: int
     metrics_listen: tuple[str, int] | None
+    metrics_public: bool
     consumer_labels: bool
     consumer_cap: int
     consumer_names: Mapping[str, str]
@@ -171,6 +172,11 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
     config = GatewayConfig(**values)
     if config.total_timeout < config.connect_timeout:
         raise ConfigError("total_timeout must not be shorter than connect_timeout")
+    if not config.metrics_public and config.metrics_listen is None:
+        raise ConfigError(
+            "metrics_public is false but metrics_listen is not set: "
+            "/metrics would be served nowhere"
+        )
     try:
         config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 _SID = re.compile(r"(?:AC|SK)[0-9a-fA-F]{32}")
 
@@ -13,6 +15,12 @@ UNRECOGNIZED = "unrecognized"
 BEARER = "bearer"
 OTHER = "other"
 DISABLED = "disabled"
+UNAUTHENTICATED = "unauthenticated"
+_FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
+_REFUSED_CREDENTIALS = frozenset({401, 403})
+
+# The file in the multiprocess metrics directory where --workers share the admitted labels.
+LEDGER_NAME = "consumer-labels.txt"
 
 
 def consumer_sid(authorization: str | None) -> str:
@@ -37,34 +45,69 @@ def consumer_sid(authorization: str | None) -> str:
 
 
 class ConsumerLabels:
-    """Maps SIDs to configured names and caps how many distinct labels one process emits.
+    """Maps SIDs to configured names and caps how many distinct labels the gateway emits.
 
-    Lives on the application (one per process), not at module level.
+    A SID becomes a label only once an upstream has accepted its credentials (answered with
+    anything but 401 or 403), so a caller cannot fill the cap with made-up SIDs or have calls
+    counted against someone else's. Under ``--workers N`` the workers share one cap through
+    ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
+    an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
+    level.
     """
 
-    def __init__(self, names: Mapping[str, str], cap: int, enabled: bool) -> None:
+    def __init__(
+        self, names: Mapping[str, str], cap: int, enabled: bool, ledger: Path | None = None
+    ) -> None:
         self._names = dict(names)
         self._cap = cap
         self._enabled = enabled
-        self._seen: set[str] = set()
+        self._ledger = ledger
+        self._admitted: set[str] = set()
+        self._refused: set[str] = set()  # over the cap for good (admissions are never undone)
 
-    def label(self, authorization: str | None) -> tuple[str, bool]:
-        """``(label, overflowed)`` for a request's ``Authorization`` header."""
+    def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
+        """``(label, overflowed)`` for a request's ``Authorization`` header, given what the
+        upstream answered (``None`` when it was not called)."""
         if not self._enabled:
             return DISABLED, False
+        if upstream_status in _REFUSED_CREDENTIALS:
+            return UNAUTHENTICATED, False
         sid = consumer_sid(authorization)
+        if sid in _FIXED_WORDS:
+            return sid, False
         label = self._names.get(sid, sid)
-        if label in self._seen:
+        if label in self._admitted:
             return label, False
-        if len(self._seen) >= self._cap:
+        if upstream_status is None:  # never checked by an upstream: not yet a consumer
+            return UNAUTHENTICATED, False
+        if label in self._refused or not self._admit(label):
+            if len(self._refused) < 10 * self._cap + 1000:
+                self._refused.add(label)
             return OTHER, True
-        self._seen.add(label)
+        self._admitted.add(label)
         return label, False
 
-    def name_only(self, authorization: str | None) -> str:
-        """The label without counting it against the cap (for logs)."""
+    def log_label(self, authorization: str | None, upstream_status: int | None) -> str:
+        """The caller as the access log names it (no cap; refused credentials named so)."""
+        if upstream_status in _REFUSED_CREDENTIALS:
+            return UNAUTHENTICATED
         sid = consumer_sid(authorization)
         return self._names.get(sid, sid)
+
+    def _admit(self, label: str) -> bool:
+        """Whether ``label`` may be admitted: under the cap, counted gateway-wide."""
+        if self._ledger is None:
+            return len(self._admitted) < self._cap
+        with open(self._ledger, "a+", encoding="ascii") as ledger:
+            fcntl.flock(ledger, fcntl.LOCK_EX)  # released when the file is closed
+            ledger.seek(0)
+            listed = set(ledger.read().split())
+            if label in listed:
+                return True
+            if len(listed) >= self._cap:
+                return False
+            ledger.write(label + "\n")
+            return True
 
 
 def parse_names(text: str) -> dict[str, str]:

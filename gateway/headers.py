@@ -6,6 +6,7 @@ dropped both ways. Upstream framing headers are dropped because the body is re-f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -45,6 +46,25 @@ _BODY_DIGESTS: frozenset[str] = frozenset(
 )
 
 VIA = "1.1 marketplace-gateway"
+
+# A header value may hold tab, visible ASCII and visible Latin-1 (RFC 9110 field-vchar and
+# obs-text as decoded text). Anything else is a control character, a C1 control, or bytes that
+# were not UTF-8, which aiohttp decodes to lone surrogates and its client would not send back
+# as they came: the upstream could see a different credential than the client sent.
+_BAD_VALUE = re.compile("[^\t\x20-\x7e\xa0-\xff]")
+
+
+def refusal(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | None:
+    """Why the request's headers must not be forwarded, or ``None`` when they may be.
+
+    The reason names the header, never its value.
+    """
+    for name, value in headers.items():
+        if _BAD_VALUE.search(value):
+            return f"The {name} header holds a character the gateway does not forward"
+    if len(headers.getall("Authorization", ())) > 1:
+        return "The request has more than one Authorization header"
+    return None
 
 
 def connection_listed(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import (
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 
 from gateway import __version__
+from gateway.consumers import LEDGER_NAME
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -160,6 +162,12 @@ def publish_static(sunsets: dict[str, float]) -> None:
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def consumer_ledger() -> Path | None:
+    """Where ``--workers`` share their admitted consumer labels (``None`` in one process)."""
+    directory = multiprocess_dir()
+    return Path(directory) / LEDGER_NAME if directory else None
 
 
 def exposition() -> bytes:

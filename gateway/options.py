@@ -221,8 +221,16 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_listen",
         parse_optional_listen,
         None,
-        "serve /metrics on this separate address too (it is always on the main one)",
+        "serve /metrics on this separate address too",
         "HOST:PORT",
+    ),
+    Option(
+        "metrics_public",
+        parse_bool,
+        True,
+        "also serve /metrics on the main listener; false keeps it (and the consumer SIDs and "
+        "names it shows) on --metrics-listen only",
+        "true|false",
     ),
     Option(
         "consumer_labels",
@@ -235,7 +243,8 @@ OPTIONS: tuple[Option, ...] = (
         "consumer_cap",
         parse_count,
         100,
-        "distinct consumer labels per process; the rest count as 'other'",
+        "distinct consumer labels for the whole gateway (all --workers share one cap; each "
+        "replica of a fleet has its own); the rest count as 'other'",
         "N",
     ),
     Option(

@@ -13,13 +13,13 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import request_rewrite, response_rewrite, upstream
+from gateway import metrics, request_rewrite, response_rewrite, upstream
 from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.error_response import render_error
-from gateway.errors import Brownout, GatewayError, RequestTooLarge
-from gateway.headers import inbound
+from gateway.errors import BadRequest, Brownout, GatewayError, RequestTooLarge
+from gateway.headers import inbound, refusal
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.public_url import public_base
 from gateway.recorder import Exchange, Recorder
@@ -60,7 +60,12 @@ class Pipeline:
             ),
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
-                ConsumerLabels(config.consumer_names, config.consumer_cap, config.consumer_labels),
+                ConsumerLabels(
+                    config.consumer_names,
+                    config.consumer_cap,
+                    config.consumer_labels,
+                    metrics.consumer_ledger(),
+                ),
                 clock,
             ),
             clock=clock,
@@ -103,6 +108,9 @@ async def _answer(
 ) -> web.Response:
     match: RouteMatch[Route] | None = None
     try:
+        reason = refusal(request.headers)
+        if reason is not None:
+            raise BadRequest(f"{reason}; the request was not forwarded")
         match = pipeline.router.match(request.method, request.raw_path)
         exchange.route = route = match.route
         if route.deprecated:

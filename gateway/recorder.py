@@ -69,10 +69,12 @@ class Recorder:
         if exchange.brownout:
             metrics.brownout()
         if deprecated:
-            consumer, overflowed = self.consumers.label(exchange.authorization)
+            consumer, overflowed = self.consumers.label(
+                exchange.authorization, exchange.upstream_status
+            )
             metrics.deprecated_call(consumer, overflowed, self.clock())
         else:
-            consumer = self.consumers.name_only(exchange.authorization)
+            consumer = self.consumers.log_label(exchange.authorization, exchange.upstream_status)
         if self.access_log.enabled:
             self.access_log.write(
                 route=metrics.name,

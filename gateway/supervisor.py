@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.config import GatewayConfig
+from gateway.consumers import LEDGER_NAME
 
 log = logging.getLogger("gateway")
 
@@ -44,8 +45,8 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
     if given:
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink()
+        for stale in [*directory.glob("*.db"), directory / LEDGER_NAME]:
+            stale.unlink(missing_ok=True)
     env = {**os.environ, MULTIPROC_ENV: str(directory)}
     stopping = False
 

@@ -75,3 +75,44 @@ async def test_serve_writes_lines_straight_to_its_stream(
         "preview_installed_add_on",
         "v1_available_add_ons",
     ]
+
+
+def test_every_log_record_is_one_line_without_control_characters() -> None:
+    from gateway.access_log import OneLineFormatter
+
+    formatter = OneLineFormatter("%(levelname)s %(message)s")
+    try:
+        raise ValueError("bad path /x\r\nX-Injected: 1\x1b[31m")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "gateway",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed on %s",
+            ("/a\nb\x1b]0;t\x07",),
+            sys.exc_info(),
+        )
+    line = formatter.format(record)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line
+    assert line.startswith("ERROR failed on /a\\nb\\x1b]0;t\\x07")
+    assert "Traceback (most recent call last):\\n" in line
+    assert "X-Injected" in line  # kept, but on the same line
+
+
+def test_serve_installs_the_one_line_formatter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from gateway.access_log import configure_logging, OneLineFormatter;"
+        "configure_logging('info');"
+        "handlers = logging.getLogger().handlers;"
+        "print(all(isinstance(h.formatter, OneLineFormatter) for h in handlers))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "True\n"

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import PIPELINE, SESSION, create_app, create_metrics_app
 from gateway.routing import Router
 from gateway.rules import RuleError
-from tests.conftest import make_config
+from tests.conftest import make_config, raw_get, raw_http
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -74,3 +74,51 @@ def test_sunset_before_deprecation_in_a_rule_stops_start_up(tmp_path: Any) -> No
     )
     with pytest.raises(RuleError, match="legacy"):
         create_app(make_config("http://127.0.0.1:9", rules=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/%6detrics", "/%6Detrics", "/metric%73", "/%68ealthz", "/ready%7a", "/errors/%388001"],
+)
+async def test_escaped_forms_of_the_gateways_own_paths_are_unknown_paths(
+    aiohttp_client: ClientFactory, path: str
+) -> None:
+    """Sent raw: an HTTP client would normalise %6d to m before sending."""
+    client = await aiohttp_client(create_app(make_config("http://127.0.0.1:9")))
+    assert client.host and client.port
+    unknown = await raw_http(client.host, client.port, raw_get("/no-such-path"))
+    escaped = await raw_http(client.host, client.port, raw_get(path))
+    assert escaped.startswith(b"HTTP/1.1 404 ") and unknown.startswith(b"HTTP/1.1 404 ")
+    assert b'"code":20404' in escaped and b'"code":20404' in unknown
+    assert b"gateway_build_info" not in escaped and b'"status":"ok"' not in escaped
+
+
+async def test_own_paths_answer_get_only(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(create_app(make_config("http://127.0.0.1:9")))
+    for method in ("POST", "HEAD", "DELETE"):
+        response = await client.request(method, "/healthz")
+        assert (response.status, response.headers["Allow"]) == (405, "GET")
+    assert (await client.get("/healthz?probe=1")).status == 200
+
+
+async def test_metrics_public_false_keeps_metrics_off_the_main_listener(
+    aiohttp_client: ClientFactory,
+) -> None:
+    app = create_app(
+        make_config("http://127.0.0.1:9", metrics_public=False, metrics_listen=("127.0.0.1", 0))
+    )
+    client = await aiohttp_client(app)
+    hidden = await client.get("/metrics")
+    assert hidden.status == 404 and (await hidden.json())["code"] == 20404
+    assert (await client.get("/healthz")).status == 200
+    metrics = await aiohttp_client(create_metrics_app())
+    assert "gateway_requests_total" in await (await metrics.get("/metrics")).text()
+
+
+def test_metrics_public_false_without_a_metrics_listener_is_refused() -> None:
+    from gateway.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="metrics_listen is not set"):
+        load_config({"metrics_public": "false"}, {})
+    config = load_config({"metrics_public": "false", "metrics_listen": "127.0.0.1:9100"}, {})
+    assert (config.metrics_public, config.metrics_listen) == (False, ("127.0.0.1", 9100))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
-from gateway.consumers import ConsumerLabels, consumer_sid, parse_names
+from gateway.consumers import LEDGER_NAME, ConsumerLabels, consumer_sid, parse_names
 
 ACCOUNT = "AC" + "ab" * 16
 KEY = "SK" + "cd" * 16
@@ -28,6 +29,7 @@ def basic(text: str) -> str:
         ("Digest abc", "unrecognized"),
         (None, "anonymous"),
         ("", "anonymous"),
+        (basic(f"{ACCOUNT}:token") + "\u00e9", "unrecognized"),  # non-ASCII after the base64
     ],
 )
 def test_consumer_sid(header: str | None, expected: str) -> None:
@@ -36,10 +38,46 @@ def test_consumer_sid(header: str | None, expected: str) -> None:
 
 def test_cap_counts_distinct_labels_per_instance() -> None:
     labels = ConsumerLabels({ACCOUNT: "crm"}, cap=1, enabled=True)
-    assert labels.label(basic(f"{ACCOUNT}:t")) == ("crm", False)
-    assert labels.label(basic(f"{KEY}:t")) == ("other", True)
-    assert labels.label(basic(f"{ACCOUNT}:t")) == ("crm", False)
-    assert ConsumerLabels({}, cap=1, enabled=False).label(basic(f"{KEY}:t")) == ("disabled", False)
+    assert labels.label(basic(f"{ACCOUNT}:t"), 200) == ("crm", False)
+    assert labels.label(basic(f"{KEY}:t"), 200) == ("other", True)
+    assert labels.label(basic(f"{ACCOUNT}:t"), 404) == ("crm", False)
+    disabled = ConsumerLabels({}, cap=1, enabled=False)
+    assert disabled.label(basic(f"{KEY}:t"), 200) == ("disabled", False)
+
+
+def test_only_credentials_an_upstream_accepted_become_labels() -> None:
+    labels = ConsumerLabels({}, cap=2, enabled=True)
+    for number in range(150):  # made-up SIDs with wrong tokens: the upstream says 401
+        fake = "AC" + f"{number:032x}"
+        assert labels.label(basic(f"{fake}:wrong"), 401) == ("unauthenticated", False)
+    assert labels.label(basic(f"{ACCOUNT}:t"), 403) == ("unauthenticated", False)
+    # Not checked by an upstream at all (a brownout, a 404 before forwarding): not admitted...
+    assert labels.label(basic(f"{ACCOUNT}:t"), None) == ("unauthenticated", False)
+    assert labels.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)
+    # ...but named once admitted.
+    assert labels.label(basic(f"{ACCOUNT}:t"), None) == (ACCOUNT, False)
+    assert labels.label(basic(f"{KEY}:t"), 201) == (KEY, False)
+    assert labels.label(None, None) == ("anonymous", False)
+    assert labels.label("Bearer x", 200) == ("bearer", False)
+    assert labels.log_label(basic(f"{KEY}:t"), 401) == "unauthenticated"
+    assert labels.log_label(basic(f"{KEY}:t"), None) == KEY
+
+
+def test_workers_share_one_cap_through_the_ledger_and_it_outlives_a_restart(
+    tmp_path: Path,
+) -> None:
+    ledger = tmp_path / LEDGER_NAME
+    first, second = (ConsumerLabels({}, 2, True, ledger) for _ in range(2))
+    sids = ["AC" + f"{n:032x}" for n in range(4)]
+    assert first.label(basic(f"{sids[0]}:t"), 200) == (sids[0], False)
+    assert second.label(basic(f"{sids[1]}:t"), 200) == (sids[1], False)
+    assert first.label(basic(f"{sids[2]}:t"), 200) == ("other", True)
+    assert second.label(basic(f"{sids[0]}:t"), 200) == (sids[0], False)  # admitted elsewhere
+    assert second.label(basic(f"{sids[3]}:t"), 200) == ("other", True)
+    restarted = ConsumerLabels({}, 2, True, ledger)
+    assert restarted.label(basic(f"{sids[2]}:t"), 200) == ("other", True)
+    assert restarted.label(basic(f"{sids[1]}:t"), 200) == (sids[1], False)
+    assert ledger.read_text().split() == sids[:2]
 
 
 def test_parse_names() -> None:

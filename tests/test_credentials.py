@@ -276,3 +276,113 @@ def test_the_cli_flag_warns_in_its_help() -> None:
     option = OPTIONS_BY_NAME["insecure_skip_tls_verify"]
     assert option.default is False
     assert "dangerous" in option.help
+
+
+# --- header values, duplicate credentials and who counts as a consumer --------------------------
+
+
+def _raw_post(host: str, port: int, authorization: bytes, extra: bytes = b"") -> bytes:
+    body = b"UniqueName=x&AvailableAddOnSid=" + sid("XB", 1).encode()
+    return (
+        b"POST /marketplace/InstalledAddOns HTTP/1.1\r\nHost: "
+        + f"{host}:{port}".encode()
+        + b"\r\nAuthorization: "
+        + authorization
+        + b"\r\n"
+        + extra
+        + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+
+
+@pytest.mark.parametrize(
+    ("authorization", "extra"),
+    [
+        (AUTH.encode() + b"\xe9", b""),  # a Latin-1 byte that is not UTF-8
+        (AUTH.encode() + b"\xc2\x85", b""),  # a C1 control, as UTF-8
+        (AUTH.encode(), b"X-Latin: caf\xe9\r\n"),  # aiohttp would forward it as "caf"
+        (AUTH.encode(), b"Authorization: Basic " + base64.b64encode(b"AC1:x") + b"\r\n"),
+    ],
+    ids=["latin-1-credential", "c1-control", "latin-1-other-header", "two-authorization"],
+)
+async def test_headers_the_upstream_would_not_get_as_sent_are_refused_before_forwarding(
+    fake_upstream: FakeUpstream,
+    caplog: pytest.LogCaptureFixture,
+    authorization: bytes,
+    extra: bytes,
+) -> None:
+    runner, gateway = await start_gateway(fake_upstream.url)
+    host, port = runner.addresses[0][:2]
+    try:
+        with caplog.at_level(logging.INFO):
+            reply = await raw_http(host, port, _raw_post(host, port, authorization, extra))
+    finally:
+        await runner.cleanup()
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    body = rest.partition(b"\r\n\r\n")[2]
+    assert b'"code":88007' in body and b"header" in body and b"was not forwarded" in body
+    assert fake_upstream.received == []
+    access = [r for r in caplog.records if r.name == "gateway.access"]
+    assert len(access) == 1 and '"status":400' in access[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert BLOB not in caplog.text and TOKEN not in caplog.text
+
+
+async def test_a_utf8_credential_is_forwarded_byte_for_byte_and_recorded(
+    fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The report's case: valid base64 then "é" (as UTF-8) once ran upstream and answered 500."""
+    runner, gateway = await start_gateway(fake_upstream.url)
+    host, port = runner.addresses[0][:2]
+    try:
+        with caplog.at_level(logging.INFO):
+            reply = await raw_http(host, port, _raw_post(host, port, AUTH.encode() + b"\xc3\xa9"))
+    finally:
+        await runner.cleanup()
+    assert reply.startswith(b"HTTP/1.1 201 ")
+    [received] = fake_upstream.received
+    assert received.headers["Authorization"] == AUTH + "\u00e9"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert '"status":201' in line and '"consumer":"unrecognized"' in line
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_made_up_sids_with_wrong_tokens_cannot_fill_the_consumer_cap() -> None:
+    async def twilio_like(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != AUTH:
+            return web.json_response({"code": 20003, "status": 401}, status=401)
+        return web.json_response({"available_add_ons": [], "meta": {"key": "available_add_ons"}})
+
+    upstream_app = web.Application()
+    upstream_app.router.add_route("*", "/{tail:.*}", twilio_like)
+    upstream_runner, upstream = await serve(upstream_app)
+    gateway_runner, gateway = await start_gateway(upstream, consumer_cap=100)
+    try:
+        async with aiohttp.ClientSession() as client:
+            for number in range(150):
+                fake = f"ACfa4e{number:028x}"  # a prefix no other test uses
+                credential = base64.b64encode(f"{fake}:wrong".encode()).decode()
+                async with client.get(
+                    f"{gateway}/marketplace/AvailableAddOns",
+                    headers={"Authorization": f"Basic {credential}"},
+                ) as response:
+                    assert response.status == 401
+            async with client.get(
+                f"{gateway}/marketplace/AvailableAddOns", headers={"Authorization": AUTH}
+            ) as response:
+                assert response.status == 200
+            async with client.get(f"{gateway}/metrics") as response:
+                text = await response.text()
+    finally:
+        await gateway_runner.cleanup()
+        await upstream_runner.cleanup()
+    lines = [
+        line for line in text.splitlines() if line.startswith("gateway_deprecated_requests_total{")
+    ]
+    labelled = {line.split('consumer="')[1].split('"')[0] for line in lines}
+    assert ACCOUNT in labelled
+    assert not [label for label in labelled if label.startswith("ACfa4e")]
+    assert any('consumer="unauthenticated"' in line for line in lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.headers import HOP_BY_HOP, VIA, connection_listed, inbound, outbound
+from gateway.headers import HOP_BY_HOP, VIA, connection_listed, inbound, outbound, refusal
 
 AUTH = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
 
@@ -160,3 +160,32 @@ def test_inbound_rewritten_body_also_drops_what_describes_the_old_bytes() -> Non
 def test_inbound_header_names_are_case_insensitive() -> None:
     given = headers(("content-length", "3"), ("CONTENT-ENCODING", "br"), ("etag", "W/1"))
     assert list(inbound(given, body_rewritten=True).items()) == [("Via", VIA)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain ASCII", "tab\there", "caf\u00e9", "\u00a0\u00ff visible Latin-1", "Basic QUM6eA=="],
+)
+def test_visible_ascii_and_latin_1_values_are_forwarded(value: str) -> None:
+    assert refusal(CIMultiDict({"X-Value": value})) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "caf\udce9",  # a Latin-1 byte that was not UTF-8: aiohttp hands over a lone surrogate
+        "a\u0085b",  # C1 control
+        "a\u0001b",
+        "esc\u001b[31m",
+        "euro \u20ac",  # beyond Latin-1
+    ],
+)
+def test_other_values_are_refused_naming_the_header_not_the_value(value: str) -> None:
+    reason = refusal(CIMultiDict({"Accept": "*/*", "X-Secret": value}))
+    assert reason is not None and "X-Secret" in reason and value not in reason
+
+
+def test_two_authorization_headers_are_refused() -> None:
+    headers = CIMultiDict([("Authorization", "Basic QUM6eA=="), ("authorization", "Basic Yjpj")])
+    assert refusal(headers) == "The request has more than one Authorization header"
+    assert refusal(CIMultiDict({"Authorization": "Basic QUM6eA=="})) is None
