@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 
 from gateway import headers, metrics, request_rewrite, response_rewrite, upstream
 from gateway.access_log import AccessLog
+from gateway.brownout import refuses
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
@@ -140,9 +141,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes") from exc
 
 
-def _check_brownout(pipeline: Pipeline, match: RouteMatch) -> None:
+def _check_brownout(pipeline: Pipeline, match: RouteMatch, authorization: str | None) -> None:
     window = pipeline.config.brownouts.active(pipeline.clock())
-    if window is None or pipeline.chance() * 100 >= window.percentage:
+    if window is None or not refuses(window, authorization, pipeline.clock(), pipeline.chance):
         return
     rule = match.rule
     successor = successor_url(rule, match.params, pipeline.successor_origins[rule.upstream])
@@ -176,7 +177,7 @@ async def handle(
         rule = match.rule
         route, deprecated = rule.name, rule.deprecated
         if deprecated:
-            _check_brownout(pipeline, match)
+            _check_brownout(pipeline, match, request.headers.get("Authorization"))
         body = await read_body(request, pipeline.config.max_body_size)
         outgoing = request_rewrite.build(
             match, pipeline.upstream_bases[rule.upstream], request.method, request.headers, body
