@@ -486,3 +486,15 @@ def test_coredns_example_sends_preview_twilio_com_to_the_service(
     assert re.search(rf"name exact preview\.twilio\.com {re.escape(fqdn)}\n", corefile)
     assert re.search(rf"answer name {re.escape(fqdn)} preview\.twilio\.com\n", corefile)
     assert any(p["port"] == 443 for p in service["spec"]["ports"])  # what the app dials
+
+
+def test_the_readme_describes_every_manifest() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    deploy = readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+    base = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text("utf-8"))
+    described = [f"base/{name}" for name in base["resources"]]
+    described += ["components/servicemonitor/", "components/https-front-doors/"]
+    described += [f"coredns/{p.name}" for p in (DEPLOY / "coredns").iterdir()]
+    described += ["overlays/example/namespace.yaml", "kubectl apply -k deploy/kubernetes/overlays"]
+    for text in described:
+        assert text in deploy, f"README's Deploy section does not mention {text}"
