@@ -35,6 +35,7 @@ import pytest
 from gateway.brownout import CONSISTENT_SECONDS
 from gateway.simulator import load_seed
 from gateway.tools.report_reader import LAST_SEEN, SUNSET
+from tests.conftest import make_config
 from tests.fleet import (
     Call,
     Fleet,
@@ -275,8 +276,6 @@ def brownout_args(now: float) -> list[str]:
 
 async def test_three_replicas_behind_one_prometheus(tmp_path: Path) -> None:
     prometheus_binary()  # fail at once when it is missing
-    from tests.conftest import make_config
-
     began = time.time()
     window_start = int(began) - 2
     serve_args = ["--consumer-cap", str(CAP), *brownout_args(began)]
@@ -332,9 +331,7 @@ async def test_three_replicas_behind_one_prometheus(tmp_path: Path) -> None:
     )
 
 
-def last_calls(
-    direct: Sequence[Scrape],
-) -> dict[str, float]:
+def last_calls(direct: Sequence[Scrape]) -> dict[str, float]:
     """Route -> the latest call, the maximum of the replicas' own gauges."""
     latest: dict[str, float] = {}
     for samples in direct:
