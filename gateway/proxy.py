@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 
 from gateway import metrics, request_rewrite, response_rewrite, upstream
 from gateway.access_log import AccessLog
+from gateway.brownout import refuses
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.error_response import render_error
@@ -114,7 +115,7 @@ async def _answer(
         match = pipeline.router.match(request.method, request.raw_path)
         exchange.route = route = match.route
         if route.deprecated:
-            _check_brownout(pipeline, match)
+            _check_brownout(pipeline, match, exchange.authorization)
         body = await read_body(request, pipeline.config.max_body_size)
         outgoing = request_rewrite.build(
             match, route.upstream.base, request.method, request.headers, body
@@ -157,10 +158,12 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes") from exc
 
 
-def _check_brownout(pipeline: Pipeline, match: RouteMatch[Route]) -> None:
+def _check_brownout(
+    pipeline: Pipeline, match: RouteMatch[Route], authorization: str | None
+) -> None:
     now = pipeline.clock()
     window = pipeline.config.brownouts.active(now)
-    if window is None or pipeline.chance() * 100 >= window.percentage:
+    if window is None or not refuses(window, authorization, now, pipeline.chance):
         return
     raise Brownout(
         f"The Preview Marketplace API is switched off during a scheduled brownout until "

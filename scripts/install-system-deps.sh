@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs and that pip cannot provide:
-#   - prometheus (Debian package), used by tests/test_grafana.py to evaluate every PromQL
-#     expression of the Grafana dashboard against a live gateway.
-# Idempotent: does nothing when a `prometheus` binary is already on PATH.
+#   - prometheus (Debian package), used by tests/test_grafana.py and tests/test_fleet.py to
+#     evaluate the Grafana dashboard's PromQL against live gateways;
+#   - kubectl (Debian's kubernetes-client, when no kubectl is on PATH), used by
+#     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`.
+# Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
 # install, and it is stopped and disabled afterwards should it be running anyway.
@@ -10,13 +12,28 @@ set -euo pipefail
 
 log() { echo "install-system-deps: $*" >&2; }
 
-if command -v prometheus >/dev/null 2>&1; then
-    log "prometheus already installed: $(prometheus --version 2>&1 | head -n 1)"
+# deploy/kubernetes/ uses Kustomize components and labels: kubectl >= 1.22 (Kustomize >= 4.2).
+# Debian 12's kubernetes-client is 1.20 (Kustomize 2.0), good enough only to say so clearly.
+check_kubectl() {
+    local minor
+    minor=$(kubectl version --client -o json 2>/dev/null \
+        | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n 1)
+    if [ -n "$minor" ] && [ "$minor" -lt 22 ]; then
+        log "kubectl 1.$minor is too old to build deploy/kubernetes (needs >= 1.22);" \
+            "tests/test_kubernetes.py will fail until a newer kubectl is on PATH"
+    fi
+}
+
+packages=()
+command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
+if [ "${#packages[@]}" -eq 0 ]; then
+    check_kubectl
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "no prometheus on PATH and no apt-get: install Prometheus (>= 2.x) by hand"
+    log "missing ${packages[*]} and no apt-get: install Prometheus (>= 2.x) and kubectl by hand"
     exit 1
 fi
 
@@ -25,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         SUDO=(sudo -n)
     else
-        log "must run as root (or with password-less sudo) to install prometheus"
+        log "must run as root (or with password-less sudo) to install ${packages[*]}"
         exit 1
     fi
 fi
@@ -51,9 +68,15 @@ export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-q -o DPkg::Lock::Timeout=300)
 log "apt-get update"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" update
-log "apt-get install prometheus"
+log "apt-get install ${packages[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" install -y \
-    --no-install-recommends prometheus
+    --no-install-recommends "${packages[@]}"
+
+if ! command -v kubectl >/dev/null 2>&1; then
+    log "kubernetes-client installed but no kubectl binary on PATH"
+    exit 1
+fi
+check_kubectl
 
 # Never leave the packaged service running or enabled.
 if command -v systemctl >/dev/null 2>&1; then

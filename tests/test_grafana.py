@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +24,7 @@ from gateway.cli import _parser
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
 from tests.processes import free_port
+from tests.prometheus import Prometheus, prometheus_binary, running_prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -278,46 +277,13 @@ async def send_traffic(
     return deprecated
 
 
-async def prometheus_query(session: aiohttp.ClientSession, base: str, expr: str) -> Any:
-    async with session.get(f"{base}/api/v1/query", params={"query": expr}) as response:
-        body = await response.json()
-    assert body["status"] == "success", (expr, body)
-    return body["data"]
-
-
-async def wait_for(
-    what: str, check: Callable[[], Awaitable[bool]], timeout: float, log: Path
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if await check():
-                return
-        except (aiohttp.ClientError, OSError, KeyError, ValueError):
-            pass
-        await asyncio.sleep(0.25)
-    tail = log.read_text("utf-8", "replace")[-3000:] if log.exists() else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\nprometheus log:\n{tail}")
-
-
-def prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail(
-            "no `prometheus` binary on PATH: run scripts/install-system-deps.sh "
-            "(as root; installs Debian's prometheus package) and try again"
-            + (" [CI=true: this test is never skipped in CI]" if os.environ.get("CI") else "")
-        )
-    return binary
-
-
 @pytest.mark.slow
 async def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     fake_upstream: FakeUpstream,
     tmp_path: Path,
 ) -> None:
-    binary = prometheus_binary()
+    prometheus_binary()  # fail at once, before starting anything, when it is missing
     names = {BILLING: "billing-app", SUPPORT: "support-bot"}
     main_server = await aiohttp_server(
         create_app(make_config(fake_upstream.url, consumer_names=names, access_log=False))
@@ -335,81 +301,41 @@ async def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     main = str(main_server.make_url("")).rstrip("/")
     brownout = str(brownout_server.make_url("")).rstrip("/")
 
-    port = free_port()
-    prom = f"http://127.0.0.1:{port}"
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "gateway",
-                        "metrics_path": "/metrics",
-                        "static_configs": [{"targets": [f"{main_server.host}:{main_server.port}"]}],
-                    }
-                ],
-            }
-        ),
-        "utf-8",
-    )
-    log = tmp_path / "prometheus.log"
     dashboard = load_dashboard()
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         # Round 1 before Prometheus starts, so every series exists from the first scrape on and
         # round 2 shows up as a real increase.
         sent = await send_traffic(session, main, brownout, rounds=2)
-        with log.open("wb") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-            )
-        try:
+        target = f"{main_server.host}:{main_server.port}"
+        async with running_prometheus([target], tmp_path) as prometheus:
             async with asyncio.timeout(120):
-                await run_queries(session, prom, main, brownout, sent, dashboard, log)
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+                await run_queries(session, prometheus, main, brownout, sent, dashboard)
 
 
 async def run_queries(
     session: aiohttp.ClientSession,
-    prom: str,
+    prometheus: Prometheus,
     main: str,
     brownout: str,
     sent: int,
     dashboard: dict[str, Any],
-    log: Path,
 ) -> None:
-    async def ready() -> bool:
-        async with session.get(f"{prom}/-/ready") as response:
-            return response.status == 200
+    prom = prometheus.url
 
     async def scraped(total: int) -> bool:
-        data = await prometheus_query(session, prom, "sum(gateway_deprecated_requests_total)")
+        data = await prometheus.query(session, "sum(gateway_deprecated_requests_total)")
         return bool(data["result"]) and float(data["result"][0]["value"][1]) >= total
 
-    await wait_for("Prometheus to be ready", ready, 30, log)
-    await wait_for("the first scrape", lambda: scraped(sent), 30, log)
+    await prometheus.wait_ready(session)
+    await prometheus.wait_for("the first scrape", lambda: scraped(sent), 30)
     sent += await send_traffic(session, main, brownout, rounds=3)
-    await wait_for("a scrape after the second round", lambda: scraped(sent), 30, log)
+    await prometheus.wait_for("a scrape after the second round", lambda: scraped(sent), 30)
     await asyncio.sleep(2.5)  # two more samples of everything
 
     empty = []
     for title, ref, expr in dashboard_queries(dashboard):
-        data = await prometheus_query(session, prom, concrete(expr))
+        data = await prometheus.query(session, concrete(expr))
         if not data["result"]:
             empty.append(f"{title} [{ref}]: {concrete(expr)}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
@@ -426,21 +352,21 @@ async def run_queries(
         assert body["status"] == "success" and body["data"], variable["name"]
 
     # The numbers mean what the panels say.
-    by_consumer = await prometheus_query(
-        session, prom, "sum by (consumer) (gateway_deprecated_requests_total)"
+    by_consumer = await prometheus.query(
+        session, "sum by (consumer) (gateway_deprecated_requests_total)"
     )
     consumers = {r["metric"]["consumer"] for r in by_consumer["result"]}
     assert {"billing-app", "support-bot", UNNAMED, "anonymous"} <= consumers
-    failures = await prometheus_query(
-        session, prom, 'sum(rate(gateway_upstream_failures_total{kind="refused"}[1m])) > 0'
+    failures = await prometheus.query(
+        session, 'sum(rate(gateway_upstream_failures_total{kind="refused"}[1m])) > 0'
     )
     assert failures["result"]
-    brownouts = await prometheus_query(
-        session, prom, "sum(increase(gateway_brownout_rejections_total[1m])) > 0"
+    brownouts = await prometheus.query(
+        session, "sum(increase(gateway_brownout_rejections_total[1m])) > 0"
     )
     assert brownouts["result"]
-    days = await prometheus_query(
-        session, prom, "min((gateway_sunset_timestamp_seconds - time()) / 86400)"
+    days = await prometheus.query(
+        session, "min((gateway_sunset_timestamp_seconds - time()) / 86400)"
     )
     sunset = make_config().deprecation.sunset.timestamp()
     assert float(days["result"][0]["value"][1]) == pytest.approx(

@@ -140,9 +140,8 @@ def test_importing_a_pure_module_does_not_start_the_server_stack() -> None:
 
 _SKIP_DIRS = {".git", ".venv", "build", "dist", "node_modules", "benchmarks", "__pycache__"}
 _CHECKED_SUFFIXES = {".py", ".sh", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json", ""}
-_OUTSIDE_NAME = re.compile(
-    r"""(?<![\w./])\.\./|(?<![\w-])shared/(?:specs|docs|bench|hooks)\b|["']shared["']"""
-)
+_OUTSIDE_NAME = re.compile(r"""(?<![\w-])shared/(?:specs|docs|bench|hooks)\b|["']shared["']""")
+_UP = re.compile(r"(?<![\w./])(?:\.\./)+")
 _PARENTS_INDEX = re.compile(r"\.parents\[(\d+)\]")
 _PARENT_CHAIN = re.compile(r"__file__\)(?:\.resolve\(\))?((?:\.parent)+)")
 _ROOT_PARENT = re.compile(r"\b(?:ROOT|PROJECT|PROJECT_ROOT|REPO)\.parent\b")
@@ -152,9 +151,11 @@ def outside_references(text: str, depth: int) -> list[str]:
     """Places where ``text``, a file ``depth`` folders below the root, reaches past the root.
 
     ``Path(__file__).parents[depth]`` is the root itself; a higher index, a longer
-    ``.parent`` chain, ``ROOT.parent``, ``../`` or a ``shared/`` folder is outside.
+    ``.parent`` chain, more ``../`` than ``depth``, ``ROOT.parent`` or a ``shared/`` folder is
+    outside (Kustomize's ``../../base`` in deploy/kubernetes/ stays inside).
     """
     found = [m.group(0) for m in _OUTSIDE_NAME.finditer(text)]
+    found += [m.group(0) for m in _UP.finditer(text) if m.group(0).count("../") > depth]
     found += [m.group(0) for m in _PARENTS_INDEX.finditer(text) if int(m.group(1)) > depth]
     found += [
         m.group(0) for m in _PARENT_CHAIN.finditer(text) if m.group(1).count(".parent") > depth + 1
@@ -188,6 +189,7 @@ def _project_files() -> list[Path]:
         ("root = Path(__file__).parent.parent.parent", 1),
         ("SPECS = ROOT.parent / 'x'", 1),
         ("cat ../shared/specs/x.json", 0),
+        ("resources:\n  - ../../../../base", 3),
         ("open('shared/bench/run.sh')", 1),
     ],
 )
@@ -203,6 +205,7 @@ def test_the_outside_reference_check_sees_every_form(source: str, depth: int) ->
         ("here = Path(__file__).resolve().parent.parent", 1),
         ('SPECS = ROOT / "specs"', 1),
         ("shared: dict[str, int] = {}", 1),
+        ("resources:\n  - ../../base\n  - ../../../rewrite_rules/x.toml", 3),
     ],
 )
 def test_the_outside_reference_check_passes_paths_inside(source: str, depth: int) -> None:

@@ -5,7 +5,8 @@ prints, for every deprecated route: requests and consumers still calling, when i
 called, days until its Sunset and the Marketplace v1 path to move to (from the gateway's rules).
 
 From ``/metrics`` the counts are totals since the gateway process started; from Prometheus they
-are the increase over ``--window`` (default 7d), summed over every scraped gateway.
+are the calls within ``--window`` (default 7d), summed over every scraped gateway (counted
+exactly, not extrapolated: see :func:`gateway.tools.report_reader.calls_over`).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _sunset_text(moment: float | None, now: float) -> str:
 def format_text(report: Report) -> str:
     """A human-readable migration status."""
     now = report.generated_at
-    scope = f"increase over the last {report.window}" if report.window else "since gateway start"
+    scope = f"calls in the last {report.window}" if report.window else "since gateway start"
     lines = [
         "Preview Marketplace -> Marketplace v1 migration status",
         f"source: {report.source} ({scope}), at {_iso(now)}",

@@ -127,14 +127,35 @@ def _vector(rows: Iterable[dict[str, Any]], *labels: str) -> dict[tuple[str, ...
     return values
 
 
+LOOKBACK = "5m"  # Prometheus's default lookback: how far before a window its start value is
+
+
+def calls_over(metric: str, window: str, selector: str = "") -> str:
+    """PromQL for how much each series of the counter ``metric`` (with ``selector``, e.g.
+    ``{route=~"x"}``) counted in the ``window`` before the evaluation time, exactly.
+
+    ``increase()`` is an estimate: it extrapolates to the edges of the window, and it misses
+    what a series had counted before its first scrape. Both matter in a fleet: a pod that a
+    rollout or the autoscaler starts, and a consumer's first call on a pod, begin a new series,
+    and a consumer who called once would count 0 (or 1.3). Instead: the series' last value in
+    the window minus its value just before the window; a series born in the window (no value
+    before it) counts whole. Only a series whose counter went back during the window (its
+    process restarted under the same labels) falls back to ``increase()``.
+    """
+    series = f"{metric}{selector}"
+    last = f"last_over_time({series}[{window}])"
+    before = f"last_over_time({series}[{LOOKBACK}] offset {window})"
+    return (
+        f"((({last} - ({before} or {last} * 0)) >= 0) unless resets({series}[{window}]) > 0)"
+        f" or increase({series}[{window}])"
+    )
+
+
 def read_prometheus(base: str, window: str, timeout: float) -> Samples:
-    """The gateway series from a Prometheus server: increases over ``window``."""
+    """The gateway series from a Prometheus server: calls over ``window``, summed over every
+    scraped gateway; the latest call is the latest over them."""
     requests = _vector(
-        _query(
-            base,
-            f"sum by (route, consumer) (increase({DEPRECATED}[{window}]))",
-            timeout,
-        ),
+        _query(base, f"sum by (route, consumer) ({calls_over(DEPRECATED, window)})", timeout),
         "route",
         "consumer",
     )
@@ -143,9 +164,9 @@ def read_prometheus(base: str, window: str, timeout: float) -> Samples:
     )
     sunset = _vector(_query(base, f"max by (route) ({SUNSET})", timeout), "route")
     brownouts = _vector(
-        _query(base, f"sum by (route) (increase({BROWNOUTS}[{window}]))", timeout), "route"
+        _query(base, f"sum by (route) ({calls_over(BROWNOUTS, window)})", timeout), "route"
     )
-    overflow = _vector(_query(base, f"sum(increase({OVERFLOW}[{window}]))", timeout))
+    overflow = _vector(_query(base, f"sum({calls_over(OVERFLOW, window)})", timeout))
     versions = _vector(_query(base, f"count by (version) ({BUILD_INFO})", timeout), "version")
     if not (requests or last_seen or sunset or versions):
         raise ReportError(

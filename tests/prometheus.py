@@ -1,0 +1,122 @@
+"""A real Prometheus (Debian's package) for tests: find the binary, start it on a free loopback
+port with its own config and storage, scrape given targets, query it, stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.processes import free_port
+
+
+def prometheus_binary() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail(
+            "no `prometheus` binary on PATH: run scripts/install-system-deps.sh "
+            "(as root; installs Debian's prometheus package) and try again"
+            + (" [CI=true: this test is never skipped in CI]" if os.environ.get("CI") else "")
+        )
+    return binary
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str  # http://127.0.0.1:PORT
+    log: Path
+
+    async def query(
+        self, session: aiohttp.ClientSession, expr: str, at: float | None = None
+    ) -> Any:
+        """``/api/v1/query`` (at Unix time ``at``, default now); the ``data`` of a success."""
+        params = {"query": expr} | ({} if at is None else {"time": f"{at:.3f}"})
+        async with session.get(f"{self.url}/api/v1/query", params=params) as response:
+            body = await response.json()
+        assert body["status"] == "success", (expr, body)
+        return body["data"]
+
+    async def wait_for(
+        self, what: str, check: Callable[[], Awaitable[bool]], timeout: float
+    ) -> None:
+        """Poll ``check`` until it is true; on time-out fail with the tail of the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await check():
+                    return
+            except (aiohttp.ClientError, OSError, KeyError, ValueError, IndexError):
+                pass
+            await asyncio.sleep(0.25)
+        tail = self.log.read_text("utf-8", "replace")[-3000:] if self.log.exists() else ""
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}\nprometheus log:\n{tail}"
+        )
+
+    async def wait_ready(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
+        async def ready() -> bool:
+            async with session.get(f"{self.url}/-/ready") as response:
+                return response.status == 200
+
+        await self.wait_for("Prometheus to be ready", ready, timeout)
+
+
+@asynccontextmanager
+async def running_prometheus(
+    targets: Sequence[str], directory: Path, scrape_interval: str = "1s"
+) -> AsyncIterator[Prometheus]:
+    """Prometheus scraping ``targets`` (``host:port``, path /metrics) in one job ``gateway``,
+    with its config, data and log under ``directory``; stopped on exit."""
+    binary = prometheus_binary()
+    port = free_port()
+    config = directory / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {
+                    "scrape_interval": scrape_interval,
+                    "evaluation_interval": scrape_interval,
+                },
+                "scrape_configs": [
+                    {
+                        "job_name": "gateway",
+                        "metrics_path": "/metrics",
+                        "static_configs": [{"targets": list(targets)}],
+                    }
+                ],
+            }
+        ),
+        "utf-8",
+    )
+    log = directory / "prometheus.log"
+    with log.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+        )
+    try:
+        yield Prometheus(f"http://127.0.0.1:{port}", log)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
