@@ -222,7 +222,8 @@ class GatewayRunner(web.AppRunner):
         server.__class__ = _TwilioErrorServer
         assert isinstance(server, _TwilioErrorServer)
         config = self.app[CONFIG]
+        scheme = "https" if config.tls_cert is not None else "http"
         server.error_base = config.public_base_url or (
-            f"http://{config.listen_host}:{config.listen_port}"
+            f"{scheme}://{config.listen_host}:{config.listen_port}"
         )
         return server

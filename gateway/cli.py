@@ -19,12 +19,13 @@ from gateway import __version__
 from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
+from gateway.frontdoor.startup import prepare
 from gateway.models import RouteMatch
 from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import RuleError, RuleSet, load_rules
-from gateway.tools import report, scan
+from gateway.tools import report, scan, tls_init
 
 EXIT_USAGE = 2
 
@@ -92,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
             "print file:line: match -> v1 replacement. Exit 1 if any, 0 if clean, 2 on error.",
         )
     )
+    tls = verbs.add_parser("tls", help="certificates for the HTTPS front doors")
+    tls_verbs = tls.add_subparsers(dest="tls_verb", metavar="ACTION", required=True)
+    tls_init.add_arguments(
+        tls_verbs.add_parser(
+            "init",
+            help="create a private, name-constrained CA for the proxy front door",
+            description="Create DIR/ca.pem and DIR/ca-key.pem (mode 0600): an EC P-256 CA "
+            "whose X.509 Name Constraints permit only the intercepted hosts, and print how "
+            "to make each ecosystem trust it. Refuses to overwrite without --force.",
+        )
+    )
     _add_simulator_verbs(verbs)
     return parser
 
@@ -120,16 +132,22 @@ def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
     configure_logging(config.log_level)
     load_rules(config.rules_dir)  # fail fast, before any worker starts
+    doors = prepare(config)  # certificates and keys too
     if config.workers > 1:
         from gateway.supervisor import supervise
 
         return supervise(config, argv)
     from gateway.server import run_single
 
+    scheme = "https" if doors.tls is not None else "http"
     print(
-        f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}",
+        f"gateway {__version__} listening on {scheme}://{config.listen_host}:{config.listen_port}",
         flush=True,
     )
+    if doors.proxy is not None and config.proxy_listen is not None:
+        host, port = config.proxy_listen
+        hosts = ", ".join(sorted(doors.proxy.policy.intercepted))
+        print(f"proxy front door on http://{host}:{port} (intercepts {hosts})", flush=True)
     return run_single(config)
 
 
@@ -214,6 +232,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return report.run(args)
         if args.verb == "scan":
             return scan.run(args)
+        if args.verb == "tls":
+            return tls_init.run(args)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             return serve(config, list(sys.argv[1:] if argv is None else argv))
@@ -222,7 +242,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.rules_verb == "check":
             return rules_check(config)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, tls_init.InitError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.brownout import Schedule
 from gateway.deprecation import DeprecationPolicy, parse_instant
+from gateway.frontdoor.targets import HostPattern
 from gateway.options import (
     DEFAULT_DEPRECATION,
     DEFAULT_DOCS,
@@ -81,6 +82,16 @@ class GatewayConfig:
     access_log_level: str = "info"
     metrics_listen: tuple[str, int] | None = None
     workers: int = 1
+    # The HTTPS front doors (gateway/frontdoor/); names as the options.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    proxy_listen: tuple[str, int] | None = None
+    proxy_ca_cert: Path | None = None
+    proxy_ca_key: Path | None = None
+    proxy_tunnel_hosts: tuple[HostPattern, ...] = ()
+    proxy_max_tunnels: int = 256
+    proxy_tunnel_idle_timeout: float = 300.0
+    proxy_tunnel_total_timeout: float = 3600.0
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -160,6 +171,7 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
     host, port = values["listen"]
     if values["total_timeout"] < values["connect_timeout"]:
         raise ConfigError("total_timeout must not be shorter than connect_timeout")
+    _check_front_doors(values)
     upstreams = MappingProxyType(  # read-only, so the frozen config cannot be changed
         {
             "marketplace": Upstream(
@@ -206,4 +218,30 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
         access_log_level=values["access_log_level"],
         metrics_listen=values["metrics_listen"],
         workers=values["workers"],
+        **{name: values[name] for name in FRONT_DOOR_OPTIONS},
     )
+
+
+FRONT_DOOR_OPTIONS = (
+    "tls_cert",
+    "tls_key",
+    "proxy_listen",
+    "proxy_ca_cert",
+    "proxy_ca_key",
+    "proxy_tunnel_hosts",
+    "proxy_max_tunnels",
+    "proxy_tunnel_idle_timeout",
+    "proxy_tunnel_total_timeout",
+)
+
+
+def _check_front_doors(values: Mapping[str, Any]) -> None:
+    """Options that only work together are given together."""
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("tls_cert and tls_key must be given together")
+    if values["proxy_listen"] is not None and (
+        values["proxy_ca_cert"] is None or values["proxy_ca_key"] is None
+    ):
+        raise ConfigError(
+            "proxy_listen needs proxy_ca_cert and proxy_ca_key (make them with `gateway tls init`)"
+        )

@@ -36,6 +36,12 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88011: (
+        "Proxy request refused",
+        "The proxy front door accepts only CONNECT to the intercepted hosts and to the hosts "
+        "allowed for tunnelling, on their allowed ports.",
+    ),
+    88012: ("Proxy busy", "The proxy front door has its maximum number of connections open."),
     88099: ("Internal gateway error", "An unexpected error inside the gateway."),
 }
 

@@ -28,8 +28,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 REQUESTS = Counter(
     "gateway_requests",
-    "Requests answered, by route template (rule name), method, status class and deprecation.",
-    ["route", "method", "status_class", "deprecated"],
+    "Requests answered, by route template (rule name), method, status class, deprecation and "
+    "front door (direct, tls, proxy).",
+    ["route", "method", "status_class", "deprecated", "front_door"],
 )
 REQUEST_SECONDS = Histogram(
     "gateway_request_duration_seconds",
@@ -75,6 +76,11 @@ BROWNOUT_REJECTIONS = Counter(
     "Deprecated-route requests refused with 410 during a brownout window.",
     ["route"],
 )
+PROXY_CONNECTS = Counter(
+    "gateway_proxy_connects",
+    "Connections to the proxy front door, by outcome (intercepted, tunnelled, refused).",
+    ["outcome"],
+)
 BUILD_INFO = Gauge(
     "gateway_build_info",
     "Always 1; labels carry the gateway and Python versions.",
@@ -100,18 +106,24 @@ class BoundMetrics:
         self._upstream = {route: UPSTREAM_SECONDS.labels(route) for route in routes}
         self._last_seen = {route: LAST_SEEN.labels(route) for route, dep in routes.items() if dep}
         self._deprecated = dict(routes)
-        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._requests: dict[tuple[str, str, int, str], Counter] = {}
         self._by_consumer: dict[tuple[str, str], Counter] = {}
 
     def request(
-        self, route: str, method: str, status: int, seconds: float, upstream: float | None
+        self,
+        route: str,
+        method: str,
+        status: int,
+        seconds: float,
+        upstream: float | None,
+        front_door: str = "direct",
     ) -> None:
         """Count one answered request and its latencies."""
-        key = (route, method, status // 100)
+        key = (route, method, status // 100, front_door)
         child = self._requests.get(key)
         if child is None:
             deprecated = "true" if self._deprecated.get(route, False) else "false"
-            child = REQUESTS.labels(route, method, status_class(status), deprecated)
+            child = REQUESTS.labels(route, method, status_class(status), deprecated, front_door)
             self._requests[key] = child
         child.inc()
         self._latency[route].observe(seconds)

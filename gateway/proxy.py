@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
 from gateway.errors import Brownout, GatewayError, RequestTooLarge, UpstreamBadResponse
+from gateway.frontdoor.door import front_door, intercepted_host
 from gateway.models import RouteMatch
 from gateway.public_url import public_base
 from gateway.response_rewrite import LinkRewriter
@@ -103,6 +104,9 @@ class Pipeline:
 
     def public_base(self, request: web.BaseRequest) -> str:
         """The base URL this request's client reaches the gateway at."""
+        intercepted = intercepted_host()
+        if intercepted is not None:  # through the proxy front door: the host the client dialled
+            return f"https://{intercepted}"
         return public_base(
             configured=self.config.public_base_url,
             scheme=request.scheme,
@@ -239,7 +243,8 @@ def _record(
 ) -> None:
     seconds = time.perf_counter() - started
     authorization = request.headers.get("Authorization")
-    pipeline.metrics.request(route, request.method, status, seconds, upstream_seconds)
+    door = front_door(request)
+    pipeline.metrics.request(route, request.method, status, seconds, upstream_seconds, door)
     consumer = "-"
     if deprecated:
         consumer, overflowed = pipeline.consumers.label(authorization)
@@ -254,4 +259,5 @@ def _record(
             consumer=consumer if deprecated else pipeline.consumers.name_only(authorization),
             deprecated=deprecated,
             upstream_status=upstream_status,
+            front_door=door,
         )
