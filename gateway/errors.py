@@ -9,7 +9,9 @@
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
-    └── Brownout                410   88010  a scheduled brownout window is active
+    ├── Brownout                410   88010  a scheduled brownout window is active
+    ├── ProxyRefused            403   88011  the proxy front door refuses a request or target
+    └── ProxyBusy               503   88012  the proxy front door has its maximum connections
 
 Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
 the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
@@ -104,6 +106,16 @@ class UpstreamTimeout(GatewayError):
 class Brownout(GatewayError):
     status = 410
     code = 88010
+
+
+class ProxyRefused(GatewayError):
+    status = 403
+    code = 88011
+
+
+class ProxyBusy(GatewayError):
+    status = 503
+    code = 88012
 
 
 class InternalError(GatewayError):

@@ -2,7 +2,9 @@
 # Installs the system packages the test suite needs and that pip cannot provide:
 #   - prometheus (Debian package), used by tests/test_grafana.py to evaluate every PromQL
 #     expression of the Grafana dashboard against a live gateway.
-# Idempotent: does nothing when a `prometheus` binary is already on PATH.
+#   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
+#     tests (scripts/install-node-clients.sh then installs those from npm).
+# Idempotent: installs only what is missing from PATH, and nothing when all of it is there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
 # install, and it is stopped and disabled afterwards should it be running anyway.
@@ -10,13 +12,27 @@ set -euo pipefail
 
 log() { echo "install-system-deps: $*" >&2; }
 
+missing=()
 if command -v prometheus >/dev/null 2>&1; then
     log "prometheus already installed: $(prometheus --version 2>&1 | head -n 1)"
+else
+    missing+=(prometheus)
+fi
+if command -v node >/dev/null 2>&1; then
+    log "node already installed: $(node --version)"
+else
+    missing+=(nodejs)
+fi
+# NodeSource's nodejs package carries npm itself; Debian's comes apart from it.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "no prometheus on PATH and no apt-get: install Prometheus (>= 2.x) by hand"
+    log "missing ${missing[*]} and no apt-get: install them by hand (Prometheus >= 2.x, Node >= 18)"
     exit 1
 fi
 
@@ -25,7 +41,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         SUDO=(sudo -n)
     else
-        log "must run as root (or with password-less sudo) to install prometheus"
+        log "must run as root (or with password-less sudo) to install ${missing[*]}"
         exit 1
     fi
 fi
@@ -51,9 +67,9 @@ export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-q -o DPkg::Lock::Timeout=300)
 log "apt-get update"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" update
-log "apt-get install prometheus"
+log "apt-get install ${missing[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" install -y \
-    --no-install-recommends prometheus
+    --no-install-recommends "${missing[@]}"
 
 # Never leave the packaged service running or enabled.
 if command -v systemctl >/dev/null 2>&1; then
@@ -72,8 +88,10 @@ if [ -x /etc/init.d/prometheus ] && [ ! -d /run/systemd/system ]; then
     fi
 fi
 
-if ! command -v prometheus >/dev/null 2>&1; then
-    log "prometheus package installed but no prometheus binary on PATH"
-    exit 1
-fi
-log "installed: $(prometheus --version 2>&1 | head -n 1)"
+for tool in prometheus node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        log "packages installed but no $tool on PATH"
+        exit 1
+    fi
+done
+log "installed: $(prometheus --version 2>&1 | head -n 1); node $(node --version); npm $(npm --version)"

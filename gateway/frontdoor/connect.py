@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import h11
 
 from gateway import metrics
-from gateway.errors import error_body
+from gateway.errors import GatewayError, ProxyBusy, ProxyRefused, error_body
 from gateway.frontdoor.targets import Outcome, Target, parse_target
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ log = logging.getLogger("gateway")
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
-REFUSED_CODE = 88011
-BUSY_CODE = 88012
 _REASONS = {
     403: b"Forbidden",
     502: b"Bad Gateway",
@@ -38,12 +36,12 @@ _REASONS = {
 }
 
 
-def error_response(status: int, code: int, message: str, base: str) -> bytes:
+def error_response(error: GatewayError, base: str) -> bytes:
     """A complete HTTP/1.1 error answer with Twilio's error JSON; the connection then closes."""
-    body = error_body(status, code, message, base)
+    body = error_body(error.status, error.code, error.message, base)
     head = (
         b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Connection: close\r\n\r\n" % (status, _REASONS[status], len(body))
+        b"Connection: close\r\n\r\n" % (error.status, _REASONS[error.status], len(body))
     )
     return head + body
 
@@ -62,13 +60,15 @@ class ConnectProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         if not self._door.admit(transport):
-            self._refuse(503, BUSY_CODE, "Too many tunnels are open; try again shortly", "busy")
+            self._refuse(
+                ProxyBusy("Too many proxy connections are open; try again shortly"), "busy"
+            )
             return
         self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._head_timeout)
 
     def _head_timeout(self) -> None:
         if not self._done:
-            self._refuse(403, REFUSED_CODE, "No complete CONNECT request arrived in time", "slow")
+            self._refuse(ProxyRefused("No complete CONNECT request arrived in time"), "slow")
 
     def data_received(self, data: bytes) -> None:
         if self._done:
@@ -77,22 +77,17 @@ class ConnectProtocol(asyncio.Protocol):
             self._parser.receive_data(data)
             event = self._parser.next_event()
         except h11.RemoteProtocolError:
-            self._refuse(403, REFUSED_CODE, "The request is not valid HTTP", "malformed")
+            self._refuse(ProxyRefused("The request is not valid HTTP"), "malformed")
             return
         if event is h11.NEED_DATA:
             return
         if not isinstance(event, h11.Request) or event.method != b"CONNECT":
-            self._refuse(
-                403,
-                REFUSED_CODE,
-                "This is a CONNECT-only proxy for the intercepted hosts; other requests are "
-                "refused",
-                "not CONNECT",
-            )
+            message = "This is a CONNECT-only proxy for the intercepted hosts"
+            self._refuse(ProxyRefused(message), "not CONNECT")
             return
         target = parse_target(event.target)
         if target is None:
-            self._refuse(403, REFUSED_CODE, "The CONNECT target is not HOST:PORT", "bad target")
+            self._refuse(ProxyRefused("The CONNECT target is not HOST:PORT"), "bad target")
             return
         self._decide(target)
 
@@ -102,21 +97,17 @@ class ConnectProtocol(asyncio.Protocol):
                 if event is h11.NEED_DATA or not isinstance(event, h11.EndOfMessage):
                     raise h11.RemoteProtocolError("CONNECT with a body")
         except h11.RemoteProtocolError:
-            self._refuse(403, REFUSED_CODE, "A CONNECT request must not carry a body", "body")
+            self._refuse(ProxyRefused("A CONNECT request must not carry a body"), "body")
             return
         early, _ = self._parser.trailing_data
         outcome = self._door.policy.decide(target)
         if outcome is Outcome.REFUSED:
-            self._refuse(
-                403,
-                REFUSED_CODE,
-                f"CONNECT to {target.authority} is not allowed by this gateway",
-                target.authority,
-            )
+            message = f"CONNECT to {target.authority} is not allowed by this gateway"
+            self._refuse(ProxyRefused(message), target.authority)
             return
         if outcome is Outcome.INTERCEPTED and early:
             # TLS bytes sent before our 200 cannot be handed to the ssl module; clients wait.
-            self._refuse(403, REFUSED_CODE, "Data was sent before the tunnel was open", "early")
+            self._refuse(ProxyRefused("Data was sent before the tunnel was open"), "early")
             return
         self._hand_on()
         metrics.PROXY_CONNECTS.labels(outcome.value).inc()
@@ -130,12 +121,12 @@ class ConnectProtocol(asyncio.Protocol):
         assert self._transport is not None
         self._transport.pause_reading()
 
-    def _refuse(self, status: int, code: int, message: str, why: str) -> None:
+    def _refuse(self, error: GatewayError, why: str) -> None:
         self._hand_on()
         metrics.PROXY_CONNECTS.labels(Outcome.REFUSED.value).inc()
         log.info("proxy front door refused a connection (%s)", why)
         assert self._transport is not None
-        self._transport.write(error_response(status, code, message, self._door.error_base))
+        self._transport.write(error_response(error, self._door.error_base))
         self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -105,8 +105,7 @@ class ProxyFrontDoor:
             else:
                 error = UpstreamUnavailable(f"{target.authority} refused the connection")
             log.warning("tunnel to %s failed: %s", target.authority, type(exc).__name__)
-            answer = error_response(error.status, error.code, error.message, self.error_base)
-            transport.write(answer)
+            transport.write(error_response(error, self.error_base))
             transport.close()
             return
         if transport in self._open:
