@@ -16,6 +16,7 @@ from gateway.frontdoor.door import INTERCEPTED_HOST
 log = logging.getLogger("gateway")
 
 HANDSHAKE_TIMEOUT = 10.0
+FINISH_GRACE = 10.0  # seconds a request in progress may take when its connection expires
 
 
 class _Relay(asyncio.Protocol):
@@ -28,6 +29,7 @@ class _Relay(asyncio.Protocol):
         self._early: list[bytes] = []
         self._early_eof = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None  # held so it is not collected
 
     def attach(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         handler.connection_made(transport)
@@ -39,10 +41,18 @@ class _Relay(asyncio.Protocol):
             handler.eof_received()
 
     def close_after(self, seconds: float) -> None:
-        """After ``seconds``, finish the request in progress and close (aiohttp's graceful
-        close of a keep-alive connection)."""
+        """After ``seconds``, let the request in progress finish (up to ``FINISH_GRACE``) and
+        close, as aiohttp closes a keep-alive connection at shutdown."""
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
         if self._handler is not None:
-            self._deadline = asyncio.get_running_loop().call_later(seconds, self._handler.close)
+            # As aiohttp's own shutdown: close() ends an idle connection's wait for a request,
+            # shutdown() waits for one in progress, then closes the transport.
+            self._handler.close()
+            self._closing = asyncio.get_running_loop().create_task(
+                self._handler.shutdown(FINISH_GRACE)
+            )
 
     def data_received(self, data: bytes) -> None:
         if self._handler is None:
