@@ -1,8 +1,8 @@
 """Server-side ``ssl`` contexts: TLS 1.2 or newer, HTTP/1.1 by ALPN.
 
 Python's ``ssl`` module loads certificates from files only. A minted leaf is handed to it
-through an anonymous in-memory file (``memfd_create``; a pipe where that does not exist), so
-neither the leaf nor its key ever touches a disk.
+through an anonymous in-memory file (Linux's ``memfd_create``), so neither the leaf nor its key
+ever touches a disk.
 """
 
 from __future__ import annotations
@@ -31,26 +31,23 @@ def server_context() -> ssl.SSLContext:
 
 @contextlib.contextmanager
 def _memory_file(data: bytes) -> Iterator[str]:
-    """A path that reads back ``data`` from memory, valid inside the ``with`` block."""
+    """A path that reads back ``data`` from memory, valid inside the ``with`` block.
+
+    OpenSSL seeks in the file it loads, so a pipe will not do; without ``memfd_create``
+    (Linux) the leaf would have to touch a disk, which this module refuses to do.
+    """
     memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None:
-        fd = memfd_create("gateway-leaf", getattr(os, "MFD_CLOEXEC", 0))
-        try:
-            os.write(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    read_end, write_end = os.pipe()  # a PEM chain is far below the pipe's buffer
+    if memfd_create is None:
+        raise CertificateError(
+            "minting certificates in memory needs memfd_create (Linux); "
+            "the proxy front door is not available on this platform"
+        )
+    fd = memfd_create("gateway-leaf", getattr(os, "MFD_CLOEXEC", 0))
     try:
-        os.write(write_end, data)
-        os.close(write_end)
-        write_end = -1
-        yield f"/dev/fd/{read_end}"
+        os.write(fd, data)
+        yield f"/proc/self/fd/{fd}"
     finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
+        os.close(fd)
 
 
 def context_from_memory(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
