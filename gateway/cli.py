@@ -1,4 +1,5 @@
-"""Command line: ``gateway serve | rules check | rules explain | simulate | demo``.
+"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan
+| tls init | tls issue | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.load_config`) and starts servers.
@@ -25,7 +26,7 @@ from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import RuleError, RuleSet, load_rules
-from gateway.tools import report, scan, tls_init
+from gateway.tools import report, scan, tls
 
 EXIT_USAGE = 2
 
@@ -93,17 +94,7 @@ def _parser() -> argparse.ArgumentParser:
             "print file:line: match -> v1 replacement. Exit 1 if any, 0 if clean, 2 on error.",
         )
     )
-    tls = verbs.add_parser("tls", help="certificates for the HTTPS front doors")
-    tls_verbs = tls.add_subparsers(dest="tls_verb", metavar="ACTION", required=True)
-    tls_init.add_arguments(
-        tls_verbs.add_parser(
-            "init",
-            help="create a private, name-constrained CA for the proxy front door",
-            description="Create DIR/ca.pem and DIR/ca-key.pem (mode 0600): an EC P-256 CA "
-            "whose X.509 Name Constraints permit only the intercepted hosts, and print how "
-            "to make each ecosystem trust it. Refuses to overwrite without --force.",
-        )
-    )
+    tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
     _add_simulator_verbs(verbs)
     return parser
 
@@ -233,7 +224,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.verb == "scan":
             return scan.run(args)
         if args.verb == "tls":
-            return tls_init.run(args)
+            return tls.run(args)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             return serve(config, list(sys.argv[1:] if argv is None else argv))
@@ -242,7 +233,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.rules_verb == "check":
             return rules_check(config)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError, tls_init.InitError) as exc:
+    except (ConfigError, RuleError, tls.InitError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

@@ -1,4 +1,5 @@
-"""``gateway tls init``: the CA files, their modes, no silent overwrite, the trust lines."""
+"""``gateway tls init`` (the CA files, their modes, no silent overwrite, the trust lines) and
+``gateway tls issue`` (a listener certificate the CA may sign)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,23 @@ def test_an_unwritable_folder_is_a_usage_error(
     (tmp_path / "file").write_text("not a folder")
     assert main(["tls", "init", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err.startswith("gateway: ")
+
+
+def test_issue_signs_a_listener_certificate_for_a_permitted_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tls", "init", str(tmp_path)]) == 0
+    assert main(["tls", "issue", str(tmp_path)]) == 0
+    cert, key = tmp_path / "preview.twilio.com.pem", tmp_path / "preview.twilio.com-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["preview.twilio.com"]
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert 89 <= lifetime.days <= 90
+    assert f"--tls-cert {cert} --tls-key {key}" in capsys.readouterr().out
+    assert main(["tls", "issue", str(tmp_path)]) == 2  # exists
+    assert main(["tls", "issue", str(tmp_path), "--host", "example.com"]) == 2
+    assert "may only vouch for preview.twilio.com" in capsys.readouterr().err
+    assert main(["tls", "issue", str(tmp_path / "empty")]) == 2
+    assert "tls init" in capsys.readouterr().err
