@@ -20,7 +20,6 @@ from gateway import __version__
 from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
-from gateway.frontdoor.startup import prepare
 from gateway.models import RouteMatch
 from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
@@ -122,6 +121,8 @@ def _add_simulator_verbs(verbs: Any) -> None:
 def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
     configure_logging(config.log_level)
+    from gateway.frontdoor.startup import prepare
+
     load_rules(config.rules_dir)  # fail fast, before any worker starts
     doors = prepare(config)  # certificates and keys too
     if config.workers > 1:

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from gateway.app import GatewayRunner, create_app, create_metrics_app
 from gateway.config import GatewayConfig
-from gateway.frontdoor.listener import ProxyFrontDoor
-from gateway.frontdoor.startup import prepare, start_proxy
+from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
+from gateway.frontdoor.startup import prepare
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 
 log = logging.getLogger("gateway")

@@ -6,31 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.frontdoor.connect import ESTABLISHED, ConnectProtocol, error_response
 from gateway.frontdoor.intercept import intercept
-from gateway.frontdoor.leaves import LeafContexts
-from gateway.frontdoor.targets import Outcome, Policy, Target
+from gateway.frontdoor.settings import ProxySettings
+from gateway.frontdoor.targets import Outcome, Target
 from gateway.frontdoor.tunnel import open_tunnel
 
 log = logging.getLogger("gateway")
-
-
-@dataclass(frozen=True, slots=True)
-class ProxySettings:
-    """Everything the proxy front door needs, worked out once at start-up."""
-
-    policy: Policy
-    leaves: LeafContexts
-    connect_timeout: float
-    idle_timeout: float
-    total_timeout: float
-    max_tunnels: int
-    error_base: str  # the main listener's base URL, for ``more_info`` in refusals
 
 
 class ProxyFrontDoor:
@@ -72,7 +58,13 @@ class ProxyFrontDoor:
         task.add_done_callback(self._tasks.discard)
 
     async def _intercept(self, transport: asyncio.Transport, target: Target) -> None:
-        context = self.settings.leaves.context_for(target.host)
+        try:
+            context = self.settings.leaves.context_for(target.host)
+        except Exception:  # minted at start-up already; a failure now must not go unseen
+            log.exception("no certificate for %s", target.host)
+            transport.abort()
+            self.release(transport)
+            return
         await intercept(
             transport,
             target.host,
@@ -129,3 +121,15 @@ class ProxyFrontDoor:
         for stop in list(self._open.values()):
             if stop is not None:
                 stop()
+
+
+async def start_proxy(
+    server: web.Server, settings: ProxySettings, host: str, port: int, *, reuse_port: bool = False
+) -> tuple[ProxyFrontDoor, int]:
+    """Start the proxy front door feeding ``server``; returns it and its bound port."""
+    door = ProxyFrontDoor(server, settings)
+    bound = await door.listen(host, port, reuse_port=reuse_port)
+    hosts = ", ".join(sorted(settings.policy.intercepted))
+    tunnels = ", ".join(str(p) for p in settings.policy.tunnelled) or "none"
+    log.info("proxy front door on %s:%s intercepts %s; tunnels %s", host, bound, hosts, tunnels)
+    return door, bound

@@ -1,7 +1,8 @@
-"""Building the front doors from the config at start-up, and starting the proxy listener.
+"""Building the front doors from the config at start-up.
 
 :func:`prepare` reads and checks every certificate and key once, raising ``ConfigError`` with
-the option at fault, so ``gateway serve`` fails before any worker starts.
+the option at fault, so ``gateway serve`` fails before any worker starts. It imports no metric
+declarations (the ``--workers`` supervisor must write no metric files of its own).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 from gateway.config import ConfigError, GatewayConfig
 from gateway.frontdoor.certificates import CertificateAuthority, CertificateError, load_ca
 from gateway.frontdoor.leaves import LeafContexts
-from gateway.frontdoor.listener import ProxyFrontDoor, ProxySettings
+from gateway.frontdoor.settings import ProxySettings
 from gateway.frontdoor.targets import Policy
 from gateway.frontdoor.tls_context import listener_context
 
@@ -71,9 +70,15 @@ def prepare(config: GatewayConfig) -> FrontDoors:
     if config.proxy_listen is not None:
         assert config.proxy_ca_cert is not None and config.proxy_ca_key is not None
         ca = load_proxy_ca(config.proxy_ca_cert, config.proxy_ca_key)
+        leaves = LeafContexts(ca)
+        try:  # mint each host's leaf now: fails here rather than at a client's first CONNECT
+            for host in ca.hosts:
+                leaves.context_for(host)
+        except CertificateError as exc:
+            raise ConfigError(f"proxy_listen: {exc}") from exc
         proxy = ProxySettings(
             policy=Policy.of(ca.hosts, config.proxy_tunnel_hosts),
-            leaves=LeafContexts(ca),
+            leaves=leaves,
             connect_timeout=config.connect_timeout,
             idle_timeout=config.proxy_tunnel_idle_timeout,
             total_timeout=config.proxy_tunnel_total_timeout,
@@ -81,15 +86,3 @@ def prepare(config: GatewayConfig) -> FrontDoors:
             error_base=main_base(config),
         )
     return FrontDoors(tls, proxy)
-
-
-async def start_proxy(
-    server: web.Server, settings: ProxySettings, host: str, port: int, *, reuse_port: bool = False
-) -> tuple[ProxyFrontDoor, int]:
-    """Start the proxy front door feeding ``server``; returns it and its bound port."""
-    door = ProxyFrontDoor(server, settings)
-    bound = await door.listen(host, port, reuse_port=reuse_port)
-    hosts = ", ".join(sorted(settings.policy.intercepted))
-    tunnels = ", ".join(str(p) for p in settings.policy.tunnelled) or "none"
-    log.info("proxy front door on %s:%s intercepts %s; tunnels %s", host, bound, hosts, tunnels)
-    return door, bound

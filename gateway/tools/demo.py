@@ -15,15 +15,17 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.access_log import configure_logging
 from gateway.config import GatewayConfig, Upstream, load_config
-from gateway.frontdoor.listener import ProxyFrontDoor
 from gateway.options import parse_listen
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
+
+if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
+    from gateway.frontdoor.listener import ProxyFrontDoor
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +209,8 @@ async def _start_proxy(
 ) -> tuple[ProxyFrontDoor, str]:
     """The proxy front door on ``listen`` with a throwaway CA in ``ca_dir``, and its URL."""
     from gateway.frontdoor.certificates import create_ca
-    from gateway.frontdoor.startup import prepare, start_proxy
+    from gateway.frontdoor.listener import start_proxy
+    from gateway.frontdoor.startup import prepare
 
     cert_pem, key_pem = create_ca(["preview.twilio.com"])
     (ca_dir / "ca.pem").write_bytes(cert_pem)

@@ -22,8 +22,8 @@ from aiohttp import web
 
 from gateway.app import GatewayRunner, create_app
 from gateway.frontdoor.certificates import create_ca
-from gateway.frontdoor.listener import ProxyFrontDoor
-from gateway.frontdoor.startup import prepare, start_proxy
+from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
+from gateway.frontdoor.startup import prepare
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,8 +40,24 @@ async def stack(front_stack: StackFactory, monkeypatch: pytest.MonkeyPatch) -> F
     return started
 
 
+@pytest.fixture(autouse=True)
+def close_clients(front_stack: StackFactory) -> Iterator[None]:
+    """Close each client's pooled connections at the end, before the servers stop (this
+    fixture is torn down before ``front_stack``, which it depends on)."""
+    yield
+    for http_client in OPEN:
+        if http_client.session is not None:
+            http_client.session.close()
+    OPEN.clear()
+
+
+OPEN: list[TwilioHttpClient] = []
+
+
 def new_client() -> Client:
-    client = Client(ACCOUNT, TOKEN, http_client=TwilioHttpClient(timeout=20))
+    http_client = TwilioHttpClient(timeout=20)
+    OPEN.append(http_client)
+    client = Client(ACCOUNT, TOKEN, http_client=http_client)
     assert client.preview.base_url == f"https://{PREVIEW}"  # untouched
     return client
 

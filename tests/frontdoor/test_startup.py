@@ -36,6 +36,7 @@ def test_the_proxy_intercepts_the_hosts_of_the_ca(tmp_path: Path) -> None:
     assert doors.proxy.policy.intercepted == {"preview.twilio.com", "preview-edge.example.com"}
     assert doors.proxy.policy.tunnelled == ()
     assert doors.proxy.error_base == "http://127.0.0.1:8080"
+    assert doors.proxy.leaves.minted == 2  # minted at start-up, not at the first CONNECT
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,13 @@ def test_tls_listener_files(tmp_path: Path) -> None:
     broken = replace(config, tls_key=tmp_path / "cert.pem")
     with pytest.raises(ConfigError, match="tls_cert/tls_key"):
         prepare(broken)
+
+
+def test_a_platform_without_memfd_fails_at_start_up(
+    ca_files: CAFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    with pytest.raises(ConfigError, match="memfd_create"):
+        prepare(_proxy_config(ca_files.cert, ca_files.key))  # type: ignore[arg-type]
