@@ -74,6 +74,7 @@ class AccessLog:
         consumer: str,
         deprecated: bool,
         upstream_status: int | None,
+        front_door: str = "direct",
     ) -> None:
         logger = self.logger
         if not self.enabled or not logger.isEnabledFor(self.level):
@@ -88,6 +89,7 @@ class AccessLog:
                 "consumer": consumer,
                 "deprecated": deprecated,
                 "upstream_status": upstream_status,
+                "front_door": front_door,
             }
         )
         handlers = logger.handlers

@@ -156,7 +156,10 @@ def create_app(
     )
     app[CONFIG] = config
     app[PIPELINE] = pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
-    app[ERROR_BASE] = config.public_base_url or f"http://{config.listen_host}:{config.listen_port}"
+    scheme = "https" if config.tls_cert is not None else "http"
+    app[ERROR_BASE] = (
+        config.public_base_url or f"{scheme}://{config.listen_host}:{config.listen_port}"
+    )
     app.cleanup_ctx.append(_client_session)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}

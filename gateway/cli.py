@@ -1,5 +1,5 @@
-"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan |
-simulate | demo``.
+"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan
+| tls init | tls issue | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.load_config`) and starts servers, and the only core module that wires the
@@ -26,7 +26,7 @@ from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import Rule, RuleError, RuleSet, load_rules
-from gateway.tools import report, scan
+from gateway.tools import report, scan, tls
 from gateway.validation import validate
 
 EXIT_USAGE = 2
@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
             "print file:line: match -> v1 replacement. Exit 1 if any, 0 if clean, 2 on error.",
         )
     )
+    tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
     _add_simulator_verbs(verbs)
     return parser
 
@@ -137,17 +138,25 @@ def _add_simulator_verbs(verbs: Any) -> None:
 def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
     configure_logging(config.log_level)
+    from gateway.frontdoor.startup import prepare
+
     validate(load_rules(config.rules), config)  # fail fast, before any worker starts
+    doors = prepare(config)  # certificates and keys too
     if config.workers > 1:
         from gateway.supervisor import supervise
 
         return supervise(config, argv)
     from gateway.lifecycle import run_single
 
+    scheme = "https" if doors.tls is not None else "http"
     print(
-        f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}",
+        f"gateway {__version__} listening on {scheme}://{config.listen_host}:{config.listen_port}",
         flush=True,
     )
+    if doors.proxy is not None and config.proxy_listen is not None:
+        host, port = config.proxy_listen
+        hosts = ", ".join(sorted(doors.proxy.policy.intercepted))
+        print(f"proxy front door on http://{host}:{port} (intercepts {hosts})", flush=True)
     return run_single(config)
 
 
@@ -234,6 +243,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return report.run(args)
         if args.verb == "scan":
             return scan.run(args)
+        if args.verb == "tls":
+            return tls.run(args)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             return serve(config, list(sys.argv[1:] if argv is None else argv))
@@ -242,7 +253,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.rules_verb == "check":
             return rules_check(config)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, tls.InitError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

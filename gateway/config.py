@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.brownout import Schedule
 from gateway.deprecation import DeprecationPolicy
+from gateway.frontdoor.targets import HostPattern
 from gateway.instants import parse_instant
 from gateway.options import OPTIONS, OPTIONS_BY_NAME, Option
 from gateway.upstreams import NAMES as UPSTREAM_NAMES
@@ -64,6 +65,16 @@ class GatewayConfig:
     deprecation_link: str | None
     sunset_link: str | None
     brownouts: Schedule
+    # The HTTPS front doors (gateway/frontdoor/).
+    tls_cert: Path | None
+    tls_key: Path | None
+    proxy_listen: tuple[str, int] | None
+    proxy_ca_cert: Path | None
+    proxy_ca_key: Path | None
+    proxy_tunnel_hosts: tuple[HostPattern, ...]
+    proxy_max_tunnels: int
+    proxy_tunnel_idle_timeout: float
+    proxy_tunnel_total_timeout: float
     access_log: bool
     access_log_level: str
 
@@ -177,8 +188,21 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
             "metrics_public is false but metrics_listen is not set: "
             "/metrics would be served nowhere"
         )
+    _check_front_doors(config)
     try:
         config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:
         raise ConfigError(f"sunset_date/deprecation_date: {exc}") from exc
     return config
+
+
+def _check_front_doors(config: GatewayConfig) -> None:
+    """Options that only work together are given together."""
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("tls_cert and tls_key must be given together")
+    if config.proxy_listen is not None and (
+        config.proxy_ca_cert is None or config.proxy_ca_key is None
+    ):
+        raise ConfigError(
+            "proxy_listen needs proxy_ca_cert and proxy_ca_key (make them with `gateway tls init`)"
+        )

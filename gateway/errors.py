@@ -10,6 +10,8 @@
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
     ├── Brownout                410   88010  a scheduled brownout window is active
+    ├── ProxyRefused            403   88011  the proxy front door refuses a request or target
+    ├── ProxyBusy               503   88012  the proxy front door has its maximum connections
     └── InternalError           500   88099  an unexpected exception inside the gateway
 
 Every field is set where the error is raised: ``status`` (a class default, or given, as for a
@@ -42,6 +44,12 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88011: (
+        "Proxy request refused",
+        "The proxy front door accepts only CONNECT to the intercepted hosts and to the hosts "
+        "allowed for tunnelling, on their allowed ports.",
+    ),
+    88012: ("Proxy busy", "The proxy front door has its maximum number of connections open."),
     88099: ("Internal gateway error", "An unexpected error inside the gateway."),
 }
 
@@ -111,6 +119,16 @@ class UpstreamTimeout(GatewayError):
 class Brownout(GatewayError):
     status = 410
     code = 88010
+
+
+class ProxyRefused(GatewayError):
+    status = 403
+    code = 88011
+
+
+class ProxyBusy(GatewayError):
+    status = 503
+    code = 88012
 
 
 class InternalError(GatewayError):

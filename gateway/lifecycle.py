@@ -14,6 +14,8 @@ from aiohttp import web
 
 from gateway.app import create_app, create_metrics_app
 from gateway.config import GatewayConfig
+from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
+from gateway.frontdoor.startup import prepare
 from gateway.server import GatewayRunner
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 
@@ -36,12 +38,23 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runners: list[web.AppRunner] = []
+    doors = prepare(config)
     runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=GRACE_SECONDS)
     await runner.setup()
     runners.append(runner)
     await web.TCPSite(
-        runner, config.listen_host, config.listen_port, reuse_port=reuse_port or None
+        runner,
+        config.listen_host,
+        config.listen_port,
+        ssl_context=doors.tls,
+        reuse_port=reuse_port or None,
     ).start()
+    proxy: ProxyFrontDoor | None = None
+    if doors.proxy is not None and config.proxy_listen is not None:
+        # The same aiohttp server as the main listener: one pipeline, one ClientSession.
+        assert runner.server is not None
+        host, port = config.proxy_listen
+        proxy, _ = await start_proxy(runner.server, doors.proxy, host, port, reuse_port=reuse_port)
     if config.metrics_listen is not None:
         metrics_runner = web.AppRunner(create_metrics_app(), access_log=None)
         await metrics_runner.setup()
@@ -52,6 +65,8 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
     try:
         await stop.wait()
     finally:
+        if proxy is not None:
+            proxy.close()  # blind tunnels end now; intercepted requests get the grace period
         # Stops accepting, then waits up to the grace period for in-flight requests.
         for active in reversed(runners):
             await active.cleanup()

@@ -29,8 +29,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 REQUESTS = Counter(
     "gateway_requests",
-    "Requests answered, by route template (rule name), method, status class and deprecation.",
-    ["route", "method", "status_class", "deprecated"],
+    "Requests answered, by route template (rule name), method, status class, deprecation and "
+    "front door (direct, tls, proxy).",
+    ["route", "method", "status_class", "deprecated", "front_door"],
 )
 REQUEST_SECONDS = Histogram(
     "gateway_request_duration_seconds",
@@ -76,6 +77,11 @@ BROWNOUT_REJECTIONS = Counter(
     "Deprecated-route requests refused with 410 during a brownout window.",
     ["route"],
 )
+PROXY_CONNECTS = Counter(
+    "gateway_proxy_connects",
+    "Connections to the proxy front door, by outcome (intercepted, tunnelled, refused).",
+    ["outcome"],
+)
 BUILD_INFO = Gauge(
     "gateway_build_info",
     "Always 1; labels carry the gateway and Python versions.",
@@ -115,16 +121,23 @@ class RouteMetrics:
         self._upstream = UPSTREAM_SECONDS.labels(name)
         self._last_seen = LAST_SEEN.labels(name) if deprecated else None
         self._brownouts = BROWNOUT_REJECTIONS.labels(name) if deprecated else None
-        self._requests: dict[tuple[str, int], Counter] = {}
+        self._requests: dict[tuple[str, int, str], Counter] = {}
         self._by_consumer: dict[str, Counter] = {}
 
-    def request(self, method: str, status: int, seconds: float, upstream: float | None) -> None:
+    def request(
+        self,
+        method: str,
+        status: int,
+        seconds: float,
+        upstream: float | None,
+        front_door: str = "direct",
+    ) -> None:
         """Count one answered request and its latencies."""
-        key = (method, status // 100)
+        key = (method, status // 100, front_door)
         child = self._requests.get(key)
         if child is None:
             deprecated = "true" if self.deprecated else "false"
-            child = REQUESTS.labels(self.name, method, status_class(status), deprecated)
+            child = REQUESTS.labels(self.name, method, status_class(status), deprecated, front_door)
             self._requests[key] = child
         child.inc()
         self._latency.observe(seconds)

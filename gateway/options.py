@@ -18,6 +18,7 @@ from yarl import URL
 
 from gateway.brownout import parse_schedule
 from gateway.consumers import parse_names
+from gateway.frontdoor.targets import DEFAULT_TUNNEL_HOSTS, parse_host_patterns
 from gateway.instants import parse_instant
 from gateway.upstreams import TABLE as UPSTREAM_TABLE
 
@@ -109,6 +110,13 @@ def parse_count(text: str) -> int:
     return value
 
 
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a count >= 1, got {text!r}")
+    return value
+
+
 def parse_log_level(text: str) -> str:
     level = text.strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -125,6 +133,10 @@ def parse_workers(text: str) -> int:
     if not 1 <= value <= 64:
         raise ValueError(f"expected 1 to 64 workers, got {text!r}")
     return value
+
+
+def parse_optional_path(text: str) -> Path | None:
+    return parse_path(text) if text.strip() else None
 
 
 def parse_instant_text(text: str) -> str:
@@ -284,6 +296,59 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "windows when deprecated routes answer 410: 'START/END[@PERCENT];...'",
         "WINDOWS",
+    ),
+    Option(
+        "tls_cert",
+        parse_optional_path,
+        None,
+        "serve the main listener over HTTPS with this PEM certificate chain (with --tls-key)",
+        "FILE",
+    ),
+    Option("tls_key", parse_optional_path, None, "the private key of --tls-cert (PEM)", "FILE"),
+    Option(
+        "proxy_listen",
+        parse_optional_listen,
+        None,
+        "also serve the HTTPS-proxy front door (CONNECT) on this address",
+        "HOST:PORT",
+    ),
+    Option(
+        "proxy_ca_cert",
+        parse_optional_path,
+        None,
+        "interception CA certificate from `gateway tls init` (its Name Constraints name the "
+        "intercepted hosts)",
+        "FILE",
+    ),
+    Option("proxy_ca_key", parse_optional_path, None, "the interception CA's private key", "FILE"),
+    Option(
+        "proxy_tunnel_hosts",
+        parse_host_patterns,
+        DEFAULT_TUNNEL_HOSTS,
+        "CONNECT targets tunnelled blindly, 'HOST:PORT' or '*.DOMAIN:PORT', comma-separated "
+        "(empty: none)",
+        "PATTERNS",
+    ),
+    Option(
+        "proxy_max_tunnels",
+        parse_positive_int,
+        256,
+        "proxy connections open at once, intercepted and tunnelled (503 above)",
+        "N",
+    ),
+    Option(
+        "proxy_tunnel_idle_timeout",
+        parse_positive_float,
+        300.0,
+        "close a blind tunnel after this long without a byte either way",
+        "SECONDS",
+    ),
+    Option(
+        "proxy_tunnel_total_timeout",
+        parse_positive_float,
+        3600.0,
+        "close a proxy connection (blind, or intercepted once its request is done) after this long",
+        "SECONDS",
     ),
     Option("access_log", parse_bool, True, "one JSON line per request on stderr", "true|false"),
     Option("access_log_level", parse_log_level, "info", "level of the access-log lines", "LEVEL"),

@@ -20,6 +20,7 @@ from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.error_response import render_error
 from gateway.errors import BadRequest, Brownout, GatewayError, RequestTooLarge
+from gateway.frontdoor.door import front_door, intercepted_host
 from gateway.headers import inbound, refusal
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.public_url import public_base
@@ -75,6 +76,9 @@ class Pipeline:
 
     def public_base(self, request: web.BaseRequest) -> str:
         """The base URL this request's client reaches the gateway at."""
+        intercepted = intercepted_host()
+        if intercepted is not None:  # through the proxy front door: the host the client dialled
+            return f"https://{intercepted}"
         config = self.config
         return public_base(
             configured=config.public_base_url,
@@ -91,7 +95,11 @@ async def handle(
 ) -> web.Response:
     """Forward one request along its route and return the answer; record it either way."""
     exchange = Exchange(
-        request.method, request.raw_path, request.headers.get("Authorization"), time.perf_counter()
+        request.method,
+        request.raw_path,
+        request.headers.get("Authorization"),
+        time.perf_counter(),
+        front_door(request),
     )
     try:
         response = await _answer(request, pipeline, session, exchange)

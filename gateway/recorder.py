@@ -28,6 +28,7 @@ class Exchange:
     target: str  # the raw request target (path and query)
     authorization: str | None
     started: float  # time.perf_counter() when the request arrived
+    front_door: str  # direct, tls or proxy (gateway.frontdoor.door)
     route: Route | None = None  # None until a rule matched
     status: int = 500  # stays 500 if an unexpected exception escapes
     upstream_status: int | None = None
@@ -63,7 +64,13 @@ class Recorder:
         route = exchange.route
         metrics = route.metrics if route is not None else self.unmatched
         deprecated = route is not None and route.deprecated
-        metrics.request(exchange.method, exchange.status, seconds, exchange.upstream_seconds)
+        metrics.request(
+            exchange.method,
+            exchange.status,
+            seconds,
+            exchange.upstream_seconds,
+            exchange.front_door,
+        )
         if exchange.failure:
             metrics.upstream_failure(exchange.failure)
         if exchange.brownout:
@@ -85,6 +92,7 @@ class Recorder:
                 consumer=consumer,
                 deprecated=deprecated,
                 upstream_status=exchange.upstream_status,
+                front_door=exchange.front_door,
             )
 
 

@@ -59,7 +59,7 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     workers = {index: _spawn(argv, index, env) for index in range(config.workers)}
     print(
         f"gateway supervisor: {config.workers} workers on "
-        f"http://{config.listen_host}:{config.listen_port}",
+        f"{'https' if config.tls_cert else 'http'}://{config.listen_host}:{config.listen_port}",
         flush=True,
     )
     restarts: list[float] = []

@@ -3,7 +3,9 @@
 #   - prometheus (Debian package), used by tests/test_grafana.py and tests/test_fleet.py to
 #     evaluate the Grafana dashboard's PromQL against live gateways;
 #   - kubectl (Debian's kubernetes-client, when no kubectl is on PATH), used by
-#     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`.
+#     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`;
+#   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
+#     tests (scripts/install-node-clients.sh then installs those from npm).
 # Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
@@ -27,13 +29,16 @@ check_kubectl() {
 packages=()
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+# NodeSource's nodejs package carries npm itself; Debian's comes apart from it.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "missing ${packages[*]} and no apt-get: install Prometheus (>= 2.x) and kubectl by hand"
+    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20)"
     exit 1
 fi
 
@@ -95,8 +100,10 @@ if [ -x /etc/init.d/prometheus ] && [ ! -d /run/systemd/system ]; then
     fi
 fi
 
-if ! command -v prometheus >/dev/null 2>&1; then
-    log "prometheus package installed but no prometheus binary on PATH"
-    exit 1
-fi
-log "installed: $(prometheus --version 2>&1 | head -n 1)"
+for tool in prometheus node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        log "packages installed but no $tool on PATH"
+        exit 1
+    fi
+done
+log "installed: $(prometheus --version 2>&1 | head -n 1); node $(node --version); npm $(npm --version)"

@@ -14,6 +14,8 @@ fi
 if [ -x scripts/install-system-deps.sh ]; then
     scripts/install-system-deps.sh
 fi
+# twilio-cli and twilio-node for the front-door tests, into tests/clients/ (skipped when current)
+bash scripts/install-node-clients.sh
 
 set +e
 .venv/bin/python -m pytest "$@"

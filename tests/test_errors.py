@@ -18,6 +18,8 @@ TREE = [
     (errors.UpstreamResponseTooLarge, 502, 88005),
     (errors.UpstreamTimeout, 504, 88002),
     (errors.Brownout, 410, 88010),
+    (errors.ProxyRefused, 403, 88011),
+    (errors.ProxyBusy, 503, 88012),
     (errors.InternalError, 500, 88099),
 ]
 

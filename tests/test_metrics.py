@@ -37,6 +37,7 @@ async def test_request_counters_by_route_template(
         "method": "GET",
         "status_class": "2xx",
         "deprecated": "true",
+        "front_door": "direct",
     }
     before = value("gateway_requests_total", **labels)
     latency_before = value("gateway_request_duration_seconds_count", route=labels["route"])
@@ -64,12 +65,14 @@ async def test_unmatched_and_v1_requests(
         "method": "GET",
         "status_class": "4xx",
         "deprecated": "false",
+        "front_door": "direct",
     }
     v1 = {
         "route": "v1_available_add_ons",
         "method": "GET",
         "status_class": "2xx",
         "deprecated": "false",
+        "front_door": "direct",
     }
     before_unmatched = value("gateway_requests_total", **unmatched)
     before_v1 = value("gateway_requests_total", **v1)
@@ -88,6 +91,7 @@ async def test_upstream_failures_by_kind(gateway_client: GatewayFactory) -> None
         method="GET",
         status_class="5xx",
         deprecated="true",
+        front_door="direct",
     )
     await client.get("/marketplace/AvailableAddOns")
     assert value("gateway_upstream_failures_total", kind="refused") == before + 1
@@ -98,6 +102,7 @@ async def test_upstream_failures_by_kind(gateway_client: GatewayFactory) -> None
             method="GET",
             status_class="5xx",
             deprecated="true",
+            front_door="direct",
         )
         == before_5xx + 1
     )

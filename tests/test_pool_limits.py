@@ -197,6 +197,7 @@ async def test_a_client_that_hangs_up_frees_its_upstream_connection(
         "method": "GET",
         "status_class": "4xx",
         "deprecated": "true",
+        "front_door": "direct",
     }
     hung_up_before = REGISTRY.get_sample_value("gateway_requests_total", labels) or 0.0
     port = int(gateway.rsplit(":", 1)[1])

@@ -30,7 +30,7 @@ def test_every_metric_is_documented() -> None:
         for family in REGISTRY.collect()
         if family.name.startswith("gateway_")
     }
-    assert len(names) == 10
+    assert len(names) == 11
     for name in names:
         assert f"`{name}`" in README, name
 
@@ -50,6 +50,7 @@ def test_every_command_is_documented() -> None:
         "gateway brownout plan",
         "gateway report",
         "gateway scan",
+        "gateway tls init",
     ):
         assert f"`{command}" in README, command
 

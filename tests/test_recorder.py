@@ -44,7 +44,7 @@ def test_a_deprecated_exchange_counts_once_everywhere(caplog: pytest.LogCaptureF
 
     auth = "Basic " + base64.b64encode(f"{ACCOUNT}:secret".encode()).decode()
     exchange = Exchange(
-        "GET", "/marketplace/InstalledAddOns/XE1?PageSize=5", auth, time.perf_counter()
+        "GET", "/marketplace/InstalledAddOns/XE1?PageSize=5", auth, time.perf_counter(), "direct"
     )
     exchange.route, exchange.status = route(), 200
     exchange.upstream_status, exchange.upstream_seconds = 200, 0.01
@@ -67,9 +67,10 @@ def test_a_deprecated_exchange_counts_once_everywhere(caplog: pytest.LogCaptureF
 def test_an_unmatched_exchange_is_labelled_unmatched_and_a_refused_target_logged_as_dash(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    exchange = Exchange("GET", "http://TOKEN@evil.example/x", None, time.perf_counter())
+    exchange = Exchange("GET", "http://TOKEN@evil.example/x", None, time.perf_counter(), "direct")
     exchange.status = 400
     labels = {"route": "unmatched", "method": "GET", "status_class": "4xx", "deprecated": "false"}
+    labels["front_door"] = "direct"
     before = sample("gateway_requests_total", **labels)
     with caplog.at_level(logging.INFO, logger="gateway.access"):
         recorder().record(exchange)
@@ -80,7 +81,7 @@ def test_an_unmatched_exchange_is_labelled_unmatched_and_a_refused_target_logged
 
 
 def test_upstream_failures_and_brownouts_are_counted_through_the_route() -> None:
-    exchange = Exchange("GET", "/marketplace/AvailableAddOns", None, time.perf_counter())
+    exchange = Exchange("GET", "/marketplace/AvailableAddOns", None, time.perf_counter(), "direct")
     exchange.route, exchange.status = route("preview_available_add_ons"), 410
     exchange.failure, exchange.brownout = "timeout", True
     before = (
@@ -100,7 +101,11 @@ def test_an_undecodable_credential_is_recorded_as_unrecognized(
 ) -> None:
     """A Basic credential followed by a non-ASCII character once made recording raise."""
     exchange = Exchange(
-        "POST", "/marketplace/InstalledAddOns", "Basic QUMxOnNlY3JldA==\u00e9", time.perf_counter()
+        "POST",
+        "/marketplace/InstalledAddOns",
+        "Basic QUMxOnNlY3JldA==\u00e9",
+        time.perf_counter(),
+        "direct",
     )
     exchange.route, exchange.status = route("preview_installed_add_ons"), 201
     with caplog.at_level(logging.INFO):
@@ -111,7 +116,14 @@ def test_an_undecodable_credential_is_recorded_as_unrecognized(
 
 
 class _BrokenMetrics(RouteMetrics):
-    def request(self, method: str, status: int, seconds: float, upstream: float | None) -> None:
+    def request(
+        self,
+        method: str,
+        status: int,
+        seconds: float,
+        upstream: float | None,
+        front_door: str = "direct",
+    ) -> None:
         raise RuntimeError("secret internals")
 
 
@@ -125,7 +137,7 @@ def test_recording_never_raises_and_logs_one_line_without_details(
         _BrokenMetrics("unmatched", False),
     )
     with caplog.at_level(logging.INFO):
-        broken.record(Exchange("GET", "/x", None, time.perf_counter()))
+        broken.record(Exchange("GET", "/x", None, time.perf_counter(), "direct"))
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == ["could not record a request: RuntimeError"]
     assert "secret internals" not in caplog.text

@@ -9,17 +9,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import signal
+import tempfile
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.access_log import configure_logging
-from gateway.config import load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.options import parse_listen
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 from gateway.upstreams import NAMES as UPSTREAM_NAMES
+
+if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
+    from gateway.frontdoor.listener import ProxyFrontDoor
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +57,13 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1:8081",
         metavar="HOST:PORT",
         help="simulator address (default 127.0.0.1:8081; port 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--proxy-listen",
+        default="127.0.0.1:8082",
+        metavar="HOST:PORT",
+        help="the proxy front door, for clients that cannot change their base URL "
+        "(default 127.0.0.1:8082; port 0 picks a free one)",
     )
     parser.add_argument(
         "--seed", metavar="FILE", default=None, help="seed JSON replacing the built-in data"
@@ -124,6 +138,27 @@ Any password works for an AC... username. Ctrl-C stops both servers.
 """
 
 
+PYTHON_SNIPPET = (
+    "from twilio.rest import Client; "
+    "print([a.sid for a in Client().preview.marketplace.available_add_ons.list(limit=3)])"
+)
+
+
+def _proxy_examples(proxy_url: str, ca: Path) -> str:
+    auth = f"{DEMO_ACCOUNT}:{DEMO_TOKEN}"
+    return f"""
+Proxy front door (for apps that cannot change their base URL): {proxy_url}
+It intercepts https://preview.twilio.com with a throwaway CA ({ca}, deleted at exit)
+and tunnels nothing else. Paste into a shell, then run the app unmodified:
+  export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}
+  export REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}
+  export TWILIO_ACCOUNT_SID={DEMO_ACCOUNT} TWILIO_AUTH_TOKEN={DEMO_TOKEN}
+  curl -x {proxy_url} --cacert {ca} -u {auth} 'https://preview.twilio.com/marketplace/AvailableAddOns?PageSize=2'
+  python3 -c '{PYTHON_SNIPPET}'
+  twilio api:preview:marketplace:available-add-ons:list   (twilio-cli)
+"""
+
+
 async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     sim_host, sim_port = parse_listen(args.simulator_listen)
     gw_host, gw_port = parse_listen(args.listen)
@@ -141,16 +176,52 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port, GatewayRunner)
     gateway_url = f"http://{gw_host}:{gw_bound}"
+    ca_dir = Path(tempfile.mkdtemp(prefix="gateway-demo-ca-"))
+    stack = contextlib.ExitStack()
     try:
         if args.walkthrough:
             return await run_walkthrough(gateway_url)
-        print(_examples(gateway_url, simulator_url, add_on_sid), flush=True)
+        door, proxy_url = await _start_proxy(config, gw_runner, ca_dir, args.proxy_listen)
+        stack.callback(door.close)
+        examples = _examples(gateway_url, simulator_url, add_on_sid)
+        intro, _, closing = examples.rpartition("\nAny password works")
+        banner = intro + _proxy_examples(proxy_url, ca_dir / "ca.pem") + "\nAny password works"
+        print(banner + closing, flush=True)
         configure_logging(config.log_level)  # the access log shows each call as it passes
         await _wait_for_stop()
         return 0
     finally:
+        stack.close()
         await gw_runner.cleanup()
         await sim_runner.cleanup()
+        shutil.rmtree(ca_dir, ignore_errors=True)
+
+
+async def _start_proxy(
+    config: GatewayConfig, runner: web.AppRunner, ca_dir: Path, listen: str
+) -> tuple[ProxyFrontDoor, str]:
+    """The proxy front door on ``listen`` with a throwaway CA in ``ca_dir``, and its URL."""
+    from gateway.frontdoor.certificates import create_ca
+    from gateway.frontdoor.listener import start_proxy
+    from gateway.frontdoor.startup import prepare
+
+    cert_pem, key_pem = create_ca(["preview.twilio.com"])
+    (ca_dir / "ca.pem").write_bytes(cert_pem)
+    key_file = ca_dir / "ca-key.pem"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key_pem)
+    host, port = parse_listen(listen)
+    proxied = replace(
+        config,
+        proxy_listen=(host, port),
+        proxy_ca_cert=ca_dir / "ca.pem",
+        proxy_ca_key=key_file,
+        proxy_tunnel_hosts=(),  # the demo never connects anywhere but the simulator
+    )
+    settings = prepare(proxied).proxy
+    assert settings is not None and runner.server is not None
+    door, bound = await start_proxy(runner.server, settings, host, port)
+    return door, f"http://{host}:{bound}"
 
 
 def run_verb(args: Any, environ: Mapping[str, str]) -> int:

@@ -4,6 +4,7 @@ stops cleanly on SIGINT / SIGTERM. Both run as real subprocesses (``python -m ga
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -97,6 +98,8 @@ async def _start_demo() -> Demo:
         "127.0.0.1:0",
         "--simulator-listen",
         "127.0.0.1:0",
+        "--proxy-listen",
+        "127.0.0.1:0",
         cwd=ROOT,
         env=_env(),
         stdin=asyncio.subprocess.DEVNULL,
@@ -173,7 +176,45 @@ async def test_demo_prints_working_examples_and_stops_on_signal(signum: signal.S
         demo.process.send_signal(signum)
         rc = await asyncio.wait_for(demo.process.wait(), STOP_TIMEOUT)
         assert rc == 0
+        assert not Path(re.findall(r"--cacert (\S+)", demo.banner)[0]).exists()
     finally:
         if demo.process.returncode is None:
             demo.process.kill()
             await demo.process.wait()
+
+
+async def test_demo_prints_the_proxy_way_and_it_works() -> None:
+    """The printed exports and curl line run an unmodified client through the proxy."""
+    demo = await _start_demo()
+    try:
+        exports = dict(
+            re.findall(r"(\w+)=(\S+)", " ".join(re.findall(r"export (.+)", demo.banner)))
+        )
+        proxy, ca = exports["HTTPS_PROXY"], exports["REQUESTS_CA_BUNDLE"]
+        assert exports["HTTP_PROXY"] == proxy and exports["NODE_EXTRA_CA_CERTS"] == ca
+        assert not proxy.endswith(":0") and Path(ca).is_file()
+        curl_line = re.search(r"curl -x (\S+) --cacert (\S+) -u (\S+) '(\S+)'", demo.banner)
+        assert curl_line and (curl_line[1], curl_line[2]) == (proxy, ca)
+        process = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--max-time", "10", "-x", proxy, "--cacert", ca, "-u", curl_line[3],
+            curl_line[4], stdout=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 20)
+        assert process.returncode == 0
+        body = json.loads(out)
+        assert body["meta"]["next_page_url"].startswith("https://preview.twilio.com/marketplace/")
+        # twilio-python, base URL untouched, with exactly the printed environment
+        env = {**os.environ, **exports}
+        env.pop("NO_PROXY", None)
+        snippet = re.search(r"python3 -c '(.+)'", demo.banner)
+        assert snippet
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", snippet[1], env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(run.communicate(), 30)
+        assert run.returncode == 0, err
+        assert out.decode().count("XB") == 3
+    finally:
+        demo.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(demo.process.wait(), STOP_TIMEOUT) == 0

@@ -1,0 +1,22 @@
+"""The proxy front door's settings, worked out once at start-up (no I/O, no metrics: the
+``--workers`` supervisor builds them too, to fail before any worker starts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.frontdoor.leaves import LeafContexts
+from gateway.frontdoor.targets import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Everything the proxy front door needs, worked out once at start-up."""
+
+    policy: Policy
+    leaves: LeafContexts
+    connect_timeout: float
+    idle_timeout: float
+    total_timeout: float
+    max_tunnels: int
+    error_base: str  # the main listener's base URL, for ``more_info`` in refusals

@@ -1,0 +1,186 @@
+"""A whole stack on loopback for the front-door tests: the simulator as upstream, the gateway
+(its main listener, plain or TLS) and the proxy front door feeding the same aiohttp server.
+
+``front_stack(**config_overrides)`` starts one and stops it at teardown. The CA comes from
+:func:`gateway.frontdoor.certificates.create_ca`, written to a temporary folder as ``gateway tls
+init`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.frontdoor.certificates import create_ca
+from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
+from gateway.frontdoor.startup import prepare
+from gateway.server import GatewayRunner
+from gateway.simulator import create_simulator_app, load_seed
+from tests.conftest import make_config
+
+PREVIEW = "preview.twilio.com"
+ACCOUNT = "AC" + "5" * 32
+TOKEN = "front-door-token"
+
+
+@dataclass(frozen=True)
+class CAFiles:
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only this CA."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+def write_ca(folder: Path, hosts: tuple[str, ...] = (PREVIEW,)) -> CAFiles:
+    cert_pem, key_pem = create_ca(hosts)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ca.pem").write_bytes(cert_pem)
+    (folder / "ca-key.pem").write_bytes(key_pem)
+    (folder / "ca-key.pem").chmod(0o600)
+    return CAFiles(folder / "ca.pem", folder / "ca-key.pem")
+
+
+@pytest.fixture
+def ca_files(tmp_path: Path) -> CAFiles:
+    return write_ca(tmp_path / "ca")
+
+
+@dataclass
+class FrontStack:
+    simulator_url: str
+    gateway_url: str  # the main listener
+    proxy_url: str  # http://127.0.0.1:PORT of the proxy front door
+    proxy_port: int
+    ca: CAFiles
+    door: ProxyFrontDoor
+    caplog: pytest.LogCaptureFixture
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [
+            orjson.loads(r.getMessage()) for r in self.caplog.records if r.name == "gateway.access"
+        ]
+
+
+StackFactory = Callable[..., Awaitable[FrontStack]]
+
+
+@pytest.fixture
+async def front_stack(
+    ca_files: CAFiles, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[StackFactory]:
+    """``await front_stack(**config_overrides)``: simulator + gateway + proxy front door."""
+    caplog.set_level(logging.INFO, logger="gateway.access")
+    started: list[FrontStack] = []
+
+    async def factory(seed: Any = None, **overrides: Any) -> FrontStack:
+        sim_runner = web.AppRunner(create_simulator_app(seed or load_seed()))
+        await sim_runner.setup()
+        sim_site = web.TCPSite(sim_runner, "127.0.0.1", 0)
+        await sim_site.start()
+        simulator_url = f"http://127.0.0.1:{sim_runner.addresses[0][1]}"
+        config = replace(
+            make_config(simulator_url),
+            listen=("127.0.0.1", 0),
+            proxy_listen=("127.0.0.1", 0),
+            proxy_ca_cert=ca_files.cert,
+            proxy_ca_key=ca_files.key,
+            **overrides,
+        )
+        doors = prepare(config)
+        assert doors.proxy is not None
+        runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=doors.tls)
+        await site.start()
+        scheme = "https" if doors.tls is not None else "http"
+        gateway_url = f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+        assert runner.server is not None
+        door, port = await start_proxy(runner.server, doors.proxy, "127.0.0.1", 0)
+
+        async def stop() -> None:
+            door.close()
+            await runner.cleanup()
+            await sim_runner.cleanup()
+
+        stack = FrontStack(
+            simulator_url,
+            gateway_url,
+            f"http://127.0.0.1:{port}",
+            port,
+            ca_files,
+            door,
+            caplog,
+            [stop],
+        )
+        started.append(stack)
+        return stack
+
+    yield factory
+    for stack in started:
+        for cleanup in stack.cleanups:
+            await cleanup()
+
+
+async def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``data`` to the proxy port as it is and read until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            return await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+class Decoy:
+    """A listening socket that counts the connections it accepts (it should get none)."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.received = bytearray()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> Decoy:
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            try:
+                while chunk := await reader.read(65536):
+                    self.received += chunk
+                    writer.write(chunk[::-1])  # answers something the client can recognise
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.fixture
+async def decoy() -> AsyncIterator[Decoy]:
+    started = await Decoy().start()
+    yield started
+    await started.stop()

@@ -1,0 +1,102 @@
+"""Start-up: certificates are loaded once and every problem is a one-line config error."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+from gateway.frontdoor.certificates import create_ca, load_ca, mint_leaf
+from gateway.frontdoor.startup import main_base, prepare
+
+from .conftest import CAFiles, write_ca
+
+
+def test_nothing_to_prepare_by_default() -> None:
+    doors = prepare(load_config({}, {}))
+    assert (doors.tls, doors.proxy) == (None, None)
+
+
+def test_the_proxy_intercepts_the_hosts_of_the_ca(tmp_path: Path) -> None:
+    ca = write_ca(tmp_path, ("preview.twilio.com", "preview-edge.example.com"))
+    config = load_config(
+        {
+            "proxy_listen": "127.0.0.1:0",
+            "proxy_ca_cert": str(ca.cert),
+            "proxy_ca_key": str(ca.key),
+            "proxy_tunnel_hosts": "",
+        },
+        {},
+    )
+    doors = prepare(config)
+    assert doors.proxy is not None
+    assert doors.proxy.policy.intercepted == {"preview.twilio.com", "preview-edge.example.com"}
+    assert doors.proxy.policy.tunnelled == ()
+    assert doors.proxy.error_base == "http://127.0.0.1:8080"
+    assert doors.proxy.leaves.minted == 2  # minted at start-up, not at the first CONNECT
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"tls_cert": "a.pem"}, "tls_cert and tls_key must be given together"),
+        ({"proxy_listen": "127.0.0.1:0"}, "proxy_listen needs proxy_ca_cert and proxy_ca_key"),
+        ({"proxy_tunnel_hosts": "*.twilio.com"}, "HOST:PORT"),
+        ({"proxy_max_tunnels": "0"}, "count >= 1"),
+    ],
+)
+def test_options_that_belong_together(flags: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags, {})
+
+
+def _proxy_config(cert: Path, key: Path) -> object:
+    return load_config(
+        {"proxy_listen": "127.0.0.1:0", "proxy_ca_cert": str(cert), "proxy_ca_key": str(key)}, {}
+    )
+
+
+def test_unusable_ca_files_are_config_errors(tmp_path: Path, ca_files: CAFiles) -> None:
+    with pytest.raises(ConfigError, match=r"proxy_ca_cert .*missing\.pem"):
+        prepare(_proxy_config(tmp_path / "missing.pem", ca_files.key))  # type: ignore[arg-type]
+    other = write_ca(tmp_path / "other")
+    with pytest.raises(ConfigError, match="does not belong to the CA certificate") as caught:
+        prepare(_proxy_config(ca_files.cert, other.key))  # type: ignore[arg-type]
+    assert "PRIVATE" not in str(caught.value)
+    assert other.key.read_text().splitlines()[1] not in str(caught.value)
+
+
+def test_a_readable_ca_key_is_warned_about(
+    ca_files: CAFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    ca_files.key.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        prepare(_proxy_config(ca_files.cert, ca_files.key))  # type: ignore[arg-type]
+    assert "chmod 600" in caplog.text
+
+
+def test_tls_listener_files(tmp_path: Path) -> None:
+    leaf = mint_leaf(load_ca(*create_ca(["gateway.internal.example"])), "gateway.internal.example")
+    (tmp_path / "cert.pem").write_bytes(leaf.cert_pem)
+    (tmp_path / "key.pem").write_bytes(leaf.key_pem)
+    config = load_config(
+        {"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")}, {}
+    )
+    assert prepare(config).tls is not None
+    assert main_base(config) == "https://127.0.0.1:8080"
+    broken = replace(config, tls_key=tmp_path / "cert.pem")
+    with pytest.raises(ConfigError, match="tls_cert/tls_key"):
+        prepare(broken)
+
+
+def test_a_platform_without_memfd_fails_at_start_up(
+    ca_files: CAFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    with pytest.raises(ConfigError, match="memfd_create"):
+        prepare(_proxy_config(ca_files.cert, ca_files.key))  # type: ignore[arg-type]
