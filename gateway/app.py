@@ -16,6 +16,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway import errors, metrics, proxy
 from gateway.config import GatewayConfig
+from gateway.public_url import local_host
 from gateway.rules import RuleError, RuleSet, load_rules
 
 log = logging.getLogger("gateway")
@@ -182,7 +183,12 @@ class _TwilioErrorProtocol(RequestHandler):
         if request.writer.output_size > 0:  # as aiohttp: the response is under way already
             raise ConnectionError("Response is sent already, cannot send an error response")
         manager = self._manager
-        base = manager.error_base if isinstance(manager, _TwilioErrorServer) else "/"
+        base = "/"
+        if isinstance(manager, _TwilioErrorServer):  # no headers to trust: the socket's address
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            base = (
+                manager.error_base or f"{request.scheme}://{local_host(sockname, *manager.listen)}"
+            )
         if status >= 500:
             log.error("unexpected error on %s", request.remote, exc_info=exc)
             code, text = errors.InternalError.code, "Internal gateway error"
@@ -208,7 +214,8 @@ class _TwilioErrorProtocol(RequestHandler):
 
 
 class _TwilioErrorServer(web.Server):
-    error_base: str = "/"
+    error_base: str | None = None  # the configured public base URL
+    listen: tuple[str, int] = ("127.0.0.1", 8080)
 
     def __call__(self) -> RequestHandler:
         return _TwilioErrorProtocol(self, loop=self._loop, **self._kwargs)
@@ -222,7 +229,6 @@ class GatewayRunner(web.AppRunner):
         server.__class__ = _TwilioErrorServer
         assert isinstance(server, _TwilioErrorServer)
         config = self.app[CONFIG]
-        server.error_base = config.public_base_url or (
-            f"http://{config.listen_host}:{config.listen_port}"
-        )
+        server.error_base = config.public_base_url
+        server.listen = (config.listen_host, config.listen_port)
         return server

@@ -56,6 +56,8 @@ class GatewayConfig:
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     public_base_url: str | None = None
     trust_forwarded_headers: bool = False
+    forwarded_header: str = "x-forwarded"  # which family trusted proxies write
+    forwarded_hops: int = 1  # trusted proxies appending to it
     rules_dir: Path | None = None
     log_level: str = "info"
     connect_timeout: float = 5.0
@@ -185,6 +187,8 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
         upstreams=upstreams,
         public_base_url=values["public_base_url"],
         trust_forwarded_headers=values["trust_forwarded_headers"],
+        forwarded_header=values["forwarded_header"],
+        forwarded_hops=values["forwarded_hops"],
         rules_dir=values["rules"],
         log_level=values["log_level"],
         connect_timeout=values["connect_timeout"],

@@ -19,6 +19,7 @@ from yarl import URL
 from gateway.brownout import parse_schedule
 from gateway.consumers import parse_names
 from gateway.deprecation import parse_instant
+from gateway.public_url import HEADER_FAMILIES
 
 # Marketplace v1 went to twilio-oai main on 2024-06-18; Twilio announced the Preview API's
 # discontinuation for December 2024 without a day, so the first of the month is assumed.
@@ -59,12 +60,12 @@ def parse_bool(text: str) -> bool:
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8080`` for IPv6) to a host and a port."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text.isascii() or not port_text.isdigit():
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     port = int(port_text)
     if not 0 <= port <= 65535:
-        raise ValueError(f"port out of range in {text!r}")
+        raise ValueError(f"port out of range in {text!r} (0 to 65535)")
     return host.strip("[]"), port
 
 
@@ -83,8 +84,20 @@ def parse_url_list(text: str) -> tuple[str, ...]:
     return tuple(parse_http_url(part) for part in text.split(",") if part.strip())
 
 
+def _integer(text: str, what: str) -> int:
+    """A whole number in ASCII digits; ``ValueError`` saying what was expected otherwise."""
+    cleaned = text.strip()
+    digits = cleaned.removeprefix("-")
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"expected {what}, got {text!r}")
+    return int(cleaned)
+
+
 def parse_positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a positive number, got {text!r}") from None
     if not 0 < value < float("inf"):  # also refuses "nan"
         raise ValueError(f"expected a positive number, got {text!r}")
     return value
@@ -95,14 +108,13 @@ def parse_size(text: str) -> int:
     cleaned = text.strip().upper().removesuffix("B")
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(cleaned[-1:], 1)
     number = cleaned[:-1] if scale > 1 else cleaned
-    value = int(number) * scale
-    if value <= 0:
-        raise ValueError(f"expected a positive size, got {text!r}")
-    return value
+    if not number.isascii() or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"expected a size like 512K or 1M, got {text!r}")
+    return int(number) * scale
 
 
 def parse_count(text: str) -> int:
-    value = int(text)
+    value = _integer(text, "a count >= 0")
     if value < 0:
         raise ValueError(f"expected a count >= 0, got {text!r}")
     return value
@@ -120,10 +132,24 @@ def parse_path(text: str) -> Path:
 
 
 def parse_workers(text: str) -> int:
-    value = int(text)
+    value = _integer(text, "1 to 64 workers")
     if not 1 <= value <= 64:
         raise ValueError(f"expected 1 to 64 workers, got {text!r}")
     return value
+
+
+def parse_hops(text: str) -> int:
+    value = _integer(text, "a number of proxies from 1 to 16")
+    if not 1 <= value <= 16:
+        raise ValueError(f"expected a number of proxies from 1 to 16, got {text!r}")
+    return value
+
+
+def parse_forwarded_header(text: str) -> str:
+    family = text.strip().lower()
+    if family not in HEADER_FAMILIES:
+        raise ValueError(f"expected x-forwarded or forwarded, got {text!r}")
+    return family
 
 
 def parse_instant_text(text: str) -> str:
@@ -181,9 +207,25 @@ OPTIONS: tuple[Option, ...] = (
         "trust_forwarded_headers",
         parse_bool,
         False,
-        "derive the public URL from Forwarded / X-Forwarded-Proto / X-Forwarded-Host "
-        "(only behind a proxy you control)",
+        "derive the public URL from the forwarded headers trusted proxies set "
+        "(--forwarded-header, --forwarded-hops; only behind proxies you control)",
         is_flag=True,
+    ),
+    Option(
+        "forwarded_header",
+        parse_forwarded_header,
+        "x-forwarded",
+        "headers the trusted proxies write: x-forwarded (X-Forwarded-Proto/-Host) or "
+        "forwarded (RFC 7239); the other family is ignored",
+        "x-forwarded|forwarded",
+    ),
+    Option(
+        "forwarded_hops",
+        parse_hops,
+        1,
+        "trusted proxies that append to those headers; the entry this many from the right "
+        "is used, and none when there are fewer",
+        "N",
     ),
     Option(
         "rules", parse_path, None, "directory of rule files replacing the built-in rules", "DIR"

@@ -20,7 +20,7 @@ from gateway.consumers import ConsumerLabels
 from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
 from gateway.errors import Brownout, GatewayError, RequestTooLarge, UpstreamBadResponse
 from gateway.models import RouteMatch
-from gateway.public_url import public_base
+from gateway.public_url import TrustedProxies, local_host, public_base
 from gateway.response_rewrite import LinkRewriter
 from gateway.routing import Router
 from gateway.rules import Rule, RuleSet
@@ -39,7 +39,7 @@ class Pipeline:
     successor_origins: Mapping[str, str]  # by upstream name: the public v1 origin
     upstream_bases: Mapping[str, str]  # by upstream name
     limits: upstream.Limits
-    fallback_host: str
+    trusted_proxies: TrustedProxies | None
     access_log: AccessLog
     consumers: ConsumerLabels
     metrics: metrics.BoundMetrics
@@ -89,7 +89,9 @@ class Pipeline:
                 total=config.total_timeout,
                 max_response_size=config.max_response_size,
             ),
-            fallback_host=f"{config.listen_host}:{config.listen_port}",
+            trusted_proxies=TrustedProxies(config.forwarded_hops, config.forwarded_header)
+            if config.trust_forwarded_headers
+            else None,
             access_log=AccessLog.create(config.access_log, config.access_log_level),
             consumers=ConsumerLabels(
                 config.consumer_names, config.consumer_cap, config.consumer_labels
@@ -108,8 +110,12 @@ class Pipeline:
             scheme=request.scheme,
             host_header=request.headers.get("Host"),
             headers=request.headers,
-            trust_forwarded=self.config.trust_forwarded_headers,
-            fallback_host=self.fallback_host,
+            trusted=self.trusted_proxies,
+            fallback_host=local_host(
+                request.transport.get_extra_info("sockname") if request.transport else None,
+                self.config.listen_host,
+                self.config.listen_port,
+            ),
         )
 
 
