@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
@@ -24,7 +25,7 @@ from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import RuleError, RuleSet, load_rules
-from gateway.tools import report, scan
+from gateway.tools import report, rule_specs, scan
 
 EXIT_USAGE = 2
 
@@ -53,8 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     check = rule_verbs.add_parser(
         "check",
         help="validate the rules and print the route table",
-        description="Load and validate the rules (built-in, or --rules DIR) and print the "
-        "route table. Exit status 0 when valid, 2 with a message naming file, rule and field.",
+        description="Load and validate the rules (built-in, or --rules DIR), compare each "
+        "rule's path parameter patterns with the OpenAPI specs, and print the route table. "
+        "Exit status 0 when valid, 2 with a message naming file, rule and field.",
+    )
+    check.add_argument(
+        "--specs",
+        metavar="DIR",
+        default=None,
+        help="OpenAPI specs (*.json) to compare the rules' path parameter patterns with "
+        "(default: the specs shipped with the gateway)",
     )
     add_arguments(check)
     explain = rule_verbs.add_parser(
@@ -155,10 +164,17 @@ def _route_table(ruleset: RuleSet) -> str:
     )
 
 
-def rules_check(config: GatewayConfig) -> int:
+def rules_check(config: GatewayConfig, specs: str | None = None) -> int:
     ruleset = load_rules(config.rules_dir)
+    directory = Path(specs) if specs else rule_specs.default_specs()
+    report = rule_specs.check(ruleset, rule_specs.load_spec_paths(directory))
+    if report.problems:
+        for problem in report.problems:
+            print(f"gateway: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     print(_route_table(ruleset))
     print(f"\n{len(ruleset.rules)} rules OK ({ruleset.origin})")
+    print(rule_specs.summary(report, rule_specs.describe(directory)))
     return 0
 
 
@@ -176,6 +192,8 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     print(f"rule:       {rule.name} ({rule.file})")
     print(f"deprecated: {'yes' if rule.deprecated else 'no'}")
     print(f"upstream:   {rule.upstream}")
+    for name, pattern in rule.patterns:
+        print(f"pattern:    {{{name}}} {pattern.pattern}")
     print(
         f"calls:      {method.upper()} {upstream_url(match, config.upstreams[rule.upstream].base)}"
     )
@@ -220,9 +238,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.verb == "brownout":
             return brownout_plan(config, time.time())
         if args.rules_verb == "check":
-            return rules_check(config)
+            return rules_check(config, args.specs)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, rule_specs.SpecError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

@@ -15,6 +15,9 @@ from gateway.rules import load_rules
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FLAGS = ["--config", *(option.flag for option in OPTIONS)]
 XE = "XE" + "0123456789abcdef" * 2
+XF = "XF" + "0123456789abcdef" * 2
+AC = "AC" + "0123456789abcdef" * 2
+PN = "PN" + "0123456789abcdef" * 2
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -86,14 +89,18 @@ def test_rules_check_prints_every_rule(capsys: pytest.CaptureFixture[str]) -> No
     assert (status, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["RULE", "METHODS", "FROM", "TO", "UPSTREAM", "DEPRECATED"]
-    rows = {line.split()[0]: line for line in lines[1:] if line.strip() and "rules OK" not in line}
+    rows = {line.split()[0]: line for line in lines[1:-3] if line.strip()}
     rules = load_rules().rules
     assert sorted(rows) == sorted(rule.name for rule in rules)
     for rule in rules:
         row = rows[rule.name]
         assert rule.source.text in row and rule.target.text in row
         assert ",".join(sorted(rule.methods)) in row
-    assert lines[-1] == "24 rules OK (built-in rules)"
+    assert lines[-2] == "24 rules OK (built-in rules)"
+    assert lines[-1] == (
+        "patterns: 30 path parameters agree with the specs (twilio_api_v2010_assigned_add_ons.json,"
+        f" twilio_marketplace_v1.json, twilio_preview_marketplace.json in {PROJECT / 'specs'})"
+    )
 
 
 def test_rules_check_columns_are_separated(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +135,47 @@ def test_rules_check_with_a_replacement_directory(
         "api",
         "no",
     ]
-    assert out.splitlines()[-1] == f"1 rules OK ({tmp_path})"
+    assert out.splitlines()[-2] == f"1 rules OK ({tmp_path})"
+    assert out.splitlines()[-1].endswith("; 1 rules are in no spec: mine")
+
+
+def test_rules_check_exits_2_when_a_pattern_disagrees_with_the_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        '[[rule]]\nname = "fetch"\nmethods = ["GET"]\nupstream = "marketplace"\n'
+        'from = "/marketplace/InstalledAddOns/{Sid}"\nto = "/v1/InstalledAddOns/{Sid}"\n'
+        '[[rule]]\nname = "usage"\nmethods = ["POST"]\nupstream = "marketplace"\n'
+        'from = "/v1/InstalledAddOns/{Sid}/Usage"\nto = "/v1/InstalledAddOns/{Sid}/Usage"\n'
+        'patterns = { Sid = "^BI[0-9a-fA-F]{32}$" }\n',
+        "utf-8",
+    )
+    status, out, err = run(["rules", "check", "--rules", str(tmp_path)], capsys)
+    assert (status, out) == (2, "")
+    xe = "'^XE[0-9a-fA-F]{32}$'"
+    assert err.splitlines() == [
+        f"gateway: {mine}: rule 'fetch': field 'patterns': {{Sid}}: twilio_preview_marketplace.json"
+        f" /marketplace/InstalledAddOns/{{Sid}} states {xe}, the rule none",
+        f"gateway: {mine}: rule 'usage': field 'patterns': {{Sid}}: twilio_marketplace_v1.json"
+        f" /v1/InstalledAddOns/{{InstalledAddOnSid}}/Usage states {xe}, the rule "
+        "'^BI[0-9a-fA-F]{32}$'",
+    ]
+
+
+def test_rules_check_against_another_copy_of_the_specs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    v1 = (PROJECT / "specs" / "twilio_marketplace_v1.json").read_text("utf-8")
+    (specs / "v1.json").write_text(v1.replace("^XE[0-9a-fA-F]{32}$", "^XE[0-9a-f]{32}$"), "utf-8")
+    status, out, err = run(["rules", "check", "--specs", str(specs)], capsys)
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 7  # each XE placeholder: 3 preview and 4 v1 rules
+    assert all("v1.json" in line and "'^XE[0-9a-f]{32}$'" in line for line in err.splitlines())
+    status, out, err = run(["rules", "check", "--specs", str(tmp_path / "nowhere")], capsys)
+    assert (status, out, err) == (2, "", f"gateway: {tmp_path / 'nowhere'}: not a directory\n")
 
 
 def test_rules_check_on_a_broken_directory_exits_2_naming_the_file(
@@ -161,21 +208,21 @@ def test_rules_check_with_a_bad_config_value_exits_2(capsys: pytest.CaptureFixtu
         (
             "GET",
             "/marketplace/InstalledAddOns?PageToken=PTa%2Bb%3D%25==&Page=1&PageSize=5",
-            "preview_installed_add_ons (rewrite_rules/preview_marketplace.toml)",
+            "preview_installed_add_ons (preview_marketplace.toml)",
             "https://marketplace.twilio.com/v1/InstalledAddOns"
             "?PageToken=PTa%2Bb%3D%25==&Page=1&PageSize=5",
         ),
         (
             "post",
-            f"https://gw.example/marketplace/InstalledAddOns/{XE}/Extensions/XF1?x=%2F",
-            "preview_installed_add_on_extension (rewrite_rules/preview_marketplace.toml)",
-            f"https://marketplace.twilio.com/v1/InstalledAddOns/{XE}/Extensions/XF1?x=%2F",
+            f"https://gw.example/marketplace/InstalledAddOns/{XE}/Extensions/{XF}?x=%2F",
+            "preview_installed_add_on_extension (preview_marketplace.toml)",
+            f"https://marketplace.twilio.com/v1/InstalledAddOns/{XE}/Extensions/{XF}?x=%2F",
         ),
         (
             "GET",
-            "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1/AssignedAddOns.json",
-            "assigned_add_ons (rewrite_rules/assigned_add_ons.toml)",
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1"
+            f"/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}/AssignedAddOns.json",
+            "assigned_add_ons (assigned_add_ons.toml)",
+            f"https://api.twilio.com/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}"
             "/AssignedAddOns.json",
         ),
     ],
@@ -186,7 +233,9 @@ def test_rules_explain_prints_rule_and_exact_upstream_url(
     status, out, err = run(["rules", "explain", method, target], capsys)
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == f"rule:       {rule}"
+    # The file really read, by its full path (here the checkout's rewrite_rules/).
+    name, file = rule.split(" (")
+    assert lines[0] == f"rule:       {name} ({PROJECT / 'rewrite_rules' / file}"
     assert lines[-1] == f"calls:      {method.upper()} {upstream_url}"
 
 
