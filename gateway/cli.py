@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
+from gateway.listen import ListenError
 from gateway.models import RouteMatch
 from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
@@ -135,11 +136,7 @@ def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
         return supervise(config, argv)
     from gateway.server import run_single
 
-    print(
-        f"gateway {__version__} listening on http://{config.listen_host}:{config.listen_port}",
-        flush=True,
-    )
-    return run_single(config)
+    return run_single(config)  # says "listening on ..." once the socket is open
 
 
 def _route_table(ruleset: RuleSet) -> str:
@@ -240,7 +237,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.rules_verb == "check":
             return rules_check(config, args.specs)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError, rule_specs.SpecError) as exc:
+    except (ConfigError, RuleError, rule_specs.SpecError, ListenError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import os
 import signal
 from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway import __version__
 from gateway.app import GatewayRunner, create_app, create_metrics_app
 from gateway.config import GatewayConfig
+from gateway.listen import address, start_site
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
-
-log = logging.getLogger("gateway")
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -38,17 +37,20 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
     runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=GRACE_SECONDS)
     await runner.setup()
     runners.append(runner)
-    await web.TCPSite(
-        runner, config.listen_host, config.listen_port, reuse_port=reuse_port or None
-    ).start()
-    if config.metrics_listen is not None:
-        metrics_runner = web.AppRunner(create_metrics_app(), access_log=None)
-        await metrics_runner.setup()
-        runners.append(metrics_runner)
-        host, port = config.metrics_listen
-        await web.TCPSite(metrics_runner, host, port, reuse_port=reuse_port or None).start()
-    log.info("serving on %s:%s", config.listen_host, config.listen_port)
     try:
+        port = await start_site(
+            runner, config.listen_host, config.listen_port, reuse_port=reuse_port
+        )
+        if config.metrics_listen is not None:
+            metrics_runner = web.AppRunner(create_metrics_app(), access_log=None)
+            await metrics_runner.setup()
+            runners.append(metrics_runner)
+            await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)
+        # Only now, with the sockets open, is it true.
+        print(
+            f"gateway {__version__} listening on http://{address(config.listen_host, port)}",
+            flush=True,
+        )
         await stop.wait()
     finally:
         # Stops accepting, then waits up to the grace period for in-flight requests.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from gateway.cli import main
 from gateway.options import OPTIONS
 from gateway.rules import load_rules
+from tests.processes import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FLAGS = ["--config", *(option.flag for option in OPTIONS)]
@@ -273,3 +278,86 @@ def test_rules_explain_without_a_rule_exits_1(
     status, out, _ = run(["rules", "explain", method, target], capsys)
     assert status == 1
     assert out.startswith(message)
+
+
+# --- serve: a busy port is one line and exit 2; "listening on" only once it listens -----------
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_2(busy_port: int, workers: str) -> None:
+    result = _serve("--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gateway: cannot listen on 127.0.0.1:{busy_port}: the address is already in use\n"
+    )
+    assert "listening on" not in result.stdout and "workers on" not in result.stdout
+
+
+def test_serve_with_a_busy_metrics_port_exits_2(busy_port: int) -> None:
+    free = free_port()
+    result = _serve("--listen", f"127.0.0.1:{free}", "--metrics-listen", f"127.0.0.1:{busy_port}")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gateway: cannot listen on 127.0.0.1:{busy_port}: the address is already in use\n"
+    )
+    assert "listening on" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [
+        ("host.invalid:8080", "the host name does not resolve"),
+        ("192.0.2.1:8080", "the address is not one of this machine's"),
+    ],
+)
+def test_serve_on_an_address_it_cannot_have_exits_2(listen: str, reason: str) -> None:
+    result = _serve("--listen", listen)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"gateway: cannot listen on {listen}: {reason}\n",
+    )
+
+
+async def test_serve_says_listening_only_once_it_accepts_connections() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert line.endswith(f"listening on http://127.0.0.1:{port}\n"), line
+        # No retry: the claim is true the moment it is printed.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -17,8 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.access_log import configure_logging
-from gateway.config import Upstream, load_config
-from gateway.options import parse_listen
+from gateway.config import ConfigError, Upstream, load_config
+from gateway.listen import address, start_site
+from gateway.options import parse_http_url, parse_listen
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 
@@ -41,15 +42,17 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
-        default="127.0.0.1:8080",
+        default=None,
         metavar="HOST:PORT",
-        help="gateway address (default 127.0.0.1:8080; port 0 picks a free one)",
+        help="gateway address (default 127.0.0.1:8080, or a free port with --walkthrough; "
+        "port 0 picks a free one)",
     )
     parser.add_argument(
         "--simulator-listen",
-        default="127.0.0.1:8081",
+        default=None,
         metavar="HOST:PORT",
-        help="simulator address (default 127.0.0.1:8081; port 0 picks a free one)",
+        help="simulator address (default 127.0.0.1:8081, or a free port with --walkthrough; "
+        "port 0 picks a free one)",
     )
     parser.add_argument(
         "--seed", metavar="FILE", default=None, help="seed JSON replacing the built-in data"
@@ -61,23 +64,41 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen(flag: str, text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise ConfigError(f"flag {flag}: {exc}") from None
+
+
 def _simulator_app(seed_path: str | None, url_base: str | None) -> tuple[web.Application, str]:
     """The simulator app and the SID of the first add-on in its catalogue."""
     from gateway.simulator import create_simulator_app, load_seed
 
-    seed = load_seed(seed_path)
+    try:
+        seed = load_seed(seed_path)  # a missing or invalid file says so in one sentence
+    except ValueError as exc:
+        raise ConfigError(f"flag --seed: {exc}") from None
+    if url_base is not None:
+        try:
+            url_base = parse_http_url(url_base)
+        except ValueError as exc:
+            raise ConfigError(f"flag --url-base: {exc}") from None
     return create_simulator_app(seed, url_base=url_base), seed.available_add_ons[0].sid
 
 
 async def _start(
-    app: web.Application, host: str, port: int, runner_class: type[web.AppRunner] = web.AppRunner
-) -> tuple[web.AppRunner, int]:
+    stack: contextlib.AsyncExitStack,
+    app: web.Application,
+    host: str,
+    port: int,
+    runner_class: type[web.AppRunner] = web.AppRunner,
+) -> int:
+    """Serve ``app`` on ``host:port`` until ``stack`` closes; the port really bound."""
     runner = runner_class(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    # the bound port matters when port 0 was asked for
-    return runner, int(runner.addresses[0][1])
+    stack.push_async_callback(runner.cleanup)
+    return await start_site(runner, host, port)  # ListenError names the address
 
 
 async def _wait_for_stop() -> None:
@@ -90,14 +111,15 @@ async def _wait_for_stop() -> None:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    host, port = parse_listen(args.listen)
+    host, port = _listen("--listen", args.listen)
     app, _ = _simulator_app(args.seed, args.url_base)
-    runner, bound = await _start(app, host, port)
-    print(f"Marketplace v1 simulator on http://{host}:{bound} (Ctrl-C to stop)", flush=True)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        bound = await _start(stack, app, host, port)
+        print(
+            f"Marketplace v1 simulator on http://{address(host, bound)} (Ctrl-C to stop)",
+            flush=True,
+        )
         await _wait_for_stop()
-    finally:
-        await runner.cleanup()
     return 0
 
 
@@ -125,40 +147,35 @@ Any password works for an AC... username. Ctrl-C stops both servers.
 
 
 async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    sim_host, sim_port = parse_listen(args.simulator_listen)
-    gw_host, gw_port = parse_listen(args.listen)
-    if args.walkthrough:
-        sim_port = gw_port = 0
+    # --walkthrough runs and exits: free ports unless an address is given.
+    free = "127.0.0.1:0"
+    sim_default = free if args.walkthrough else "127.0.0.1:8081"
+    gw_default = free if args.walkthrough else "127.0.0.1:8080"
+    sim_host, sim_port = _listen("--simulator-listen", args.simulator_listen or sim_default)
+    gw_host, gw_port = _listen("--listen", args.listen or gw_default)
     sim_app, add_on_sid = _simulator_app(args.seed, None)
-    sim_runner, sim_bound = await _start(sim_app, sim_host, sim_port)
-    simulator_url = f"http://{sim_host}:{sim_bound}"
-    base = load_config({"listen": f"{gw_host}:{gw_port}"}, environ)
-    config = replace(
-        base,
-        upstreams={
-            "marketplace": Upstream(
-                "marketplace",
-                simulator_url,
-                base.upstreams["marketplace"].public_origins,
-            ),
-            "api": Upstream("api", simulator_url, base.upstreams["api"].public_origins),
-        },
-    )
+    base = load_config({"listen": address(gw_host, gw_port)}, environ)
     # Imported here to keep the metric declarations out of the other verbs.
     from gateway.app import GatewayRunner, create_app
 
-    gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port, GatewayRunner)
-    gateway_url = f"http://{gw_host}:{gw_bound}"
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        sim_bound = await _start(stack, sim_app, sim_host, sim_port)
+        simulator_url = f"http://{address(sim_host, sim_bound)}"
+        config = replace(
+            base,
+            upstreams={
+                name: Upstream(name, simulator_url, upstream.public_origins)
+                for name, upstream in base.upstreams.items()
+            },
+        )
+        gw_bound = await _start(stack, create_app(config), gw_host, gw_port, GatewayRunner)
+        gateway_url = f"http://{address(gw_host, gw_bound)}"
         if args.walkthrough:
             return await run_walkthrough(gateway_url)
         print(_examples(gateway_url, simulator_url, add_on_sid), flush=True)
         configure_logging(base.log_level)  # the access log shows each call as it passes
         await _wait_for_stop()
         return 0
-    finally:
-        await gw_runner.cleanup()
-        await sim_runner.cleanup()
 
 
 def run_verb(args: Any, environ: Mapping[str, str]) -> int:
