@@ -199,8 +199,16 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
 
 def brownout_plan(config: GatewayConfig, now: float) -> int:
     windows = config.brownouts.upcoming(now)
+    over = len(config.brownouts.windows) - len(windows)
     if not windows:
-        print("no brownout windows scheduled")
+        if over:  # configured, but nothing left to happen: say so rather than "none"
+            last = max(window.end for window in config.brownouts.windows)
+            print(
+                f"all {over} configured brownout window(s) are over (the last ended "
+                f"{last:%Y-%m-%d %H:%M:%S} UTC); none is active or still to come"
+            )
+        else:
+            print("no brownout windows scheduled")
         return 0
     print(f"{'START (UTC)':<22}{'END (UTC)':<22}{'SHARE':>7}  STATUS")
     for window in windows:
@@ -212,6 +220,7 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
     print(
         "\nDuring a window deprecated routes answer 410 (code 88010) with Retry-After; "
         "/v1 and 2010 routes are untouched."
+        + (f" ({over} window(s) already over not shown.)" if over else "")
     )
     return 0
 
