@@ -111,7 +111,7 @@ class Pipeline:
             host_header=request.headers.get("Host"),
             headers=request.headers,
             trusted=self.trusted_proxies,
-            fallback_host=local_host(
+            fallback_host=lambda: local_host(
                 request.transport.get_extra_info("sockname") if request.transport else None,
                 self.config.listen_host,
                 self.config.listen_port,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from multidict import MultiMapping
@@ -54,9 +54,13 @@ def public_base(
     host_header: str | None,
     headers: MultiMapping[str],
     trusted: TrustedProxies | None,
-    fallback_host: str,
+    fallback_host: str | Callable[[], str],
 ) -> str:
-    """``scheme://host[:port][/prefix]`` without a trailing slash."""
+    """``scheme://host[:port][/prefix]`` without a trailing slash.
+
+    ``fallback_host`` (or what it returns, asked only when needed) stands in for a missing or
+    unusable host.
+    """
     if configured:
         return configured
     host = host_header
@@ -67,7 +71,7 @@ def public_base(
         if proto is not None:
             scheme = proto
     if not host or not plain_host(host):
-        host = fallback_host
+        host = fallback_host if isinstance(fallback_host, str) else fallback_host()
     return f"{scheme}://{host}"
 
 
@@ -98,11 +102,17 @@ def plain_host(text: str) -> bool:
     port = found.group("port")
     if port is not None and not 0 < int(port) <= 65535:
         return False
-    name = found.group("name").strip("[]")
+    name = found.group("name")
+    if name.startswith("["):
+        literal = name[1:-1]
+    elif name[-1].isdigit():  # an IPv4 address (no top-level domain is numeric)
+        literal = name
+    else:
+        return True  # a DNS name
     try:
-        return not ipaddress.ip_address(name).is_unspecified
+        return not ipaddress.ip_address(literal).is_unspecified
     except ValueError:
-        return ":" not in name  # a DNS name; a bracketed non-address is refused
+        return not name.startswith("[")  # a bracketed non-address is refused
 
 
 def local_host(sockname: object, listen_host: str, listen_port: int) -> str:

@@ -326,3 +326,24 @@ async def test_the_config_decides_which_forwarded_entry_shapes_the_links(
         url = (await response.json())["url"]
     host = {"outer": "outer.example", "gateway": "gateway.test"}[expected]
     assert url == f"http://{host}/marketplace/InstalledAddOns/{xe}"
+
+
+def test_the_fallback_is_worked_out_only_when_needed() -> None:
+    calls: list[int] = []
+
+    def fallback() -> str:
+        calls.append(1)
+        return "10.1.2.3:8080"
+
+    def build(host: str | None) -> str:
+        return public_base(
+            configured=None,
+            scheme="http",
+            host_header=host,
+            headers=CIMultiDictProxy(CIMultiDict()),
+            trusted=None,
+            fallback_host=fallback,
+        )
+
+    assert build("gateway.test") == "http://gateway.test" and calls == []
+    assert build("0.0.0.0:8080") == "http://10.1.2.3:8080" and calls == [1]
