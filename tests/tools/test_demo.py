@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -196,7 +197,23 @@ def busy_port() -> Iterator[int]:
 
 
 def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    status = main(argv, {})
+    """``gateway ARGV`` in a worker thread, bounded: a command that would serve instead of
+    refusing fails the test rather than hanging it."""
+    outcome: list[int | BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(main(argv, {}))
+        except BaseException as exc:  # handed to the test's thread below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)  # a daemon never blocks the exit
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), f"gateway {' '.join(argv)} kept running instead of refusing"
+    [status] = outcome
+    if isinstance(status, BaseException):
+        raise status
     out, err = capsys.readouterr()
     return status, out, err
 
