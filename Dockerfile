@@ -5,6 +5,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY rewrite_rules ./rewrite_rules
+COPY specs ./specs
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[fast]'
 
 FROM python:3.11-slim

@@ -18,7 +18,7 @@ from gateway.config import GatewayConfig
 from gateway.error_response import render_error
 from gateway.routes import routes_of
 from gateway.rules import RuleSet, load_rules
-from gateway.server import ERROR_BASE, disable_connection_retry
+from gateway.server import ERROR_BASE, ErrorBase, disable_connection_retry
 
 log = logging.getLogger("gateway")
 
@@ -156,10 +156,7 @@ def create_app(
     )
     app[CONFIG] = config
     app[PIPELINE] = pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
-    scheme = "https" if config.tls_cert is not None else "http"
-    app[ERROR_BASE] = (
-        config.public_base_url or f"{scheme}://{config.listen_host}:{config.listen_port}"
-    )
+    app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
     app.cleanup_ctx.append(_client_session)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}

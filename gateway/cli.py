@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from yarl import URL
@@ -21,12 +22,13 @@ from gateway import __version__
 from gateway.access_log import configure_logging
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.errors import GatewayError
+from gateway.listen import ListenError
 from gateway.models import RouteMatch
 from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import Rule, RuleError, RuleSet, load_rules
-from gateway.tools import report, scan, tls
+from gateway.tools import report, rule_specs, scan, tls
 from gateway.validation import validate
 
 EXIT_USAGE = 2
@@ -71,8 +73,16 @@ def _parser() -> argparse.ArgumentParser:
         "check",
         help="validate the rules and print the route table",
         description="Load the rules (built-in, or --rules DIR), validate them against the "
-        "config exactly as `gateway serve` does, and print the route table. Exit status 0 "
-        "when valid, 2 with a message naming file, rule and field.",
+        "config exactly as `gateway serve` does, compare each rule's path parameter patterns "
+        "with the OpenAPI specs, and print the route table. Exit status 0 when valid, 2 with a "
+        "message naming file, rule and field.",
+    )
+    check.add_argument(
+        "--specs",
+        metavar="DIR",
+        default=None,
+        help="OpenAPI specs (*.json) to compare the rules' path parameter patterns with "
+        "(default: the specs shipped with the gateway)",
     )
     add_arguments(check, only=RULE_OPTIONS)
     explain = rule_verbs.add_parser(
@@ -141,23 +151,14 @@ def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
     from gateway.frontdoor.startup import prepare
 
     validate(load_rules(config.rules), config)  # fail fast, before any worker starts
-    doors = prepare(config)  # certificates and keys too
+    prepare(config)  # certificates and keys too
     if config.workers > 1:
         from gateway.supervisor import supervise
 
         return supervise(config, argv)
     from gateway.lifecycle import run_single
 
-    scheme = "https" if doors.tls is not None else "http"
-    print(
-        f"gateway {__version__} listening on {scheme}://{config.listen_host}:{config.listen_port}",
-        flush=True,
-    )
-    if doors.proxy is not None and config.proxy_listen is not None:
-        host, port = config.proxy_listen
-        hosts = ", ".join(sorted(doors.proxy.policy.intercepted))
-        print(f"proxy front door on http://{host}:{port} (intercepts {hosts})", flush=True)
-    return run_single(config)
+    return run_single(config)  # says "listening on ..." once the socket is open
 
 
 def _route_table(ruleset: RuleSet) -> str:
@@ -182,11 +183,18 @@ def _route_table(ruleset: RuleSet) -> str:
     )
 
 
-def rules_check(config: GatewayConfig) -> int:
+def rules_check(config: GatewayConfig, specs: str | None = None) -> int:
     ruleset = load_rules(config.rules)
     validate(ruleset, config)
+    directory = Path(specs) if specs else rule_specs.default_specs()
+    report = rule_specs.check(ruleset, rule_specs.load_spec_paths(directory))
+    if report.problems:
+        for problem in report.problems:
+            print(f"gateway: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     print(_route_table(ruleset))
     print(f"\n{len(ruleset.rules)} rules OK ({ruleset.origin})")
+    print(rule_specs.summary(report, rule_specs.describe(directory)))
     return 0
 
 
@@ -205,6 +213,8 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     print(f"rule:       {rule.name} ({rule.file})")
     print(f"deprecated: {'yes' if rule.deprecated else 'no'}")
     print(f"upstream:   {rule.upstream}")
+    for name, pattern in rule.patterns:
+        print(f"pattern:    {{{name}}} {pattern.pattern}")
     print(
         f"calls:      {method.upper()} {upstream_url(match, config.upstreams[rule.upstream].base)}"
     )
@@ -213,8 +223,16 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
 
 def brownout_plan(config: GatewayConfig, now: float) -> int:
     windows = config.brownouts.upcoming(now)
+    over = len(config.brownouts.windows) - len(windows)
     if not windows:
-        print("no brownout windows scheduled")
+        if over:  # configured, but nothing left to happen: say so rather than "none"
+            last = max(window.end for window in config.brownouts.windows)
+            print(
+                f"all {over} configured brownout window(s) are over (the last ended "
+                f"{last:%Y-%m-%d %H:%M:%S} UTC); none is active or still to come"
+            )
+        else:
+            print("no brownout windows scheduled")
         return 0
     print(f"{'START (UTC)':<22}{'END (UTC)':<22}{'SHARE':>7}  STATUS")
     for window in windows:
@@ -226,6 +244,7 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
     print(
         "\nDuring a window deprecated routes answer 410 (code 88010) with Retry-After; "
         "/v1 and 2010 routes are untouched."
+        + (f" ({over} window(s) already over not shown.)" if over else "")
     )
     return 0
 
@@ -251,9 +270,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.verb == "brownout":
             return brownout_plan(config, time.time())
         if args.rules_verb == "check":
-            return rules_check(config)
+            return rules_check(config, args.specs)
         return rules_explain(config, args.method, args.url)
-    except (ConfigError, RuleError, tls.InitError) as exc:
+    except (ConfigError, RuleError, rule_specs.SpecError, ListenError, tls.InitError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into e.g. head: stop quietly

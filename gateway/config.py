@@ -42,6 +42,8 @@ class GatewayConfig:
     api_public_origins: tuple[str, ...]
     public_base_url: str | None
     trust_forwarded_headers: bool
+    forwarded_header: str
+    forwarded_hops: int
     rules: Path | None
     log_level: str
     connect_timeout: float

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 date or date-time; a missing zone means UTC; ``Z`` is accepted."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"expected an ISO 8601 date or date-time like 2024-12-01T00:00:00Z, got {text!r}"
+        ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -47,8 +47,8 @@ UPSTREAM_SECONDS = Histogram(
 )
 UPSTREAM_FAILURES = Counter(
     "gateway_upstream_failures",
-    "Upstream calls that failed, by kind (refused, timeout, reset, truncated, bad_response, "
-    "invalid_json, too_large, tls).",
+    "Upstream calls that failed, by kind (dns, refused, timeout, reset, truncated, "
+    "bad_response, invalid_json, too_large, tls).",
     ["kind"],
 )
 DEPRECATED_REQUESTS = Counter(

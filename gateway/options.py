@@ -2,8 +2,8 @@
 
 From it come all three spellings of a setting, so they cannot drift apart: option
 ``max_body_size`` is flag ``--max-body-size``, variable ``GATEWAY_MAX_BODY_SIZE`` and config-file
-key ``max_body_size``. The parsers turn text into typed values and raise ``ValueError`` with a
-message that :mod:`gateway.config` prefixes with the value's source.
+key ``max_body_size``. The parsers that turn text into typed values live in
+:mod:`gateway.parsers`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,30 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from yarl import URL
 
 from gateway.brownout import parse_schedule
 from gateway.consumers import parse_names
 from gateway.frontdoor.targets import DEFAULT_TUNNEL_HOSTS, parse_host_patterns
-from gateway.instants import parse_instant
+from gateway.parsers import (
+    parse_bool,
+    parse_count,
+    parse_forwarded_header,
+    parse_hops,
+    parse_http_url,
+    parse_instant_text,
+    parse_listen,
+    parse_log_level,
+    parse_optional_listen,
+    parse_optional_path,
+    parse_optional_url,
+    parse_path,
+    parse_positive_float,
+    parse_positive_int,
+    parse_size,
+    parse_url_list,
+    parse_workers,
+)
 from gateway.upstreams import TABLE as UPSTREAM_TABLE
 
 # Marketplace v1 went to twilio-oai main on 2024-06-18; Twilio announced the Preview API's
@@ -47,109 +62,6 @@ class Option:
     @property
     def env(self) -> str:
         return "GATEWAY_" + self.name.upper()
-
-
-def parse_bool(text: str) -> bool:
-    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case)."""
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) to a host and a port."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port out of range in {text!r}")
-    return host.strip("[]"), port
-
-
-def parse_http_url(text: str) -> str:
-    """An absolute http(s) URL without query or fragment, returned without a trailing slash."""
-    url = URL(text.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
-    if url.query_string or url.fragment:
-        raise ValueError(f"URL must not carry a query or fragment: {text!r}")
-    return str(url).rstrip("/")
-
-
-def parse_url_list(text: str) -> tuple[str, ...]:
-    """Comma-separated absolute URLs."""
-    return tuple(parse_http_url(part) for part in text.split(",") if part.strip())
-
-
-def parse_positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):  # also refuses "nan"
-        raise ValueError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def parse_size(text: str) -> int:
-    """A byte count, optionally with a K, M or G suffix (powers of 1024)."""
-    cleaned = text.strip().upper().removesuffix("B")
-    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(cleaned[-1:], 1)
-    number = cleaned[:-1] if scale > 1 else cleaned
-    value = int(number) * scale
-    if value <= 0:
-        raise ValueError(f"expected a positive size, got {text!r}")
-    return value
-
-
-def parse_count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected a count >= 0, got {text!r}")
-    return value
-
-
-def parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a count >= 1, got {text!r}")
-    return value
-
-
-def parse_log_level(text: str) -> str:
-    level = text.strip().lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ValueError(f"expected debug, info, warning or error, got {text!r}")
-    return level
-
-
-def parse_path(text: str) -> Path:
-    return Path(text).expanduser()
-
-
-def parse_workers(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 64:
-        raise ValueError(f"expected 1 to 64 workers, got {text!r}")
-    return value
-
-
-def parse_optional_path(text: str) -> Path | None:
-    return parse_path(text) if text.strip() else None
-
-
-def parse_instant_text(text: str) -> str:
-    parse_instant(text)  # validate now, keep the text for the policy built later
-    return text.strip()
-
-
-def parse_optional_url(text: str) -> str | None:
-    return parse_http_url(text) if text.strip() else None
-
-
-def parse_optional_listen(text: str) -> tuple[str, int] | None:
-    return parse_listen(text) if text.strip() else None
 
 
 def _upstream_options() -> tuple[Option, ...]:
@@ -192,9 +104,25 @@ OPTIONS: tuple[Option, ...] = (
         "trust_forwarded_headers",
         parse_bool,
         False,
-        "derive the public URL from Forwarded / X-Forwarded-Proto / X-Forwarded-Host "
-        "(only behind a proxy you control)",
+        "derive the public URL from the forwarded headers trusted proxies set "
+        "(--forwarded-header, --forwarded-hops; only behind proxies you control)",
         is_flag=True,
+    ),
+    Option(
+        "forwarded_header",
+        parse_forwarded_header,
+        "x-forwarded",
+        "headers the trusted proxies write: x-forwarded (X-Forwarded-Proto/-Host) or "
+        "forwarded (RFC 7239); the other family is ignored",
+        "x-forwarded|forwarded",
+    ),
+    Option(
+        "forwarded_hops",
+        parse_hops,
+        1,
+        "trusted proxies that append to those headers; the entry this many from the right "
+        "is used, and none when there are fewer",
+        "N",
     ),
     Option(
         "rules", parse_path, None, "directory of rule files replacing the built-in rules", "DIR"

@@ -23,7 +23,7 @@ from gateway.errors import BadRequest, Brownout, GatewayError, RequestTooLarge
 from gateway.frontdoor.door import front_door, intercepted_host
 from gateway.headers import inbound, refusal
 from gateway.models import RouteMatch, UpstreamResponse
-from gateway.public_url import public_base
+from gateway.public_url import TrustedProxies, local_host, public_base
 from gateway.recorder import Exchange, Recorder
 from gateway.routes import Route, compile_routes
 from gateway.routing import Router
@@ -38,6 +38,7 @@ class Pipeline:
     router: Router[Route]
     limits: upstream.Limits
     recorder: Recorder
+    trusted_proxies: TrustedProxies | None
     clock: Callable[[], float] = time.time
     chance: Callable[[], float] = random.random
 
@@ -70,6 +71,9 @@ class Pipeline:
                 ),
                 clock,
             ),
+            trusted_proxies=TrustedProxies(config.forwarded_hops, config.forwarded_header)
+            if config.trust_forwarded_headers
+            else None,
             clock=clock,
             chance=chance,
         )
@@ -85,8 +89,12 @@ class Pipeline:
             scheme=request.scheme,
             host_header=request.headers.get("Host"),
             headers=request.headers,
-            trust_forwarded=config.trust_forwarded_headers,
-            fallback_host=f"{config.listen_host}:{config.listen_port}",
+            trusted=self.trusted_proxies,
+            fallback_host=lambda: local_host(
+                request.transport.get_extra_info("sockname") if request.transport else None,
+                self.config.listen_host,
+                self.config.listen_port,
+            ),
         )
 
 

@@ -73,8 +73,8 @@ class Router(Generic[T]):
             candidates = (*candidates, *self.anywhere)
         for rule, route in candidates:
             found = rule.source.regex.fullmatch(path)
-            if found is None:
-                continue
+            if found is None or (rule.patterns and not rule.accepts(found.groupdict())):
+                continue  # a value the spec's pattern refuses names no resource: 404
             if method in rule.methods:
                 return RouteMatch(rule, found.groupdict(), query, route)
             allowed |= rule.methods

@@ -11,30 +11,35 @@ A rule file holds an optional ``[defaults]`` table and any number of ``[[rule]]`
     deprecated = true                           # Deprecation/Sunset headers, legacy metrics
     sunset = 2025-06-30T00:00:00Z               # optional: overrides the configured dates
     deprecation = 2024-06-18T00:00:00Z          #   (TOML date-times or ISO 8601 strings)
+    patterns = { Sid = "^XE[0-9a-fA-F]{32}$" }  # optional: what each placeholder must match
 
 A ``{Name}`` placeholder matches exactly one path segment (or part of one, as in
-``{Sid}.json``); ``to`` may use only placeholders that ``from`` defines. Any mistake raises
-:class:`RuleError` naming the file, the rule and the field.
+``{Sid}.json``); ``to`` may use only placeholders that ``from`` defines. ``patterns`` gives a
+placeholder the regular expression its (%-decoded) value must match as a whole, copied from
+the OpenAPI spec's ``schema.pattern`` of that path parameter (``gateway rules check`` compares
+them); a request whose value does not match is answered 404 and never forwarded. Any mistake
+raises :class:`RuleError` naming the file, the rule and the field.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from gateway.instants import parse_instant
 from gateway.upstreams import NAMES as UPSTREAM_NAMES
 
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH"})
 RULE_KEYS = frozenset(
-    {"name", "methods", "from", "to", "upstream", "deprecated", "deprecation", "sunset"}
+    {"name", "methods", "from", "to", "upstream", "deprecated", "deprecation", "sunset", "patterns"}
 )
 DEFAULT_KEYS = frozenset({"upstream", "deprecated", "deprecation", "sunset"})
 
@@ -78,6 +83,17 @@ class Rule:
     file: str
     deprecation: datetime | None = None  # overrides the configured Deprecation date
     sunset: datetime | None = None  # overrides the configured Sunset date
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (placeholder, its value's regex)
+
+    def accepts(self, params: Mapping[str, str]) -> bool:
+        """Whether every patterned parameter's value, %-decoded, matches its pattern."""
+        for name, pattern in self.patterns:
+            value = params[name]
+            if "%" in value:
+                value = unquote(value, errors="replace")
+            if pattern.fullmatch(value) is None:
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +199,28 @@ def _rule_from_table(table: Any, defaults: Mapping[str, Any], file: str, index: 
         file=file,
         deprecation=moments["deprecation"],
         sunset=moments["sunset"],
+        patterns=_patterns(merged.get("patterns"), templates["from"], field_error),
     )
+
+
+def _patterns(
+    value: Any, source: Template, field_error: Callable[[str, str], RuleError]
+) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise field_error("patterns", "a table of placeholder = regular expression")
+    compiled: list[tuple[str, re.Pattern[str]]] = []
+    for name, text in value.items():
+        if name not in source.params:
+            raise field_error("patterns", f"{{{name}}} is not a placeholder of 'from'")
+        if not isinstance(text, str) or not text:
+            raise field_error("patterns", f"{{{name}}}: a regular expression string")
+        try:
+            compiled.append((name, re.compile(text)))
+        except re.error as exc:
+            raise field_error("patterns", f"{{{name}}}: not a regular expression: {exc}") from exc
+    return tuple(compiled)
 
 
 def parse_rule_file(text: str, file: str) -> list[Rule]:
@@ -241,9 +278,8 @@ def _builtin_rules() -> RuleSet:
         (entry for entry in package.iterdir() if entry.name.endswith(".toml")),
         key=lambda entry: entry.name,
     )
-    return build_ruleset(
-        ((f"rewrite_rules/{e.name}", e.read_text("utf-8")) for e in entries), "built-in rules"
-    )
+    # Each rule names the file really read (the installed package's copy, or the checkout's).
+    return build_ruleset(((str(e), e.read_text("utf-8")) for e in entries), "built-in rules")
 
 
 def load_rules(directory: Path | None = None) -> RuleSet:

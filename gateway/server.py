@@ -18,6 +18,7 @@ pyproject.toml pins aiohttp to the minor versions that test passed on.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -26,11 +27,28 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway.error_response import render_error
 from gateway.errors import BadRequest, InternalError
+from gateway.public_url import local_host
 
 log = logging.getLogger("gateway")
 
+
+@dataclass(frozen=True, slots=True)
+class ErrorBase:
+    """What protocol error bodies write their ``more_info`` links with: the configured public
+    base URL, or else the address the client connected to (never a wildcard listen address)."""
+
+    configured: str | None
+    listen: tuple[str, int]
+
+    def for_request(self, request: web.BaseRequest) -> str:
+        if self.configured:
+            return self.configured
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return f"{request.scheme}://{local_host(sockname, *self.listen)}"
+
+
 # Where the app tells the runner its public base, for ``more_info`` in protocol error bodies.
-ERROR_BASE = web.AppKey("error_base", str)
+ERROR_BASE = web.AppKey("error_base", ErrorBase)
 
 
 class _TwilioErrorProtocol(RequestHandler):
@@ -48,7 +66,8 @@ class _TwilioErrorProtocol(RequestHandler):
         if request.writer.output_size > 0:  # as aiohttp: the response is under way already
             raise ConnectionError("Response is sent already, cannot send an error response")
         manager = self._manager  # private: the web.Server that made this handler
-        base = manager.error_base if isinstance(manager, _TwilioErrorServer) else "/"
+        found = manager.error_base if isinstance(manager, _TwilioErrorServer) else None
+        base = found.for_request(request) if found is not None else "/"
         if status >= 500:
             log.error("unexpected error on %s", request.remote, exc_info=exc)
             error: InternalError | BadRequest = InternalError("Internal gateway error")
@@ -71,7 +90,7 @@ class _TwilioErrorProtocol(RequestHandler):
 
 
 class _TwilioErrorServer(web.Server):
-    error_base: str = "/"
+    error_base: ErrorBase | None = None
 
     def __call__(self) -> RequestHandler:
         # private: web.Server.__call__ builds the handler from _loop and _kwargs.
@@ -87,7 +106,7 @@ class GatewayRunner(web.AppRunner):
         server = await super()._make_server()
         server.__class__ = _TwilioErrorServer
         assert isinstance(server, _TwilioErrorServer)
-        server.error_base = self.app.get(ERROR_BASE, "/")
+        server.error_base = self.app.get(ERROR_BASE)
         return server
 
 

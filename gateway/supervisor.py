@@ -23,12 +23,14 @@ from pathlib import Path
 
 from gateway.config import GatewayConfig
 from gateway.consumers import LEDGER_NAME
+from gateway.listen import check_bindable
 
 log = logging.getLogger("gateway")
 
 WORKER_ENV = "GATEWAY_WORKER_INDEX"  # set by the supervisor for its workers; not for users
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 GRACE_SECONDS = 10.0
+EXIT_USAGE = 2
 
 
 def _spawn(argv: Sequence[str], index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -38,9 +40,17 @@ def _spawn(argv: Sequence[str], index: int, env: dict[str, str]) -> subprocess.P
 
 
 def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
-    """Run ``config.workers`` worker processes of the same ``serve`` command."""
+    """Run ``config.workers`` worker processes of the same ``serve`` command.
+
+    Raises :class:`~gateway.listen.ListenError` before starting any worker when the address
+    cannot be bound; a worker that exits 2 (a usage error, e.g. the port was taken meanwhile)
+    stops them all with status 2 instead of being restarted.
+    """
     from prometheus_client import multiprocess
 
+    check_bindable(config.listen_host, config.listen_port)
+    if config.metrics_listen is not None:
+        check_bindable(*config.metrics_listen)
     given = os.environ.get(MULTIPROC_ENV)
     directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
     if given:
@@ -63,12 +73,16 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
         flush=True,
     )
     restarts: list[float] = []
+    usage_error = False
     try:
         while not stopping:
             time.sleep(0.2)
             for index, process in list(workers.items()):
                 if process.poll() is None or stopping:
                     continue
+                if process.returncode == EXIT_USAGE:  # it said why; restarting cannot help
+                    usage_error = stopping = True
+                    break
                 multiprocess.mark_process_dead(process.pid, str(directory))  # type: ignore[no-untyped-call]
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < 60] + [now]
@@ -90,5 +104,7 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
                 process.kill()
         if not given:
             shutil.rmtree(directory, ignore_errors=True)
+    if usage_error:
+        return EXIT_USAGE
     failed = [p.returncode for p in workers.values() if p.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

@@ -11,6 +11,7 @@ included) is switched off where the session is made, so this module's rule is th
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.models import UpstreamRequest, UpstreamResponse
+
+log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ async def forward(
             # Nothing came back, so a GET may be tried once more.
             if attempt < attempts and deadline - time.monotonic() > limits.connect:
                 continue
+            if exc.error.kind == "dns":  # once per request, not per attempt
+                _log_dns_failure(exc.__cause__)
             raise exc.error from exc.__cause__
     raise AssertionError("unreachable")
 
@@ -66,7 +71,18 @@ class _NoAnswer(Exception):
 def _connect_error(exc: aiohttp.ClientConnectorError) -> GatewayError:
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
         return UpstreamUnavailable("TLS verification of the upstream failed", kind="tls")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return UpstreamUnavailable(
+            "The upstream host name could not be resolved (DNS lookup failed)", kind="dns"
+        )
     return UpstreamUnavailable("The upstream refused the connection", kind="refused")
+
+
+def _log_dns_failure(cause: BaseException | None) -> None:
+    """One line naming the host and the resolver's answer: no URL, so no userinfo or query."""
+    if isinstance(cause, aiohttp.ClientConnectorDNSError):
+        reason = cause.os_error.strerror or type(cause.os_error).__name__
+        log.warning("upstream host %s does not resolve: %s", cause.host, reason)
 
 
 async def _send_once(

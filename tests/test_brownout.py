@@ -109,6 +109,7 @@ def test_brownout_plan_lists_active_and_upcoming(capsys: pytest.CaptureFixture[s
     assert lines[1].split() == ["2026-12-01", "10:00:00", "2026-12-01", "11:00:00", "25%", "ACTIVE"]
     assert lines[2].split()[-1] == "upcoming"
     assert "2020-01-01" not in "\n".join(lines)
+    assert lines[-1].endswith("(1 window(s) already over not shown.)")
     assert brownout_plan(make_config(), START) == 0
     assert capsys.readouterr().out == "no brownout windows scheduled\n"
 
@@ -206,3 +207,17 @@ async def test_two_replicas_give_a_sid_the_same_answers(
     assert all(len(statuses) == 1 for statuses in answers.values()), answers
     refused = sum(statuses == {410} for statuses in answers.values())
     assert 0 < refused < 80
+
+
+def test_brownout_plan_says_when_every_window_is_over(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import brownout_plan
+
+    config = replace(
+        make_config(),
+        brownouts=parse_schedule("2020-01-01/2020-01-02; 2026-11-30T10:00Z/2026-11-30T12:00Z@50"),
+    )
+    assert brownout_plan(config, START) == 0
+    assert capsys.readouterr().out == (
+        "all 2 configured brownout window(s) are over (the last ended 2026-11-30 12:00:00 UTC); "
+        "none is active or still to come\n"
+    )

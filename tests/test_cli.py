@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +15,15 @@ import pytest
 from gateway.cli import RULE_OPTIONS, main
 from gateway.options import OPTIONS
 from gateway.rules import load_rules
+from tests.processes import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FLAGS = ["--config", *(option.flag for option in OPTIONS)]
 RULE_FLAGS = ["--config", *(f"--{name.replace('_', '-')}" for name in RULE_OPTIONS)]
 XE = "XE" + "0123456789abcdef" * 2
+XF = "XF" + "0123456789abcdef" * 2
+AC = "AC" + "0123456789abcdef" * 2
+PN = "PN" + "0123456789abcdef" * 2
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -34,7 +42,7 @@ def one_line(text: str) -> str:
 
 @pytest.mark.parametrize(
     ("argv", "used"),
-    [(["rules", "check"], RULE_FLAGS), (["rules", "explain"], RULE_FLAGS)]
+    [(["rules", "check"], [*RULE_FLAGS, "--specs"]), (["rules", "explain"], RULE_FLAGS)]
     + [(["brownout", "plan"], ["--config", "--brownouts"])],
 )
 def test_rules_and_brownout_help_lists_only_the_options_they_use(
@@ -101,14 +109,18 @@ def test_rules_check_prints_every_rule(capsys: pytest.CaptureFixture[str]) -> No
     assert (status, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["RULE", "METHODS", "FROM", "TO", "UPSTREAM", "DEPRECATED"]
-    rows = {line.split()[0]: line for line in lines[1:] if line.strip() and "rules OK" not in line}
+    rows = {line.split()[0]: line for line in lines[1:-3] if line.strip()}
     rules = load_rules().rules
     assert sorted(rows) == sorted(rule.name for rule in rules)
     for rule in rules:
         row = rows[rule.name]
         assert rule.source.text in row and rule.target.text in row
         assert ",".join(sorted(rule.methods)) in row
-    assert lines[-1] == "24 rules OK (built-in rules)"
+    assert lines[-2] == "24 rules OK (built-in rules)"
+    assert lines[-1] == (
+        "patterns: 30 path parameters agree with the specs (twilio_api_v2010_assigned_add_ons.json,"
+        f" twilio_marketplace_v1.json, twilio_preview_marketplace.json in {PROJECT / 'specs'})"
+    )
 
 
 def test_rules_check_columns_are_separated(capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,7 +155,47 @@ def test_rules_check_with_a_replacement_directory(
         "api",
         "no",
     ]
-    assert out.splitlines()[-1] == f"1 rules OK ({tmp_path})"
+    assert out.splitlines()[-2] == f"1 rules OK ({tmp_path})"
+    assert out.splitlines()[-1].endswith("; 1 rules are in no spec: mine")
+
+
+def test_rules_check_exits_2_when_a_pattern_disagrees_with_the_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        '[[rule]]\nname = "fetch"\nmethods = ["GET"]\nupstream = "marketplace"\n'
+        'from = "/marketplace/InstalledAddOns/{Sid}"\nto = "/v1/InstalledAddOns/{Sid}"\n'
+        '[[rule]]\nname = "usage"\nmethods = ["POST"]\nupstream = "marketplace"\n'
+        'from = "/v1/InstalledAddOns/{Sid}/Usage"\nto = "/v1/InstalledAddOns/{Sid}/Usage"\n'
+        'patterns = { Sid = "^BI[0-9a-fA-F]{32}$" }\n',
+        "utf-8",
+    )
+    status, out, err = run(["rules", "check", "--rules", str(tmp_path)], capsys)
+    assert (status, out) == (2, "")
+    xe = "'^XE[0-9a-fA-F]{32}$'"
+    assert err.splitlines() == [
+        f"gateway: {mine}: rule 'fetch': field 'patterns': {{Sid}}: twilio_preview_marketplace.json"
+        f" /marketplace/InstalledAddOns/{{Sid}} states {xe}, the rule none",
+        f"gateway: {mine}: rule 'usage': field 'patterns': {{Sid}}: twilio_marketplace_v1.json"
+        f" /v1/InstalledAddOns/{{InstalledAddOnSid}}/Usage states {xe}, the rule "
+        "'^BI[0-9a-fA-F]{32}$'",
+    ]
+
+
+def test_rules_check_against_another_copy_of_the_specs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    v1 = (PROJECT / "specs" / "twilio_marketplace_v1.json").read_text("utf-8")
+    (specs / "v1.json").write_text(v1.replace("^XE[0-9a-fA-F]{32}$", "^XE[0-9a-f]{32}$"), "utf-8")
+    status, out, err = run(["rules", "check", "--specs", str(specs)], capsys)
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 7  # each XE placeholder: 3 preview and 4 v1 rules
+    assert all("v1.json" in line and "'^XE[0-9a-f]{32}$'" in line for line in err.splitlines())
+    status, out, err = run(["rules", "check", "--specs", str(tmp_path / "nowhere")], capsys)
+    assert (status, out, err) == (2, "", f"gateway: {tmp_path / 'nowhere'}: not a directory\n")
 
 
 def test_rules_check_on_a_broken_directory_exits_2_naming_the_file(
@@ -180,21 +232,21 @@ def test_rules_check_with_a_bad_config_value_exits_2(capsys: pytest.CaptureFixtu
         (
             "GET",
             "/marketplace/InstalledAddOns?PageToken=PTa%2Bb%3D%25==&Page=1&PageSize=5",
-            "preview_installed_add_ons (rewrite_rules/preview_marketplace.toml)",
+            "preview_installed_add_ons (preview_marketplace.toml)",
             "https://marketplace.twilio.com/v1/InstalledAddOns"
             "?PageToken=PTa%2Bb%3D%25==&Page=1&PageSize=5",
         ),
         (
             "post",
-            f"https://gw.example/marketplace/InstalledAddOns/{XE}/Extensions/XF1?x=%2F",
-            "preview_installed_add_on_extension (rewrite_rules/preview_marketplace.toml)",
-            f"https://marketplace.twilio.com/v1/InstalledAddOns/{XE}/Extensions/XF1?x=%2F",
+            f"https://gw.example/marketplace/InstalledAddOns/{XE}/Extensions/{XF}?x=%2F",
+            "preview_installed_add_on_extension (preview_marketplace.toml)",
+            f"https://marketplace.twilio.com/v1/InstalledAddOns/{XE}/Extensions/{XF}?x=%2F",
         ),
         (
             "GET",
-            "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1/AssignedAddOns.json",
-            "assigned_add_ons (rewrite_rules/assigned_add_ons.toml)",
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1"
+            f"/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}/AssignedAddOns.json",
+            "assigned_add_ons (assigned_add_ons.toml)",
+            f"https://api.twilio.com/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}"
             "/AssignedAddOns.json",
         ),
     ],
@@ -205,7 +257,9 @@ def test_rules_explain_prints_rule_and_exact_upstream_url(
     status, out, err = run(["rules", "explain", method, target], capsys)
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == f"rule:       {rule}"
+    # The file really read, by its full path (here the checkout's rewrite_rules/).
+    name, file = rule.split(" (")
+    assert lines[0] == f"rule:       {name} ({PROJECT / 'rewrite_rules' / file}"
     assert lines[-1] == f"calls:      {method.upper()} {upstream_url}"
 
 
@@ -243,3 +297,86 @@ def test_rules_explain_without_a_rule_exits_1(
     status, out, _ = run(["rules", "explain", method, target], capsys)
     assert status == 1
     assert out.startswith(message)
+
+
+# --- serve: a busy port is one line and exit 2; "listening on" only once it listens -----------
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_2(busy_port: int, workers: str) -> None:
+    result = _serve("--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gateway: cannot listen on 127.0.0.1:{busy_port}: the address is already in use\n"
+    )
+    assert "listening on" not in result.stdout and "workers on" not in result.stdout
+
+
+def test_serve_with_a_busy_metrics_port_exits_2(busy_port: int) -> None:
+    free = free_port()
+    result = _serve("--listen", f"127.0.0.1:{free}", "--metrics-listen", f"127.0.0.1:{busy_port}")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gateway: cannot listen on 127.0.0.1:{busy_port}: the address is already in use\n"
+    )
+    assert "listening on" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [
+        ("host.invalid:8080", "the host name does not resolve"),
+        ("192.0.2.1:8080", "the address is not one of this machine's"),
+    ],
+)
+def test_serve_on_an_address_it_cannot_have_exits_2(listen: str, reason: str) -> None:
+    result = _serve("--listen", listen)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"gateway: cannot listen on {listen}: {reason}\n",
+    )
+
+
+async def test_serve_says_listening_only_once_it_accepts_connections() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert line.endswith(f"listening on http://127.0.0.1:{port}\n"), line
+        # No retry: the claim is true the moment it is printed.
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.options import OPTIONS, add_arguments, parse_http_url, parse_size
+from gateway.options import OPTIONS, add_arguments
+from gateway.parsers import parse_http_url, parse_size
 from gateway.upstreams import Upstream
 
 
@@ -193,7 +194,31 @@ def test_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        (["--max-body-size", "0"], {}, "flag --max-body-size: expected a positive size, got '0'"),
+        (["--max-body-size", "0"], {}, "flag --max-body-size: expected a size like 512K or 1M"),
+        (
+            ["--max-body-size", "1X"],
+            {},
+            "flag --max-body-size: expected a size like 512K or 1M, got '1X'",
+        ),
+        (
+            [],
+            {"GATEWAY_MAX_RESPONSE_SIZE": "lots"},
+            "environment variable GATEWAY_MAX_RESPONSE_SIZE: expected a size like 512K or 1M, "
+            "got 'lots'",
+        ),
+        (["--max-body-size", "1.5M"], {}, "flag --max-body-size: expected a size like 512K or 1M"),
+        (["--listen", "127.0.0.1:http"], {}, "flag --listen: expected HOST:PORT, got"),
+        (["--listen", "127.0.0.1:70000"], {}, "flag --listen: port out of range"),
+        (["--workers", "two"], {}, "flag --workers: expected 1 to 64 workers, got 'two'"),
+        (["--consumer-cap", "٣"], {}, "flag --consumer-cap: expected a count >= 0"),
+        (["--connect-timeout", "soon"], {}, "flag --connect-timeout: expected a positive number"),
+        (["--forwarded-hops", "0"], {}, "flag --forwarded-hops: expected a number of proxies"),
+        (["--forwarded-hops", "x"], {}, "flag --forwarded-hops: expected a number of proxies"),
+        (
+            ["--forwarded-header", "via"],
+            {},
+            "flag --forwarded-header: expected x-forwarded or forwarded, got 'via'",
+        ),
         (
             ["--listen", "localhost:70000"],
             {},

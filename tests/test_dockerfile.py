@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,18 +132,23 @@ def test_exposes_8080_and_health_checks_healthz(final: list[Instruction]) -> Non
     assert "--timeout=" in check.args, "a health check needs a bound"
 
 
-def test_build_ships_the_rewrite_rules(dockerfile: list[Instruction]) -> None:
+def test_build_ships_the_rewrite_rules_and_specs(dockerfile: list[Instruction]) -> None:
     copies = [ins for ins in dockerfile if ins.keyword in ("COPY", "ADD")]
     copied = " ".join(ins.args for ins in copies)
     runs = " ".join(ins.args for ins in dockerfile if ins.keyword == "RUN")
-    # the rules reach the image either as files or inside the installed package
-    # (pyproject maps rewrite_rules/ to gateway.default_rules; tests/test_rules.py checks it)
-    assert "rewrite_rules" in copied or "COPY . " in f"COPY {copied} ", copied
+    # Every folder pyproject maps into the package (rewrite_rules/ as gateway.default_rules,
+    # specs/ as gateway.specs; tests/test_rules.py checks the wheel) must reach the build.
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"][
+        "package-dir"
+    ]
+    assert set(mapped.values()) == {"rewrite_rules", "specs"}
+    for folder in mapped.values():
+        assert folder in copied or "COPY . " in f"COPY {copied} ", (folder, copied)
     assert "pip install" in runs or "pip wheel" in runs, "the package must be installed"
     ignored = (
         (ROOT / ".dockerignore").read_text().split() if (ROOT / ".dockerignore").exists() else []
     )
-    for needed in ("rewrite_rules", "gateway", "pyproject.toml"):
+    for needed in (*mapped.values(), "gateway", "pyproject.toml"):
         assert not any(pattern.strip("/") == needed for pattern in ignored), needed
 
 

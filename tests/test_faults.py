@@ -12,6 +12,7 @@ came back, a POST or DELETE never.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from tests.raw_upstream import RawUpstream, Script, head, reset
 
 PATH = "/marketplace/AvailableAddOns"
 FAILURE_KINDS = (
+    "dns",
     "refused",
     "reset",
     "timeout",
@@ -268,6 +270,31 @@ async def test_unwelcome_answers_pass_through_unchanged(
         name, _, value = line.partition(": ")
         assert response.headers[name] == value
     assert all_failures() == before  # the upstream answered; that is not a failure
+
+
+async def test_an_upstream_host_that_does_not_resolve_is_reported_as_dns(
+    gateway_client: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real lookup of a name RFC 6761 reserves to never resolve (``.invalid``)."""
+    client = await gateway_client("http://marketplace-upstream.invalid:8443", total_timeout=20.0)
+    before = all_failures()
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        async with asyncio.timeout(30):
+            response = await client.get(
+                PATH + "?PageToken=PTsecret", headers={"Authorization": AUTH_HEADER}
+            )
+            body = await response.json()
+    assert (response.status, body["code"]) == (502, 88001)
+    assert body["message"] == "The upstream host name could not be resolved (DNS lookup failed)"
+    expected = dict(before)
+    expected["dns"] += 1
+    assert all_failures() == expected  # its own kind, once, and not "refused"
+    # The cause, logged once for the request (a GET is looked up twice), with no secrets.
+    lines = [r.getMessage() for r in caplog.records if "resolve" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("upstream host marketplace-upstream.invalid does not resolve: ")
+    assert AUTH_HEADER.split()[1] not in caplog.text and "PTsecret" not in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 # --- retries ----------------------------------------------------------------------------------

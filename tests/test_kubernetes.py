@@ -413,7 +413,7 @@ def test_the_mounted_config_and_rules_load(
     assert config.metrics_listen == ("0.0.0.0", ports["metrics"])
     mounted = _rules_check("--rules", str(mounts[rules_dir]))
     builtin = _rules_check()
-    assert mounted.splitlines()[:-1] == builtin.splitlines()[:-1]  # the same route table
+    assert mounted.split("\n\n")[0] == builtin.split("\n\n")[0]  # the same route table
 
 
 def _rules_check(*args: str) -> str:

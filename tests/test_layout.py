@@ -24,6 +24,8 @@ NO_OWN_TEST_FILE = {
     "test_request_rewrite",
     "tools/walkthrough": "the scripted session of gateway demo --walkthrough, run by "
     "tests/tools/test_demo",
+    "tools/scan_patterns": "the language patterns of gateway scan, each exercised through "
+    "scan.scan_text in tests/tools/test_scan",
     "options": "the option table and its value parsers; every option is parsed in test_config "
     "and every spelling checked against the README in test_readme",
 }

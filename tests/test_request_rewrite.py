@@ -13,6 +13,9 @@ from gateway.rules import Rule, load_rules
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2
+XB = "XB" + "89abcdef01234567" * 2
+AC = "AC" + "0123456789abcdef" * 2
+PN = "PN" + "0123456789abcdef" * 2
 ROUTER = Router.from_ruleset(load_rules())
 BASE = "https://marketplace.twilio.com"
 
@@ -30,7 +33,7 @@ def match(method: str, target: str) -> RouteMatch[Rule]:
             f"/marketplace/InstalledAddOns/{XE}/Extensions/{XF}",
             f"{BASE}/v1/InstalledAddOns/{XE}/Extensions/{XF}",
         ),
-        ("GET", f"/v1/Listing/{XE}", f"{BASE}/v1/Listing/{XE}"),
+        ("GET", f"/v1/Listing/{XB}", f"{BASE}/v1/Listing/{XB}"),
         (
             # PageToken with "=" padding and %-escapes, parameters in client order
             "GET",
@@ -43,10 +46,10 @@ def match(method: str, target: str) -> RouteMatch[Rule]:
             f"{BASE}/v1/InstalledAddOns?PageSize=1&PageToken=PT%25%2525=&Page=1",
         ),
         (
-            # space, "+" and non-ASCII escapes in the path stay as sent (api-mapping section 5)
+            # %-escapes in the path stay as sent (api-mapping section 5); "%30" is "0"
             "GET",
-            "/marketplace/InstalledAddOns/my%20add%2Bon%C3%A9/Extensions",
-            f"{BASE}/v1/InstalledAddOns/my%20add%2Bon%C3%A9/Extensions",
+            f"/marketplace/InstalledAddOns/XE%30{XE[3:]}/Extensions",
+            f"{BASE}/v1/InstalledAddOns/XE%30{XE[3:]}/Extensions",
         ),
         ("GET", "/marketplace/AvailableAddOns?", f"{BASE}/v1/AvailableAddOns"),
     ],
@@ -65,7 +68,9 @@ def test_upstream_base_with_a_path_prefix() -> None:
 
 
 def test_2010_rule_targets_the_same_path() -> None:
-    path = f"/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1/AssignedAddOns/{XE}/Extensions.json"
+    path = (
+        f"/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}/AssignedAddOns/{XE}/Extensions.json"
+    )
     assert upstream_url(match("GET", path + "?PageSize=5"), "https://api.twilio.com") == (
         f"https://api.twilio.com{path}?PageSize=5"
     )

@@ -6,10 +6,12 @@ import pytest
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.routing import Router
-from gateway.rules import build_ruleset, load_rules
+from gateway.rules import Rule, build_ruleset, load_rules
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2
+AC = "AC" + "0123456789abcdef" * 2
+PN = "PN" + "0123456789abcdef" * 2
 
 ROUTER = Router.from_ruleset(load_rules())
 
@@ -22,10 +24,10 @@ def test_preview_path_matches_its_rule_with_raw_params() -> None:
 
 
 def test_2010_path_with_json_suffix() -> None:
-    target = f"/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1/AssignedAddOns/{XE}.json"
+    target = f"/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers/{PN}/AssignedAddOns/{XE}.json"
     match = ROUTER.match("DELETE", target)
     assert match.rule.name == "assigned_add_on"
-    assert dict(match.params) == {"AccountSid": "AC1", "ResourceSid": "PN1", "Sid": XE}
+    assert dict(match.params) == {"AccountSid": AC, "ResourceSid": PN, "Sid": XE}
 
 
 def test_query_is_kept_raw() -> None:
@@ -41,9 +43,24 @@ def test_query_may_contain_slashes_question_marks_and_encoded_dots() -> None:
 
 
 def test_percent_escapes_in_a_parameter_stay_encoded() -> None:
-    match = ROUTER.match("GET", "/marketplace/InstalledAddOns/my%20add-on%C3%A9")
+    # Patterns are checked on the decoded value ("%30" is "0"); the value stays as sent.
+    escaped = f"XE%30{XE[3:]}"
+    match = ROUTER.match("GET", f"/marketplace/InstalledAddOns/{escaped}")
     assert match.rule.name == "preview_installed_add_on"
-    assert dict(match.params) == {"Sid": "my%20add-on%C3%A9"}
+    assert dict(match.params) == {"Sid": escaped}
+    # A rule without patterns takes any segment, escapes included.
+    ruleset = build_ruleset(
+        [
+            (
+                "a.toml",
+                '[[rule]]\nname = "any"\nmethods = ["GET"]\nfrom = "/a/{Id}"\n'
+                'to = "/b/{Id}"\nupstream = "api"\n',
+            )
+        ],
+        "test",
+    )
+    match = Router.from_ruleset(ruleset).match("GET", "/a/my%20add-on%C3%A9")
+    assert dict(match.params) == {"Id": "my%20add-on%C3%A9"}
 
 
 @pytest.mark.parametrize(
@@ -168,3 +185,54 @@ def test_a_placeholder_in_the_first_segment_still_matches() -> None:
     with pytest.raises(MethodNotAllowed) as caught:
         router.match("DELETE", "/v2/Things/XE1")
     assert dict(caught.value.headers) == {"Allow": "GET, POST"}
+
+
+# --- path parameters checked against the rule's patterns (the specs' patterns) ---------------
+
+PATTERNED = [rule for rule in load_rules().rules if rule.patterns]
+
+
+def _valid(pattern: str) -> str:
+    """A value of the shape ``^XX[0-9a-fA-F]{32}$`` describes (every built-in pattern)."""
+    prefix = pattern.removeprefix("^")[:2]
+    assert pattern == f"^{prefix}[0-9a-fA-F]{{32}}$", pattern
+    return prefix + "0123456789abcdefABCDEF0123456789"
+
+
+def test_every_rule_with_path_parameters_carries_their_patterns() -> None:
+    for rule in load_rules().rules:
+        assert [name for name, _ in rule.patterns] == list(rule.source.params), rule.name
+    assert len(PATTERNED) == 18  # 6 preview, 8 v1, 4 AssignedAddOns
+
+
+@pytest.mark.parametrize("rule", PATTERNED, ids=lambda rule: rule.name)
+def test_a_value_outside_the_pattern_is_not_found(rule: Rule) -> None:
+    patterns = dict((name, p.pattern) for name, p in rule.patterns)
+    good = {name: _valid(pattern) for name, pattern in patterns.items()}
+    method = sorted(rule.methods)[0]
+    assert ROUTER.match(method, rule.source.render(good)).rule.name == rule.name
+    for name, pattern in patterns.items():
+        prefix = pattern[1:3]
+        for bad in (
+            prefix + "0" * 5000,  # issue 10.9: 5,000 characters were forwarded
+            prefix + "0" * 31,
+            prefix + "0" * 33,
+            prefix + "g" * 32,
+            ("XA" if prefix != "XA" else "XB") + "0" * 32,
+            prefix.lower() + "0" * 32,
+            f"{prefix}%2500{'0' * 30}",  # decodes to "%00..."
+        ):
+            target = rule.source.render({**good, name: bad})
+            with pytest.raises(RouteNotFound) as caught:
+                ROUTER.match(method, target + "?PageSize=5")
+            assert caught.value.code == 20404 and caught.value.status == 404
+            assert len(caught.value.message) < 300
+
+
+def test_usage_follows_the_v1_pattern_not_the_specs_example() -> None:
+    # The v1 spec's example InstalledAddOnSid for Usage is "BIaaaa..."; its pattern is ^XE.
+    with pytest.raises(RouteNotFound):
+        ROUTER.match("POST", "/v1/InstalledAddOns/BI" + "a" * 32 + "/Usage")
+    assert ROUTER.match("POST", f"/v1/InstalledAddOns/{XE}/Usage").rule.name == (
+        "v1_installed_add_on_usage"
+    )

@@ -18,6 +18,7 @@ from gateway.models import RouteMatch
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import Rule, RuleError, RuleSet, compile_template, load_rules
+from gateway.tools.rule_specs import load_spec_paths, shape
 from tests.conftest import GatewayFactory
 from tests.fake_upstream import FakeUpstream
 from tests.paths import SPECS
@@ -31,15 +32,19 @@ SPEC_FILES = {
 }
 HTTP_METHODS = ("get", "post", "delete", "put", "patch")
 
-# A value of the right shape for each path parameter (api-mapping 1.1 and 1.7).
-EXAMPLE_PARAMS = {
-    "AccountSid": "AC" + "a" * 32,
-    "ResourceSid": "PN" + "b" * 32,
-    "AvailableAddOnSid": "XB" + "c" * 32,
-    "InstalledAddOnSid": "XE" + "d" * 32,
-    "AssignedAddOnSid": "XE" + "e" * 32,
-    "Sid": "XF" + "f" * 32,
-}
+
+def example_value(pattern: str | None) -> str:
+    """A value the spec's pattern (every one is ``^XX[0-9a-fA-F]{32}$``) accepts."""
+    assert pattern is not None and re.fullmatch(r"\^[A-Z]{2}\[0-9a-fA-F\]\{32\}\$", pattern)
+    return pattern[1:3] + "0123456789abcdef" * 2
+
+
+def concrete_path(path: str) -> str:
+    """``path`` with each placeholder replaced by a value its spec pattern accepts."""
+    spec_paths = load_spec_paths(SPECS)
+    [spec_path] = [p for p in spec_paths[shape(path)] if p.path == path]
+    values = iter(spec_path.patterns)
+    return re.sub(r"\{\w+\}", lambda _: example_value(next(values)), path)
 
 
 def rule_named(ruleset: RuleSet, name: str) -> Rule:
@@ -86,11 +91,15 @@ UPSTREAM_LINE = 'upstream = "marketplace"'
 def test_builtin_rules_load(builtin: RuleSet) -> None:
     assert builtin.origin == "built-in rules"
     assert len(builtin.rules) == 24
-    assert {rule.file for rule in builtin.rules} == {
-        "rewrite_rules/assigned_add_ons.toml",
-        "rewrite_rules/marketplace_v1.toml",
-        "rewrite_rules/preview_marketplace.toml",
+    # Each rule names the file really read: absolute, existing, a copy of rewrite_rules/.
+    files = {Path(rule.file) for rule in builtin.rules}
+    assert {file.name for file in files} == {
+        "assigned_add_ons.toml",
+        "marketplace_v1.toml",
+        "preview_marketplace.toml",
     }
+    for file in files:
+        assert file.is_absolute() and file.read_bytes() == (RULES_DIR / file.name).read_bytes()
     rule = rule_named(builtin, "preview_installed_add_on_extension")
     assert rule.methods == frozenset({"GET", "POST"})
     assert rule.source.text == "/marketplace/InstalledAddOns/{InstalledAddOnSid}/Extensions/{Sid}"
@@ -141,7 +150,7 @@ def test_router_reaches_every_spec_operation_with_concrete_sids(builtin: RuleSet
     router = Router.from_ruleset(builtin)
     for kind in SPEC_FILES:
         for method, path in spec_operations(kind):
-            concrete = re.sub(r"\{(\w+)\}", lambda m: EXAMPLE_PARAMS[m.group(1)], path)
+            concrete = concrete_path(path)
             match = router.match(method, concrete + "?PageSize=5")
             assert match.rule.source.text == path
             expected_path = "/v1" + concrete.removeprefix("/marketplace")
@@ -199,6 +208,11 @@ def test_malformed_templates_are_refused(text: str) -> None:
         (GOOD_RULE.replace('name = "things"', 'name = "Things-1"'), "Things-1", "name"),
         (GOOD_RULE.replace('from = "/legacy', 'from = "legacy'), "things", "from"),
         (GOOD_RULE.replace("\nupstream", "\ndeprecated = 1\nupstream"), "things", "deprecated"),
+        (GOOD_RULE + 'patterns = { Id = "^XE$" }\n', "things", "patterns"),
+        (GOOD_RULE + 'patterns = { Sid = "^XE[0-9$" }\n', "things", "patterns"),
+        (GOOD_RULE + 'patterns = "^XE$"\n', "things", "patterns"),
+        (GOOD_RULE + "patterns = { Sid = 34 }\n", "things", "patterns"),
+        (GOOD_RULE + 'patterns = { Sid = "" }\n', "things", "patterns"),
     ],
     ids=[
         "unknown-field",
@@ -211,6 +225,11 @@ def test_malformed_templates_are_refused(text: str) -> None:
         "bad-name",
         "relative-from",
         "deprecated-not-bool",
+        "pattern-for-unknown-placeholder",
+        "pattern-not-a-regex",
+        "patterns-not-a-table",
+        "pattern-not-a-string",
+        "pattern-empty",
     ],
 )
 def test_invalid_rule_names_file_rule_and_field(
@@ -336,20 +355,48 @@ async def test_gateway_serves_only_the_replacement_rules(
     assert len(fake_upstream.received) == 1
 
 
+async def test_a_value_outside_its_pattern_is_a_404_never_forwarded(
+    fake_upstream: FakeUpstream, gateway_client: GatewayFactory
+) -> None:
+    client = await gateway_client(fake_upstream.url)
+    good = "XE" + "0123456789abcdef" * 2
+    for bad in ("XE" + "0" * 5000, good[:-1], good + "0", "XB" + good[2:], "XE%2F" + "0" * 30):
+        for method, target in (
+            ("GET", f"/marketplace/InstalledAddOns/{bad}"),
+            ("DELETE", f"/v1/InstalledAddOns/{bad}"),
+            ("POST", f"/v1/InstalledAddOns/{bad}/Usage"),
+            ("GET", f"/marketplace/InstalledAddOns/{good}/Extensions/{bad}"),
+            (
+                "GET",
+                f"/2010-04-01/Accounts/{'AC' + good[2:]}/IncomingPhoneNumbers/"
+                f"{'PN' + good[2:]}/AssignedAddOns/{bad}.json",
+            ),
+        ):
+            async with client.request(method, target) as response:
+                body = await response.json()
+            assert (response.status, body.get("code")) == (404, 20404), (target, body)
+            assert body["more_info"] == "https://www.twilio.com/docs/errors/20404"
+    assert fake_upstream.received == []
+    async with client.get(f"/marketplace/InstalledAddOns/{good}") as response:
+        assert response.status == 200
+    assert [r.raw_path for r in fake_upstream.received] == [f"/v1/InstalledAddOns/{good}"]
+
+
 def test_route_match_carries_raw_params(builtin: RuleSet) -> None:
-    match = Router.from_ruleset(builtin).match("GET", "/v1/Listing/XB%41?x=1")
+    sid = "XB%41" + "a" * 31  # the pattern is checked on the decoded "XBA..."
+    match = Router.from_ruleset(builtin).match("GET", f"/v1/Listing/{sid}?x=1")
     listing = rule_named(builtin, "v1_listing")
-    assert match == RouteMatch(listing, {"Sid": "XB%41"}, "x=1", listing)
+    assert match == RouteMatch(listing, {"Sid": sid}, "x=1", listing)
 
 
 # --- the rules ship inside the wheel ----------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_wheel_ships_the_rule_files(tmp_path: Path) -> None:
+def test_wheel_ships_the_rule_files_and_the_specs(tmp_path: Path) -> None:
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("gateway", "rewrite_rules"):
+    for name in ("gateway", "rewrite_rules", "specs"):
         shutil.copytree(PROJECT / name, source / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (PROJECT / name).exists():
@@ -373,6 +420,11 @@ def test_wheel_ships_the_rule_files(tmp_path: Path) -> None:
             if name.startswith("gateway/default_rules/") and name.endswith(".toml")
         }
     assert shipped == expected
+    specs = {path.name: path.read_bytes() for path in SPECS.glob("*.json")}
+    assert len(specs) == 3
+    with zipfile.ZipFile(wheel) as archive:
+        for name, data in specs.items():
+            assert archive.read(f"gateway/specs/{name}") == data
 
 
 @pytest.mark.slow
@@ -419,3 +471,37 @@ def test_the_wheel_runs_with_no_checkout_present(tmp_path: Path) -> None:
     )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "walkthrough OK" in demo.stdout
+    # The specs ship too: `rules check` compares the patterns with the wheel's own copy.
+    check = subprocess.run(
+        [sys.executable, "-m", "gateway", "rules", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    summary = check.stdout.splitlines()[-1]
+    assert summary.startswith("patterns: 30 path parameters agree with the specs"), summary
+    assert f"in {target / 'gateway' / 'specs'}" in summary
+    # `rules explain` names the file it really read: the installed copy.
+    explain = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "rules",
+            "explain",
+            "GET",
+            "/marketplace/InstalledAddOns",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    installed = target / "gateway" / "default_rules" / "preview_marketplace.toml"
+    assert explain.stdout.splitlines()[0] == f"rule:       preview_installed_add_ons ({installed})"

@@ -69,7 +69,8 @@ async def test_the_runner_swaps_in_the_twilio_error_handler_with_aiohttps_settin
     try:
         server = runner.server
         assert isinstance(server, _TwilioErrorServer)
-        assert server.error_base == app[ERROR_BASE] == "https://gw.example"
+        assert server.error_base is app[ERROR_BASE]
+        assert app[ERROR_BASE].configured == "https://gw.example"
         ours = server()
         theirs = RequestHandler(server, loop=server._loop, **server._kwargs)
         assert isinstance(ours, _TwilioErrorProtocol)

@@ -22,7 +22,8 @@ def request(method: str, url: str, body: bytes = b"") -> UpstreamRequest:
 
 
 class FlakyResolver(AbstractResolver):
-    """Fails the first lookup (the connection is never made), then resolves to loopback."""
+    """Fails the first lookup (the connection is never made, so the failure is a ``dns`` one),
+    then resolves to loopback."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -71,7 +72,8 @@ async def test_connect_failure_retries_only_a_get(
         else:
             with pytest.raises(UpstreamUnavailable) as caught:
                 await forward(session, request(method, url, b"A=1"), LIMITS)
-            assert caught.value.kind == "refused" and caught.value.status == 502
+            assert caught.value.kind == "dns" and caught.value.status == 502
+            assert "could not be resolved" in caught.value.message
             assert hits == [] and resolver.calls == 1
 
 

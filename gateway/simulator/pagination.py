@@ -23,6 +23,11 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_PAGE = 2**31 - 1
+"""Highest ``Page`` accepted: offsets (``Page * PageSize``) stay far inside 64 bits, which is
+what the JSON encoder can write back in ``meta.page``; anything above is a 400, as Twilio
+answers a paging parameter out of range."""
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 _PAYLOAD = re.compile(r"(\d{1,9})(?::([A-Z]{2}[0-9a-fA-F]{32}))?;*")
 
 
@@ -52,14 +57,18 @@ def _int_param(query: Mapping[str, str], name: str, low: int, high: int | None) 
     raw = query.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid_parameter(f"{name} must be an integer, got {raw!r}") from None
+    if _INTEGER.fullmatch(raw) is None:  # int() would take " 5", "1_0" and non-ASCII digits
+        if re.fullmatch(r"-?[0-9]+", raw):
+            raise invalid_parameter(f"{name} must be {_bounds(low, high)}, got {raw[:40]}")
+        raise invalid_parameter(f"{name} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
     if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise invalid_parameter(f"{name} must be {bounds}, got {value}")
+        raise invalid_parameter(f"{name} must be {_bounds(low, high)}, got {value}")
     return value
+
+
+def _bounds(low: int, high: int | None) -> str:
+    return f"between {low} and {high}" if high is not None else f">= {low}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +85,7 @@ class PageRequest:
 def parse_page_request(query: Mapping[str, str]) -> PageRequest:
     """Validate ``PageSize``, ``Page`` and ``PageToken``; 400 on anything malformed."""
     size = _int_param(query, "PageSize", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
-    page = _int_param(query, "Page", 0, None) or 0
+    page = _int_param(query, "Page", 0, MAX_PAGE) or 0
     token = query.get("PageToken")
     if token is not None:
         offset, anchor = decode_token(token)

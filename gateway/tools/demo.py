@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.access_log import configure_logging
-from gateway.config import GatewayConfig, load_config
-from gateway.options import parse_listen
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.listen import address, listen_error, start_site
+from gateway.parsers import parse_http_url, parse_listen
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 from gateway.upstreams import NAMES as UPSTREAM_NAMES
 
@@ -48,15 +49,17 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
-        default="127.0.0.1:8080",
+        default=None,
         metavar="HOST:PORT",
-        help="gateway address (default 127.0.0.1:8080; port 0 picks a free one)",
+        help="gateway address (default 127.0.0.1:8080, or a free port with --walkthrough; "
+        "port 0 picks a free one)",
     )
     parser.add_argument(
         "--simulator-listen",
-        default="127.0.0.1:8081",
+        default=None,
         metavar="HOST:PORT",
-        help="simulator address (default 127.0.0.1:8081; port 0 picks a free one)",
+        help="simulator address (default 127.0.0.1:8081, or a free port with --walkthrough; "
+        "port 0 picks a free one)",
     )
     parser.add_argument(
         "--proxy-listen",
@@ -75,23 +78,41 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen(flag: str, text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise ConfigError(f"flag {flag}: {exc}") from None
+
+
 def _simulator_app(seed_path: str | None, url_base: str | None) -> tuple[web.Application, str]:
     """The simulator app and the SID of the first add-on in its catalogue."""
     from gateway.simulator import create_simulator_app, load_seed
 
-    seed = load_seed(seed_path)
+    try:
+        seed = load_seed(seed_path)  # a missing or invalid file says so in one sentence
+    except ValueError as exc:
+        raise ConfigError(f"flag --seed: {exc}") from None
+    if url_base is not None:
+        try:
+            url_base = parse_http_url(url_base)
+        except ValueError as exc:
+            raise ConfigError(f"flag --url-base: {exc}") from None
     return create_simulator_app(seed, url_base=url_base), seed.available_add_ons[0].sid
 
 
 async def _start(
-    app: web.Application, host: str, port: int, runner_class: type[web.AppRunner] = web.AppRunner
-) -> tuple[web.AppRunner, int]:
+    stack: contextlib.AsyncExitStack,
+    app: web.Application,
+    host: str,
+    port: int,
+    runner_class: type[web.AppRunner] = web.AppRunner,
+) -> int:
+    """Serve ``app`` on ``host:port`` until ``stack`` closes; the port really bound."""
     runner = runner_class(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    # the bound port matters when port 0 was asked for
-    return runner, int(runner.addresses[0][1])
+    stack.push_async_callback(runner.cleanup)
+    return await start_site(runner, host, port)  # ListenError names the address
 
 
 async def _wait_for_stop() -> None:
@@ -104,14 +125,15 @@ async def _wait_for_stop() -> None:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    host, port = parse_listen(args.listen)
+    host, port = _listen("--listen", args.listen)
     app, _ = _simulator_app(args.seed, args.url_base)
-    runner, bound = await _start(app, host, port)
-    print(f"Marketplace v1 simulator on http://{host}:{bound} (Ctrl-C to stop)", flush=True)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        bound = await _start(stack, app, host, port)
+        print(
+            f"Marketplace v1 simulator on http://{address(host, bound)} (Ctrl-C to stop)",
+            flush=True,
+        )
         await _wait_for_stop()
-    finally:
-        await runner.cleanup()
     return 0
 
 
@@ -160,40 +182,42 @@ and tunnels nothing else. Paste into a shell, then run the app unmodified:
 
 
 async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    sim_host, sim_port = parse_listen(args.simulator_listen)
-    gw_host, gw_port = parse_listen(args.listen)
-    if args.walkthrough:
-        sim_port = gw_port = 0
+    # --walkthrough runs and exits: free ports unless an address is given.
+    free = "127.0.0.1:0"
+    sim_default = free if args.walkthrough else "127.0.0.1:8081"
+    gw_default = free if args.walkthrough else "127.0.0.1:8080"
+    sim_host, sim_port = _listen("--simulator-listen", args.simulator_listen or sim_default)
+    gw_host, gw_port = _listen("--listen", args.listen or gw_default)
     sim_app, add_on_sid = _simulator_app(args.seed, None)
-    sim_runner, sim_bound = await _start(sim_app, sim_host, sim_port)
-    simulator_url = f"http://{sim_host}:{sim_bound}"
-    # Every upstream of the table at the simulator; everything else as configured.
-    flags = {f"{name}_upstream": simulator_url for name in UPSTREAM_NAMES}
-    config = load_config({**flags, "listen": f"{gw_host}:{gw_port}"}, environ)
     # Imported here to keep the metric declarations out of the other verbs.
     from gateway.app import create_app
     from gateway.server import GatewayRunner
 
-    gw_runner, gw_bound = await _start(create_app(config), gw_host, gw_port, GatewayRunner)
-    gateway_url = f"http://{gw_host}:{gw_bound}"
     ca_dir = Path(tempfile.mkdtemp(prefix="gateway-demo-ca-"))
-    stack = contextlib.ExitStack()
     try:
-        if args.walkthrough:
-            return await run_walkthrough(gateway_url)
-        door, proxy_url = await _start_proxy(config, gw_runner, ca_dir, args.proxy_listen)
-        stack.callback(door.close)
-        examples = _examples(gateway_url, simulator_url, add_on_sid)
-        intro, _, closing = examples.rpartition("\nAny password works")
-        banner = intro + _proxy_examples(proxy_url, ca_dir / "ca.pem") + "\nAny password works"
-        print(banner + closing, flush=True)
-        configure_logging(config.log_level)  # the access log shows each call as it passes
-        await _wait_for_stop()
-        return 0
+        async with contextlib.AsyncExitStack() as stack:
+            sim_bound = await _start(stack, sim_app, sim_host, sim_port)
+            simulator_url = f"http://{address(sim_host, sim_bound)}"
+            # Every upstream of the table at the simulator; everything else as configured.
+            flags = {f"{name}_upstream": simulator_url for name in UPSTREAM_NAMES}
+            config = load_config({**flags, "listen": address(gw_host, gw_port)}, environ)
+            gw_runner = GatewayRunner(create_app(config), access_log=None)
+            await gw_runner.setup()
+            stack.push_async_callback(gw_runner.cleanup)
+            gw_bound = await start_site(gw_runner, gw_host, gw_port)
+            gateway_url = f"http://{address(gw_host, gw_bound)}"
+            if args.walkthrough:
+                return await run_walkthrough(gateway_url)
+            door, proxy_url = await _start_proxy(config, gw_runner, ca_dir, args.proxy_listen)
+            stack.callback(door.close)
+            examples = _examples(gateway_url, simulator_url, add_on_sid)
+            intro, _, closing = examples.rpartition("\nAny password works")
+            banner = intro + _proxy_examples(proxy_url, ca_dir / "ca.pem") + "\nAny password works"
+            print(banner + closing, flush=True)
+            configure_logging(config.log_level)  # the access log shows each call as it passes
+            await _wait_for_stop()
+            return 0
     finally:
-        stack.close()
-        await gw_runner.cleanup()
-        await sim_runner.cleanup()
         shutil.rmtree(ca_dir, ignore_errors=True)
 
 
@@ -205,12 +229,12 @@ async def _start_proxy(
     from gateway.frontdoor.listener import start_proxy
     from gateway.frontdoor.startup import prepare
 
+    host, port = _listen("--proxy-listen", listen)
     cert_pem, key_pem = create_ca(["preview.twilio.com"])
     (ca_dir / "ca.pem").write_bytes(cert_pem)
     key_file = ca_dir / "ca-key.pem"
     key_file.touch(mode=0o600)
     key_file.write_bytes(key_pem)
-    host, port = parse_listen(listen)
     proxied = replace(
         config,
         proxy_listen=(host, port),
@@ -220,8 +244,11 @@ async def _start_proxy(
     )
     settings = prepare(proxied).proxy
     assert settings is not None and runner.server is not None
-    door, bound = await start_proxy(runner.server, settings, host, port)
-    return door, f"http://{host}:{bound}"
+    try:
+        door, bound = await start_proxy(runner.server, settings, host, port)
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
+    return door, f"http://{address(host, bound)}"
 
 
 def run_verb(args: Any, environ: Mapping[str, str]) -> int:

@@ -3,10 +3,13 @@
 Looks for what an application written against the deprecated API contains:
 
 * URLs under ``https://preview.twilio.com/marketplace`` (any language, docs, config) -> the
-  ``https://marketplace.twilio.com/v1`` URL, with the path mapped by the gateway's own rules;
+  ``https://marketplace.twilio.com/v1`` URL, with the path mapped by the gateway's own rules
+  (a segment built from a variable, ``${sid}`` or ``%s``, stands for any value); a path that no
+  rule maps is reported without a replacement rather than with an invented one;
 * twilio-python, twilio-node and twilio-ruby ``client.preview.marketplace`` ->
   ``client.marketplace.v1`` (resource names such as ``installed_add_ons`` /
-  ``installedAddOns`` are the same in v1);
+  ``installedAddOns`` are the same in v1), also when the chain is split over two lines
+  (``client.preview \\`` or ``client.preview`` then ``.marketplace`` on the next line);
 * twilio-python ``twilio.rest.preview.marketplace`` imports -> ``twilio.rest.marketplace.v1``;
 * twilio-php ``$twilio->preview->marketplace`` -> ``$twilio->marketplace->v1`` and the
   ``Twilio\\Rest\\Preview\\Marketplace`` namespace -> ``Twilio\\Rest\\Marketplace\\V1``;
@@ -31,11 +34,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.tools.scan_patterns import PATTERNS, SPLIT_CHAINS, language
 from gateway.upstreams import ORIGINS as V1_ORIGINS
 
 EXIT_CLEAN = 0
@@ -72,92 +76,11 @@ class Finding:
     path: str
     line: int
     column: int  # 1-based
-    match: str
-    replacement: str
+    match: str  # as written; a chain split over lines is shown on one, whitespace collapsed
+    replacement: str | None  # None: a URL path no gateway rule maps (no v1 URL is invented)
     kind: str  # "url", "python", "node/python/ruby", "php", "java", ...
     rule: str | None = None  # the gateway rule a URL maps to, when one does
 
-
-@dataclass(frozen=True, slots=True)
-class _Pattern:
-    kind: str
-    regex: re.Pattern[str]
-    replace: Callable[[re.Match[str]], str]
-
-
-def _fixed(text: str) -> Callable[[re.Match[str]], str]:
-    return lambda match: match.expand(text)
-
-
-_GO_VERBS = "List|Fetch|Create|Update|Delete"
-
-# Most specific first: where two patterns match overlapping text, the earlier one wins.
-_PATTERNS: tuple[_Pattern, ...] = (
-    _Pattern(
-        "java",
-        re.compile(r"\bcom\.twilio\.rest\.preview\.marketplace\b"),
-        _fixed("com.twilio.rest.marketplace.v1"),
-    ),
-    _Pattern(
-        "python",
-        re.compile(r"(?<![\w.])twilio\.rest\.preview\.marketplace\b"),
-        _fixed("twilio.rest.marketplace.v1"),
-    ),
-    _Pattern(
-        "csharp",
-        re.compile(r"\bTwilio\.Rest\.Preview\.Marketplace\b"),
-        _fixed("Twilio.Rest.Marketplace.V1"),
-    ),
-    _Pattern(
-        "php",
-        re.compile(r"\bTwilio(?P<s>\\{1,2})Rest(?P=s)Preview(?P=s)Marketplace\b"),
-        _fixed(r"Twilio\g<s>Rest\g<s>Marketplace\g<s>V1"),
-    ),
-    _Pattern(
-        "ruby",
-        re.compile(r"\bTwilio::REST::Preview::Marketplace\b"),
-        _fixed("Twilio::REST::Marketplace::V1"),
-    ),
-    _Pattern(
-        "php",
-        re.compile(r"(?P<recv>\$[A-Za-z_]\w*(?:->[A-Za-z_]\w*)*?)->preview->marketplace\b"),
-        _fixed(r"\g<recv>->marketplace->v1"),
-    ),
-    _Pattern(
-        "python/node/ruby",
-        re.compile(
-            r"(?P<recv>(?<![\w$@])@?[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*?)?"
-            r"\.preview\.marketplace\b"
-        ),
-        _fixed(r"\g<recv>.marketplace.v1"),
-    ),
-    _Pattern(
-        "go",
-        re.compile(
-            rf"(?P<recv>(?<!\w)[A-Za-z_]\w*)?\.Preview\.(?P<verb>{_GO_VERBS})(?:Marketplace)?"
-            r"(?P<res>AvailableAddOn|InstalledAddOn)(?P<ext>Extension)?\b"
-        ),
-        _fixed(r"\g<recv>.MarketplaceV1.\g<verb>\g<res>\g<ext>"),
-    ),
-    _Pattern(
-        "go",
-        re.compile(r"\bgithub\.com/twilio/twilio-go/twilio/rest/preview\b(?![/\w])"),
-        _fixed("github.com/twilio/twilio-go/rest/marketplace/v1"),
-    ),
-    _Pattern(
-        "go",
-        re.compile(
-            r"\bPreviewMarketplace(?P<res>AvailableAddOn|InstalledAddOn)"
-            r"(?:(?P=res)(?P<ext>Extension))?\b"
-        ),
-        lambda m: f"MarketplaceV1{m.group('res')}{m.group('ext') or ''}",
-    ),
-    _Pattern(
-        "twilio-cli",
-        re.compile(r"\bapi:preview:marketplace:"),
-        _fixed("api:marketplace:v1:"),
-    ),
-)
 
 # A preview URL, with or without scheme, up to the first character that cannot be in one.
 _URL = re.compile(
@@ -166,12 +89,14 @@ _URL = re.compile(
 )
 
 
-def map_preview_url(rest: str, rules: RuleSet) -> tuple[str, str | None]:
+def map_preview_url(rest: str, rules: RuleSet) -> tuple[str | None, str | None]:
     """The v1 URL for ``preview.twilio.com/marketplace`` + ``rest``, and the rule it matched.
 
-    A concrete path is mapped by the first deprecated rule whose ``from`` template matches it;
-    anything else (a base URL, a path built from variables) follows the documented rule:
-    swap ``/marketplace`` for ``/v1``.
+    The base URL (``rest`` empty or ``/``) becomes the v1 base. A path is mapped by the first
+    deprecated rule whose ``from`` template has its shape, any text standing for a
+    placeholder (a SID, or ``${sid}``, ``%s``, ``{sid}`` in code that builds the URL); a
+    trailing ``/`` (a prefix that code appends to) is kept. A path no rule maps gives
+    ``(None, None)``: there is no v1 URL to offer, and none is made up.
     """
     path, sep, tail = rest.partition("?")
     if not sep:
@@ -179,37 +104,29 @@ def map_preview_url(rest: str, rules: RuleSet) -> tuple[str, str | None]:
         sep = "#" if sep else ""
     else:
         sep = "?"
-    preview_path = PREVIEW_PREFIX + path
-    stripped = preview_path.rstrip("/") or preview_path
+    if path in ("", "/"):
+        return f"{V1_ORIGINS['marketplace']}{V1_PREFIX}{path}{sep}{tail}", None
+    stripped = path.rstrip("/")
+    slash = path[len(stripped) :]
     for rule in rules.rules:
         if not rule.deprecated:
             continue
-        found = rule.source.regex.fullmatch(stripped)
+        found = _shape(rule).fullmatch(PREVIEW_PREFIX + stripped)
         if found is not None:
             origin = V1_ORIGINS.get(rule.upstream, V1_ORIGINS["marketplace"])
             target = rule.target.render(found.groupdict())
-            return f"{origin}{target}{sep}{tail}", rule.name
-    return f"{V1_ORIGINS['marketplace']}{V1_PREFIX}{path}{sep}{tail}", None
+            return f"{origin}{target}{slash}{sep}{tail}", rule.name
+    return None, None
 
 
-_LANGUAGES = {
-    ".py": "python",
-    ".js": "node",
-    ".mjs": "node",
-    ".cjs": "node",
-    ".ts": "node",
-    ".jsx": "node",
-    ".tsx": "node",
-    ".rb": "ruby",
-}
-
-
-def _language(kind: str, path: str) -> str:
-    """Narrow an ambiguous kind such as "python/node/ruby" by the file's extension."""
-    if "/" not in kind:
-        return kind
-    language = _LANGUAGES.get(os.path.splitext(path)[1].lower())
-    return language if language and language in kind.split("/") else kind
+def _shape(rule: Rule) -> re.Pattern[str]:
+    """``rule``'s ``from`` with each placeholder standing for any text within one segment."""
+    return re.compile(
+        "".join(
+            f"(?P<{text}>[^/?#]+)" if is_param else re.escape(text)
+            for is_param, text in rule.source.pieces
+        )
+    )
 
 
 def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
@@ -218,7 +135,23 @@ def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
     for number, line in enumerate(text.splitlines(), start=1):
         if "review" in line:  # cheap pre-filter: every pattern contains it
             findings.extend(_scan_line(line, number, path, rules))
+    if "review" in text and "arketplace" in text:
+        findings.extend(_scan_split_chains(text, path))
+        findings.sort(key=lambda finding: (finding.line, finding.column))
     return findings
+
+
+def _scan_split_chains(text: str, path: str) -> list[Finding]:
+    hits: list[Finding] = []
+    for pattern in SPLIT_CHAINS:
+        for found in pattern.regex.finditer(text):
+            start = found.start()
+            line = text.count("\n", 0, start) + 1
+            column = start - (text.rfind("\n", 0, start) + 1) + 1
+            shown = " ".join(found.group(0).split())
+            kind = language(pattern.kind, path)
+            hits.append(Finding(path, line, column, shown, pattern.replace(found), kind))
+    return hits
 
 
 def _scan_line(line: str, number: int, path: str, rules: RuleSet) -> list[Finding]:
@@ -230,13 +163,13 @@ def _scan_line(line: str, number: int, path: str, rules: RuleSet) -> list[Findin
         replacement, rule = map_preview_url(rest, rules)
         taken.append(url.span())
         hits.append(Finding(path, number, url.start() + 1, shown, replacement, "url", rule))
-    for pattern in _PATTERNS:
+    for pattern in PATTERNS:
         for found in pattern.regex.finditer(line):
             start, end = found.span()
             if any(start < e and end > s for s, e in taken):
                 continue  # a more specific pattern already reported this text
             taken.append((start, end))
-            kind = _language(pattern.kind, path)
+            kind = language(pattern.kind, path)
             hits.append(
                 Finding(path, number, start + 1, found.group(0), pattern.replace(found), kind)
             )
@@ -295,7 +228,8 @@ def scan_path(root: Path, rules: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES) ->
 def format_text(result: ScanResult) -> str:
     """``path:line: match -> replacement`` lines and a summary."""
     lines = [
-        f"{f.path}:{f.line}: {f.match} -> {f.replacement}"
+        f"{f.path}:{f.line}: {f.match} -> "
+        + (f.replacement or "(no v1 equivalent: no gateway rule maps this path)")
         + (f"  [{f.kind}: {f.rule}]" if f.rule else f"  [{f.kind}]")
         for f in result.findings
     ]

@@ -8,7 +8,10 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,7 +20,9 @@ import pytest
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from gateway.cli import main
 from gateway.simulator import load_seed
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 20.0
@@ -218,3 +223,107 @@ async def test_demo_prints_the_proxy_way_and_it_works() -> None:
     finally:
         demo.process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(demo.process.wait(), STOP_TIMEOUT) == 0
+
+
+# --- clean exit-2 errors, as `gateway serve` gives them ---------------------------------------
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``gateway ARGV`` in a worker thread, bounded: a command that would serve instead of
+    refusing fails the test rather than hanging it."""
+    outcome: list[int | BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(main(argv, {}))
+        except BaseException as exc:  # handed to the test's thread below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)  # a daemon never blocks the exit
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), f"gateway {' '.join(argv)} kept running instead of refusing"
+    [status] = outcome
+    if isinstance(status, BaseException):
+        raise status
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("verb", ["simulate", "demo"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "8080"], "flag --listen: expected HOST:PORT, got '8080'"),
+        (["--listen", "127.0.0.1:http"], "flag --listen: expected HOST:PORT, got '127.0.0.1:http'"),
+        (["--listen", "127.0.0.1:99999"], "flag --listen: port out of range in '127.0.0.1:99999'"),
+        (
+            ["--seed", "/nonexistent/seed.json"],
+            "flag --seed: cannot read simulator seed /nonexistent/seed.json: "
+            "No such file or directory",
+        ),
+    ],
+    ids=["no-port", "port-not-a-number", "port-out-of-range", "missing-seed"],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    verb: str, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _main([verb, *args], capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"gateway: {message}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("verb", ["simulate", "demo"])
+def test_an_invalid_seed_is_one_line_and_exit_2(
+    verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for text, problem in (("{not json", "not valid JSON"), ("{}", "available_add_ons")):
+        seed = tmp_path / "seed.json"
+        seed.write_text(text, "utf-8")
+        status, out, err = _main([verb, "--seed", str(seed)], capsys)
+        assert (status, out) == (2, "")
+        assert err.startswith(f"gateway: flag --seed: invalid simulator seed {seed}: ")
+        assert problem in err and err.count("\n") == 1, err
+
+
+def test_simulate_refuses_a_bad_url_base(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _main(["simulate", "--url-base", "ftp://x"], capsys)
+    assert (status, out) == (2, "")
+    assert err == "gateway: flag --url-base: expected an absolute http(s) URL, got 'ftp://x'\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--listen", "{busy}"],
+        ["demo", "--listen", "{busy}", "--simulator-listen", "127.0.0.1:0"],
+        ["demo", "--listen", "127.0.0.1:0", "--simulator-listen", "{busy}"],
+        ["demo", "--walkthrough", "--listen", "{busy}"],
+    ],
+    ids=["simulate", "demo-gateway-port", "demo-simulator-port", "walkthrough"],
+)
+def test_a_busy_port_is_one_line_naming_the_address_and_exit_2(
+    argv: list[str], busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    busy = f"127.0.0.1:{busy_port}"
+    status, out, err = _main([arg.replace("{busy}", busy) for arg in argv], capsys)
+    assert (status, out) == (2, "")
+    assert err == f"gateway: cannot listen on {busy}: the address is already in use\n"
+
+
+async def test_walkthrough_honours_listen() -> None:
+    port = free_port()
+    rc, out, err = await _run("demo", "--walkthrough", "--listen", f"127.0.0.1:{port}", timeout=45)
+    assert rc == 0, out[-3000:] + err[-3000:]
+    urls = re.findall(r"^>>> (?:GET|POST|DELETE) (\S+)", out, re.M)
+    assert len(urls) >= 12
+    assert {f"{urlsplit(url).netloc}" for url in urls} == {f"127.0.0.1:{port}"}

@@ -92,6 +92,8 @@ EXPECTED = [
         "MarketplaceV1InstalledAddOnExtension",
         "go",
     ),
+    ("split.py", 5, "client.preview \\ .marketplace", "client.marketplace.v1", "python"),
+    ("split.py", 7, "https://preview.twilio.com/marketplace/Nope/Resource", None, "url"),
 ]
 
 
@@ -109,7 +111,7 @@ def test_fixture_tree_findings_exactly() -> None:
     result = scan.scan_path(FIXTURES / "legacy", RULES)
     got = [(f.path, f.line, f.match, f.replacement, f.kind) for f in result.findings]
     assert got == EXPECTED
-    assert result.files_scanned == 8
+    assert result.files_scanned == 9
 
 
 def test_clean_tree_has_no_findings() -> None:
@@ -122,6 +124,7 @@ def test_urls_are_mapped_by_the_rules() -> None:
     result = scan.scan_path(FIXTURES / "legacy", RULES)
     rules = {f.match.rsplit("/marketplace", 1)[1]: f.rule for f in result.findings if f.rule}
     assert rules == {
+        "/InstalledAddOns/${sid}/Extensions": "preview_installed_add_on_extensions",
         "/AvailableAddOns/XB00000000000000000000000000000001/Extensions": (
             "preview_available_add_on_extensions"
         ),
@@ -148,6 +151,84 @@ def test_urls_are_mapped_by_the_rules() -> None:
 )
 def test_map_preview_url(rest: str, expected: str) -> None:
     assert scan.map_preview_url(rest, RULES)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("rest", "expected", "rule"),
+    [
+        (
+            "/InstalledAddOns/",  # a prefix code appends a SID to
+            "https://marketplace.twilio.com/v1/InstalledAddOns/",
+            "preview_installed_add_ons",
+        ),
+        (
+            "/AvailableAddOns/XB\u2026/Extensions",  # a documentation placeholder
+            "https://marketplace.twilio.com/v1/AvailableAddOns/XB\u2026/Extensions",
+            "preview_available_add_on_extensions",
+        ),
+        ("/Nope", None, None),
+        ("/InstalledAddOns/XE1/Bogus", None, None),
+        ("/AvailableAddOns/a/Extensions/b/More?x=1", None, None),
+        ("/marketplace/InstalledAddOns", None, None),
+    ],
+)
+def test_a_path_no_rule_maps_gets_no_invented_url(
+    rest: str, expected: str | None, rule: str | None
+) -> None:
+    assert scan.map_preview_url(rest, RULES) == (expected, rule)
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "shown", "replacement"),
+    [
+        (
+            "x = client.preview \\\n    .marketplace.installed_add_ons.list()\n",
+            "a.py",
+            "client.preview \\ .marketplace",
+            "client.marketplace.v1",
+        ),
+        (
+            "const x = await client.preview\n  .marketplace.installedAddOns.list();\n",
+            "a.js",
+            "client.preview .marketplace",
+            "client.marketplace.v1",
+        ),
+        (
+            "const x = this.client.preview.\r\n  marketplace.installedAddOns.list();\r\n",
+            "a.ts",
+            "this.client.preview. marketplace",
+            "this.client.marketplace.v1",
+        ),
+        (
+            "@client.preview\n  .marketplace\n  .installed_add_ons.list\n",
+            "a.rb",
+            "@client.preview .marketplace",
+            "@client.marketplace.v1",
+        ),
+        (
+            "$x = $twilio->preview\n    ->marketplace->installedAddOns->read();\n",
+            "a.php",
+            "$twilio->preview ->marketplace",
+            "$twilio->marketplace->v1",
+        ),
+    ],
+    ids=["python-backslash", "node-chain", "dot-at-line-end", "ruby", "php"],
+)
+def test_a_chain_split_over_two_lines_is_found(
+    text: str, path: str, shown: str, replacement: str
+) -> None:
+    [finding] = scan.scan_text("# first line\n" + text, path, RULES)
+    assert (finding.line, finding.match, finding.replacement) == (2, shown, replacement)
+    assert finding.column == text.index(shown.split(".")[0].split("-")[0]) + 1
+
+
+def test_split_chains_that_are_not_the_marketplace_are_not_reported() -> None:
+    for text in (
+        "client.preview \\\n    .sync.services.list()",
+        "client.preview\n\n  .marketplace.x",  # a blank line between: not one chain
+        "client.preview\n  .marketplaceish",
+    ):
+        assert findings_of(text, "a.py") == [], text
 
 
 def test_every_preview_rule_maps_to_its_target() -> None:
@@ -255,7 +336,11 @@ def test_cli_text_output_and_exit_status(capsys: pytest.CaptureFixture[str]) -> 
         in out.splitlines()
     )
     assert "legacy/" not in out  # paths are relative to the scanned directory
-    assert f"{len(EXPECTED)} Preview Marketplace usage(s) in 8 file(s)" in out
+    assert f"{len(EXPECTED)} Preview Marketplace usage(s) in 9 file(s)" in out
+    assert (
+        "split.py:7: https://preview.twilio.com/marketplace/Nope/Resource -> "
+        "(no v1 equivalent: no gateway rule maps this path)  [url]"
+    ) in out.splitlines()
 
 
 def test_cli_clean_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -273,7 +358,8 @@ def test_cli_single_file(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_scan(str(FIXTURES / "legacy"), "--format", "json") == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["files_scanned"] == 8
+    assert data["files_scanned"] == 9
+    assert data["findings"][-1]["replacement"] is None  # not an invented v1 URL
     assert len(data["findings"]) == len(EXPECTED)
     first = data["findings"][0]
     assert set(first) == {"path", "line", "column", "match", "replacement", "kind", "rule"}
