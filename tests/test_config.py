@@ -393,3 +393,14 @@ def test_every_option_has_a_flag_an_env_twin_and_a_file_key() -> None:
         assert option.env == "GATEWAY_" + option.name.upper()
         assert option.flag in help_text
         assert f"env {option.env}" in help_text
+
+
+def test_one_field_per_option_and_defaults_only_in_the_option_table() -> None:
+    """Option names are GatewayConfig's field names, in order; no field has a default of its
+    own (load_config fills every field from the option table)."""
+    fields = dataclasses.fields(GatewayConfig)
+    assert [field.name for field in fields] == [option.name for option in OPTIONS]
+    assert all(
+        field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        for field in fields
+    )
