@@ -23,7 +23,8 @@ from gateway.server import ERROR_BASE, ErrorBase, disable_connection_retry
 log = logging.getLogger("gateway")
 
 CONFIG = web.AppKey("config", GatewayConfig)
-PIPELINE = web.AppKey("pipeline", proxy.Pipeline)
+# The pipeline in force, inside the holder a reload swaps it in (the app itself is frozen).
+LIVE = web.AppKey("live", proxy.Live)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,7 +71,7 @@ def _json(body: object, status: int = 200) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error as Twilio's error JSON, never as an HTML page."""
-    base = request.app[PIPELINE].public_base
+    base = request.app[LIVE].pipeline.public_base
     try:
         return await handler(request)
     except errors.GatewayError as exc:
@@ -96,7 +97,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if own is None and _ERROR_DOC.fullmatch(path):
         own = _error_doc
     if own is None:
-        return await proxy.handle(request, request.app[PIPELINE], request.app[SESSION])
+        return await proxy.handle(request, request.app[LIVE], request.app[SESSION])
     if request.method != "GET":
         raise errors.MethodNotAllowed(
             f"Method {request.method} is not allowed on {path}; allowed: GET",
@@ -113,7 +114,7 @@ async def _readyz(request: web.Request) -> web.Response:
     app = request.app
     session = app.get(SESSION)
     ready = session is not None and not session.closed
-    routes = len(routes_of(app[PIPELINE].router))
+    routes = len(routes_of(app[LIVE].pipeline.router))
     body = {"status": "ready" if ready else "starting", "rules": routes}
     return _json(body, 200 if ready else 503)
 
@@ -155,7 +156,8 @@ def create_app(
         handler_args={"handler_cancellation": True},
     )
     app[CONFIG] = config
-    app[PIPELINE] = pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
+    pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
+    app[LIVE] = proxy.Live(pipeline)
     app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
     app.cleanup_ctx.append(_client_session)
     metrics.publish_static(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from yarl import URL
 
 from gateway import __version__
 from gateway.access_log import configure_logging
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import ConfigError, ConfigSource, GatewayConfig, load_config
 from gateway.errors import GatewayError
 from gateway.listen import ListenError
 from gateway.models import RouteMatch
@@ -28,6 +29,7 @@ from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.supervisor import WORKER_ENV
 from gateway.tools import report, rule_specs, scan, tls
 from gateway.validation import validate
 
@@ -145,20 +147,23 @@ def _add_simulator_verbs(verbs: Any) -> None:
     )
 
 
-def serve(config: GatewayConfig, argv: Sequence[str]) -> int:
-    """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port)."""
+def serve(config: GatewayConfig, argv: Sequence[str], source: ConfigSource) -> int:
+    """Run the gateway until SIGINT/SIGTERM (``--workers N``: N processes, one port); SIGHUP
+    reloads the config and rules read again from ``source``."""
+    # Held, not fatal, until the process has its SIGHUP handler (lifecycle, supervisor).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     configure_logging(config.log_level)
     from gateway.frontdoor.startup import prepare
 
     validate(load_rules(config.rules), config)  # fail fast, before any worker starts
     prepare(config)  # certificates and keys too
-    if config.workers > 1:
+    if config.workers > 1 and WORKER_ENV not in source.environ:
         from gateway.supervisor import supervise
 
         return supervise(config, argv)
     from gateway.lifecycle import run_single
 
-    return run_single(config)  # says "listening on ..." once the socket is open
+    return run_single(config, source)  # says "listening on ..." once the socket is open
 
 
 def _route_table(ruleset: RuleSet) -> str:
@@ -266,7 +271,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return tls.run(args)
         config = load_config(vars(args), env)
         if args.verb == "serve":
-            return serve(config, list(sys.argv[1:] if argv is None else argv))
+            source = ConfigSource(vars(args), dict(env))
+            return serve(config, list(sys.argv[1:] if argv is None else argv), source)
         if args.verb == "brownout":
             return brownout_plan(config, time.time())
         if args.rules_verb == "check":

@@ -45,6 +45,7 @@ class GatewayConfig:
     forwarded_header: str
     forwarded_hops: int
     rules: Path | None
+    watch_config: bool
     log_level: str
     connect_timeout: float
     read_timeout: float
@@ -208,3 +209,20 @@ def _check_front_doors(config: GatewayConfig) -> None:
         raise ConfigError(
             "proxy_listen needs proxy_ca_cert and proxy_ca_key (make them with `gateway tls init`)"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where the running config came from, to read it again: the command's flags and the
+    process environment (fixed for the process's life) and the file they name."""
+
+    flags: Mapping[str, Any]
+    environ: Mapping[str, str]
+
+    @property
+    def path(self) -> Path | None:
+        given = self.flags.get("config") or self.environ.get("GATEWAY_CONFIG")
+        return Path(given) if given else None
+
+    def load(self) -> GatewayConfig:
+        return load_config(self.flags, self.environ)

@@ -52,18 +52,29 @@ class ConsumerLabels:
     counted against someone else's. Under ``--workers N`` the workers share one cap through
     ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
     an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
-    level.
+    level. A config reload makes a new one with :meth:`reconfigured`, which shares the labels
+    admitted so far and the ledger, so the cap holds across reloads.
     """
 
     def __init__(
-        self, names: Mapping[str, str], cap: int, enabled: bool, ledger: Path | None = None
+        self,
+        names: Mapping[str, str],
+        cap: int,
+        enabled: bool,
+        ledger: Path | None = None,
+        admitted: set[str] | None = None,
     ) -> None:
         self._names = dict(names)
         self._cap = cap
         self._enabled = enabled
         self._ledger = ledger
-        self._admitted: set[str] = set()
+        self._admitted: set[str] = set() if admitted is None else admitted
         self._refused: set[str] = set()  # over the cap for good (admissions are never undone)
+
+    def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
+        """Labels with new names, cap and switch, counting against this one's admitted labels
+        and ledger; labels it refused are weighed again against the new cap."""
+        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted)
 
     def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
         """``(label, overflowed)`` for a request's ``Authorization`` header, given what the

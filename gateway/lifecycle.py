@@ -1,5 +1,6 @@
-"""Running the gateway in this process until SIGINT/SIGTERM (see :mod:`gateway.supervisor`
-for ``--workers N``)."""
+"""Running the gateway in this process until SIGINT/SIGTERM, reloading on SIGHUP and, with
+``--watch-config``, on file changes (see :mod:`gateway.reload`; :mod:`gateway.supervisor` for
+``--workers N``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway import __version__
-from gateway.app import create_app, create_metrics_app
-from gateway.config import GatewayConfig
+from gateway.app import LIVE, create_app, create_metrics_app
+from gateway.config import ConfigSource, GatewayConfig
 from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
 from gateway.frontdoor.startup import prepare
 from gateway.listen import address, listen_error, start_site
+from gateway.reload import Reloader
 from gateway.server import GatewayRunner
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 
@@ -31,14 +33,21 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
+async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runners: list[web.AppRunner] = []
     doors = prepare(config)
-    runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=GRACE_SECONDS)
+    app = create_app(config)
+    reloader = Reloader(app[LIVE], source)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
+    # Blocked since start-up (cli.serve, or inherited from the supervisor), so a SIGHUP that
+    # came early was held rather than fatal; it is delivered, and reloads, now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    watcher = loop.create_task(reloader.watch()) if config.watch_config else None
+    runners: list[web.AppRunner] = []
+    runner = GatewayRunner(app, access_log=None, shutdown_timeout=GRACE_SECONDS)
     await runner.setup()
     runners.append(runner)
     proxy: ProxyFrontDoor | None = None
@@ -77,6 +86,9 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
             print(f"proxy front door on http://{where} (intercepts {hosts})", flush=True)
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        await reloader.close()
         if proxy is not None:
             proxy.close()  # blind tunnels end now; intercepted requests get the grace period
         # Stops accepting, then waits up to the grace period for in-flight requests.
@@ -84,9 +96,10 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
             await active.cleanup()
 
 
-def run_single(config: GatewayConfig) -> int:
-    """Serve in this process until SIGINT/SIGTERM; in-flight requests get a grace period."""
+def run_single(config: GatewayConfig, source: ConfigSource) -> int:
+    """Serve in this process until SIGINT/SIGTERM; in-flight requests get a grace period.
+    SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(config, reuse_port))
+        runner.run(_serve(config, source, reuse_port))
     return 0

@@ -6,8 +6,10 @@ prometheus-client's multiprocess mode sums every worker's samples at scrape time
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -82,6 +84,14 @@ PROXY_CONNECTS = Counter(
     "Connections to the proxy front door, by outcome (intercepted, tunnelled, refused).",
     ["outcome"],
 )
+CONFIG_RELOADS = Counter(
+    "gateway_config_reloads",
+    "Configuration reloads (SIGHUP or --watch-config), by result: success; restart_required "
+    "(applied, except settings that need a restart); invalid (refused, the previous "
+    "configuration keeps serving).",
+    ["result"],
+)
+RELOAD_RESULTS = ("success", "restart_required", "invalid")
 BUILD_INFO = Gauge(
     "gateway_build_info",
     "Always 1; labels carry the gateway and Python versions.",
@@ -171,6 +181,27 @@ def publish_static(sunsets: dict[str, float]) -> None:
     BUILD_INFO.labels(__version__, platform.python_version()).set(1)
     for route, moment in sunsets.items():
         SUNSET.labels(route).set(moment)
+
+
+def publish_sunsets(sunsets: dict[str, float], retired: Iterable[str] = ()) -> None:
+    """After a reload: set each deprecated route's sunset gauge, drop those of ``retired``
+    routes (in multiprocess mode a worker's file keeps the last value until it restarts)."""
+    for route in retired:
+        with contextlib.suppress(KeyError):
+            SUNSET.remove(route)
+    for route, moment in sunsets.items():
+        SUNSET.labels(route).set(moment)
+
+
+def count_reload(result: str) -> None:
+    """Count one reload attempt by result (one of :data:`RELOAD_RESULTS`)."""
+    CONFIG_RELOADS.labels(result).inc()
+
+
+def declare_reloads() -> None:
+    """Show every reload result at 0 from the start, so a rate over it has a first sample."""
+    for result in RELOAD_RESULTS:
+        CONFIG_RELOADS.labels(result)
 
 
 def multiprocess_dir() -> str | None:

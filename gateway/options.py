@@ -127,6 +127,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rules", parse_path, None, "directory of rule files replacing the built-in rules", "DIR"
     ),
+    Option(
+        "watch_config",
+        parse_bool,
+        False,
+        "reload (as on SIGHUP) when the config file or a rule file changes; polled every "
+        "second, so Kubernetes ConfigMap mounts work",
+        is_flag=True,
+    ),
     Option("log_level", parse_log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("connect_timeout", parse_positive_float, 5.0, "upstream connect deadline", "SECONDS"),
     Option("read_timeout", parse_positive_float, 30.0, "upstream read deadline", "SECONDS"),

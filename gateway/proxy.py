@@ -50,8 +50,16 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.time,
         chance: Callable[[], float] = random.random,
+        consumers: ConsumerLabels | None = None,
     ) -> Pipeline:
         """Compile the routes (raises :class:`~gateway.rules.RuleError` when invalid)."""
+        if consumers is None:
+            consumers = ConsumerLabels(
+                config.consumer_names,
+                config.consumer_cap,
+                config.consumer_labels,
+                metrics.consumer_ledger(),
+            )
         return cls(
             config=config,
             router=compile_routes(config, ruleset),
@@ -63,12 +71,7 @@ class Pipeline:
             ),
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
-                ConsumerLabels(
-                    config.consumer_names,
-                    config.consumer_cap,
-                    config.consumer_labels,
-                    metrics.consumer_ledger(),
-                ),
+                consumers,
                 clock,
             ),
             trusted_proxies=TrustedProxies(config.forwarded_hops, config.forwarded_header)
@@ -76,6 +79,16 @@ class Pipeline:
             else None,
             clock=clock,
             chance=chance,
+        )
+
+    def rebuilt(self, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
+        """A pipeline for a reloaded config and rule set that keeps this one's clock, chance and
+        consumer-label cap state (raises :class:`~gateway.rules.RuleError` when invalid)."""
+        consumers = self.recorder.consumers.reconfigured(
+            config.consumer_names, config.consumer_cap, config.consumer_labels
+        )
+        return Pipeline.build(
+            config, ruleset, clock=self.clock, chance=self.chance, consumers=consumers
         )
 
     def public_base(self, request: web.BaseRequest) -> str:
@@ -98,10 +111,20 @@ class Pipeline:
         )
 
 
-async def handle(
-    request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession
-) -> web.Response:
+class Live:
+    """The pipeline in force: the one swappable part of the app, replaced whole by a reload
+    (:mod:`gateway.reload`). A request reads it once, as it starts, so a request in flight
+    finishes on the rules and config it began with while new requests get the new ones."""
+
+    __slots__ = ("pipeline",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+
+async def handle(request: web.Request, live: Live, session: aiohttp.ClientSession) -> web.Response:
     """Forward one request along its route and return the answer; record it either way."""
+    pipeline = live.pipeline  # read once: a reload mid-request does not affect this request
     exchange = Exchange(
         request.method,
         request.raw_path,

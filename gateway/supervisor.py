@@ -1,10 +1,15 @@
 """``--workers N``: N processes of the same ``serve`` command sharing one port.
 
 This process becomes a small supervisor: it makes an empty directory for prometheus-client's
-multiprocess mode, starts N copies of the command with ``--workers 1`` that bind the port with
-``SO_REUSEPORT`` (the kernel spreads connections over them), restarts a worker that dies, and
-on SIGTERM/SIGINT passes the signal on and waits for the workers' in-flight requests. It never
-imports the gateway's metric declarations, so it writes no metric files of its own.
+multiprocess mode, starts N copies of the same command, marked as workers by
+``GATEWAY_WORKER_INDEX``, that bind the port with ``SO_REUSEPORT`` (the kernel spreads
+connections over them), restarts a worker that dies, passes SIGHUP to every worker (each
+reloads its config and rules; none exits, so none is restarted), and on SIGTERM/SIGINT passes
+the signal on and waits for the workers' in-flight requests. It never imports the gateway's
+metric declarations, so it writes no metric files of its own.
+
+A worker reads the same config as the supervisor, ``workers`` included, so a reload in a worker
+sees a changed worker count and reports it as needing a restart.
 """
 
 from __future__ import annotations
@@ -35,8 +40,14 @@ EXIT_USAGE = 2
 
 def _spawn(argv: Sequence[str], index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     worker_env = {**env, WORKER_ENV: str(index)}
-    command = [sys.executable, "-m", "gateway", *argv, "--workers", "1"]
-    return subprocess.Popen(command, env=worker_env)
+    command = [sys.executable, "-m", "gateway", *argv]
+    # The worker inherits SIGHUP blocked (a signal mask survives fork and exec) and unblocks it
+    # once its handler is in place, so a SIGHUP passed on while it starts is held, not fatal.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        return subprocess.Popen(command, env=worker_env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
 
 def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
@@ -64,9 +75,20 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
         nonlocal stopping
         stopping = True
 
+    workers: dict[int, subprocess.Popen[bytes]] = {}
+
+    def on_hangup(signum: int, _frame: object) -> None:
+        alive = [process for process in workers.values() if process.poll() is None]
+        log.info("SIGHUP: passing it to %d workers to reload", len(alive))
+        for process in alive:
+            process.send_signal(signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = {index: _spawn(argv, index, env) for index in range(config.workers)}
+    signal.signal(signal.SIGHUP, on_hangup)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # blocked by cli.serve
+    for index in range(config.workers):
+        workers[index] = _spawn(argv, index, env)
     print(
         f"gateway supervisor: {config.workers} workers on "
         f"{'https' if config.tls_cert else 'http'}://{config.listen_host}:{config.listen_port}",

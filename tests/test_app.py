@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import PIPELINE, SESSION, create_app, create_metrics_app
+from gateway.app import LIVE, SESSION, create_app, create_metrics_app
 from gateway.routing import Router
 from gateway.rules import RuleError
 from tests.conftest import make_config, raw_get, raw_http
@@ -47,7 +47,7 @@ class BrokenRouter(Router):
 
 async def test_unexpected_errors_are_twilio_json_500(aiohttp_client: ClientFactory) -> None:
     app = create_app(make_config("http://127.0.0.1:9"))
-    app[PIPELINE] = replace(app[PIPELINE], router=BrokenRouter({}, ()))
+    app[LIVE].pipeline = replace(app[LIVE].pipeline, router=BrokenRouter({}, ()))
     client = await aiohttp_client(app)
     response = await client.get("/marketplace/AvailableAddOns")
     assert response.status == 500

@@ -80,6 +80,27 @@ def test_workers_share_one_cap_through_the_ledger_and_it_outlives_a_restart(
     assert ledger.read_text().split() == sids[:2]
 
 
+def test_reconfigured_labels_share_the_cap_state() -> None:
+    before = ConsumerLabels({}, cap=1, enabled=True)
+    assert before.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)
+    assert before.label(basic(f"{KEY}:t"), 200) == ("other", True)
+    after = before.reconfigured({KEY: "batch"}, cap=1, enabled=True)
+    assert after.label(basic(f"{KEY}:t"), 200) == ("other", True)  # the cap was used up before
+    assert after.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)
+    raised = after.reconfigured({}, cap=2, enabled=True)  # a refusal is weighed again
+    assert raised.label(basic(f"{KEY}:t"), 200) == (KEY, False)
+    assert before.label(basic(f"{KEY}:t"), 200) == (KEY, False)  # one set of admitted labels
+
+
+def test_reconfigured_labels_keep_the_workers_ledger(tmp_path: Path) -> None:
+    ledger = tmp_path / "consumer-labels.txt"
+    before = ConsumerLabels({}, cap=1, enabled=True, ledger=ledger)
+    assert before.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)
+    after = before.reconfigured({}, cap=1, enabled=True)
+    assert after.label(basic(f"{KEY}:t"), 200) == ("other", True)
+    assert ledger.read_text().split() == [ACCOUNT]
+
+
 def test_parse_names() -> None:
     assert parse_names(f"{ACCOUNT}=crm, {KEY}=batch.jobs") == {ACCOUNT: "crm", KEY: "batch.jobs"}
     for bad in ("AC1=crm", f"{ACCOUNT}", f"{ACCOUNT}=has space"):
