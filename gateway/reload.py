@@ -166,7 +166,7 @@ class Reloader:
         )
         changed = [name for name in FIELD_NAMES if getattr(running, name) != getattr(config, name)]
         summary = (
-            f"config reloaded on {trigger}: {len(ruleset.rules)} rules ({ruleset.origin}); "
+            f"config reloaded on {trigger}: {len(ruleset.rules)} rule(s) ({ruleset.origin}); "
             f"settings changed: {', '.join(changed) or 'none'}"
         )
         if kept:

@@ -66,10 +66,12 @@ def files(tmp_path: Path, fake_upstream: FakeUpstream) -> Files:
     return Files(tmp_path, fake_upstream.url)
 
 
-async def serve(files: Files, aiohttp_client: ClientFactory) -> tuple[Client, Reloader]:
+async def serve(
+    files: Files, aiohttp_client: ClientFactory
+) -> tuple[Client, web.Application, Reloader]:
     app = create_app(files.source.load())
     client = await aiohttp_client(app)
-    return client, Reloader(app[LIVE], files.source)
+    return client, app, Reloader(app[LIVE], files.source)
 
 
 async def upstream_path(client: Client, upstream: FakeUpstream, auth: str = AUTH_HEADER) -> str:
@@ -129,8 +131,7 @@ async def test_reload_swaps_rules_and_settings_and_keeps_the_session_and_cap_sta
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
     files.write_config(consumer_cap=1)
-    client, reloader = await serve(files, aiohttp_client)
-    app = client.server.app
+    client, app, reloader = await serve(files, aiohttp_client)
     session, old = app[SESSION], app[LIVE].pipeline
     assert await upstream_path(client, fake_upstream) == OLD  # the cap's one label is used
     files.write_rules("/v1/New", SUNSET_NEW)
@@ -150,8 +151,8 @@ async def test_reload_swaps_rules_and_settings_and_keeps_the_session_and_cap_sta
 async def test_invalid_files_change_nothing(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
-    client, reloader = await serve(files, aiohttp_client)
-    old = client.server.app[LIVE].pipeline
+    client, app, reloader = await serve(files, aiohttp_client)
+    old = app[LIVE].pipeline
     before = reloads("invalid")
     files.write_rules("/v1/New", SUNSET_NEW)
     broken_rules = [
@@ -167,7 +168,7 @@ async def test_invalid_files_change_nothing(
         files.config.write_text(broken_config)
         assert await reloader.reload("test") == "invalid"
     assert reloads("invalid") == before + 6
-    assert client.server.app[LIVE].pipeline is old
+    assert app[LIVE].pipeline is old
     assert await upstream_path(client, fake_upstream) == OLD
 
 
@@ -177,8 +178,8 @@ async def test_restart_only_settings_are_reported_and_the_rest_applied(
     aiohttp_client: ClientFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client, reloader = await serve(files, aiohttp_client)
-    running = client.server.app[LIVE].pipeline.config
+    client, app, reloader = await serve(files, aiohttp_client)
+    running = app[LIVE].pipeline.config
     files.write_rules("/v1/New", SUNSET_NEW)
     files.write_config(listen="127.0.0.1:1", pool_size=3, max_body_size="2M")
     with caplog.at_level(logging.INFO, logger="gateway"):
@@ -188,7 +189,7 @@ async def test_restart_only_settings_are_reported_and_the_rest_applied(
     assert line.getMessage().endswith(
         "not applied until a restart: listen, max_body_size, pool_size"
     )
-    config = client.server.app[LIVE].pipeline.config
+    config = app[LIVE].pipeline.config
     assert (config.listen, config.pool_size, config.max_body_size) == (
         running.listen,
         running.pool_size,
@@ -202,7 +203,7 @@ async def test_restart_only_settings_are_reported_and_the_rest_applied(
 
 
 async def test_sunset_gauges_follow_the_rules(files: Files, aiohttp_client: ClientFactory) -> None:
-    _, reloader = await serve(files, aiohttp_client)
+    _, _, reloader = await serve(files, aiohttp_client)
     assert sunset_gauge("legacy_list") == 1893456000.0  # 2030-01-01
     files.write_rules("/v1/New", SUNSET_NEW, name="renamed_list")
     assert await reloader.reload("test") == "success"
@@ -213,7 +214,7 @@ async def test_sunset_gauges_follow_the_rules(files: Files, aiohttp_client: Clie
 async def test_signals_in_a_burst_make_one_reload(
     files: Files, aiohttp_client: ClientFactory
 ) -> None:
-    _, reloader = await serve(files, aiohttp_client)
+    _, _, reloader = await serve(files, aiohttp_client)
     before = reloads("success")
     for expected in (1, 2):  # a burst makes one reload; a signal after it, another
         for _ in range(5):
@@ -229,7 +230,7 @@ async def test_signals_in_a_burst_make_one_reload(
 async def test_watch_reloads_a_changed_file_once(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
-    client, reloader = await serve(files, aiohttp_client)
+    client, app, reloader = await serve(files, aiohttp_client)
     before = (reloads("success"), reloads("invalid"))
     watcher = asyncio.create_task(reloader.watch(interval=0.05))
     try:
