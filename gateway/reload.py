@@ -124,6 +124,8 @@ class Reloader:
 
     async def watch(self, interval: float = WATCH_SECONDS) -> None:
         """Reload whenever the files change; runs until cancelled."""
+        if self._source.path is None and self._live.pipeline.config.rules is None:
+            log.warning("--watch-config: no config file and the built-in rules, nothing to watch")
         previous: Fingerprint | None = None
         while True:
             await asyncio.sleep(interval)
