@@ -357,7 +357,8 @@ async def test_workers_all_reload_and_none_is_restarted(tmp_path: Path, echo: Ec
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(force_close=True)
         ) as session:
-            assert {await answer(session, url) for _ in range(40)} == {NEW}
+            answers = await asyncio.gather(*(answer(session, url) for _ in range(40)))
+            assert set(answers) == {NEW}
             config.write_text(config.read_text().replace("workers = 2", "workers = 3"))
             supervisor.send_signal(signal.SIGHUP)
             await wait_counts(session, url, "restart_required", 2)
