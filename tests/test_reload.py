@@ -91,6 +91,7 @@ def test_live_options_are_options_and_the_rest_need_a_restart() -> None:
         "listen",
         "workers",
         "metrics_listen",
+        "metrics_public",
         "public_base_url",
         "max_body_size",
         "pool_size",
