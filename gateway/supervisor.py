@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gateway.config import GatewayConfig
@@ -39,13 +39,21 @@ EXIT_USAGE = 2
 
 
 def _spawn(argv: Sequence[str], index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start worker ``index``; call it with SIGHUP held (:func:`_hangup_held`): the worker
+    inherits SIGHUP blocked (a signal mask survives fork and exec) and unblocks it once its
+    handler is in place, so a SIGHUP passed on while it starts is held, not fatal."""
     worker_env = {**env, WORKER_ENV: str(index)}
     command = [sys.executable, "-m", "gateway", *argv]
-    # The worker inherits SIGHUP blocked (a signal mask survives fork and exec) and unblocks it
-    # once its handler is in place, so a SIGHUP passed on while it starts is held, not fatal.
+    return subprocess.Popen(command, env=worker_env)
+
+
+@contextlib.contextmanager
+def _hangup_held() -> Iterator[None]:
+    """Hold SIGHUP (it waits, it is not lost) while workers are started and registered, so
+    the handler passes it to every worker, the new ones included."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     try:
-        return subprocess.Popen(command, env=worker_env)
+        yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
@@ -86,9 +94,9 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # blocked by cli.serve
-    for index in range(config.workers):
-        workers[index] = _spawn(argv, index, env)
+    with _hangup_held():  # held since cli.serve; let through once every worker is registered
+        for index in range(config.workers):
+            workers[index] = _spawn(argv, index, env)
     print(
         f"gateway supervisor: {config.workers} workers on "
         f"{'https' if config.tls_cert else 'http'}://{config.listen_host}:{config.listen_port}",
@@ -113,7 +121,8 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
                     stopping = True
                     break
                 log.warning("worker %d exited with %s; restarting", index, process.returncode)
-                workers[index] = _spawn(argv, index, env)
+                with _hangup_held():
+                    workers[index] = _spawn(argv, index, env)
     finally:
         for process in workers.values():
             if process.poll() is None:
