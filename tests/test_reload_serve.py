@@ -59,7 +59,7 @@ class EchoUpstream:
 
 @pytest.fixture
 async def echo(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> EchoUpstream:
-    upstream = EchoUpstream(delay=0.5)
+    upstream = EchoUpstream(delay=0.05)
     server = await aiohttp_server(upstream.app())
     upstream.url = str(server.make_url("")).rstrip("/")
     return upstream
@@ -151,6 +151,7 @@ async def test_2000_requests_in_flight_across_a_sighup(
     echo: EchoUpstream, gateway: Starter
 ) -> None:
     gw = await gateway(pool_size=0)  # no pool queue: every request really waits on the upstream
+    echo.delay = 1.0  # each request is in flight for at least a second
     total, signal_at = 2000, 1000
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(
@@ -175,6 +176,9 @@ async def test_2000_requests_in_flight_across_a_sighup(
             return time.monotonic()  # an upper bound: the swap happened before this
 
         for n in range(total):
+            if n == total - 300:  # the last 300 go once the reload is seen, however slow it is
+                assert reloaded is not None
+                reloaded_at = await reloaded
             if n == signal_at:
                 (gw.rules / "legacy.toml").write_text(rules_text("/v1/New", SUNSET_NEW))
                 signalled = time.monotonic()
@@ -183,8 +187,6 @@ async def test_2000_requests_in_flight_across_a_sighup(
             tasks.append(asyncio.create_task(one(n)))
             if n % 10 == 9:
                 await asyncio.sleep(0.01)  # about 1,000 a second: 2 s of sending
-        assert reloaded is not None
-        reloaded_at = await reloaded
         results = await asyncio.gather(*tasks)
         assert await counts(session, gw.url) == {"success": 1, "restart_required": 0, "invalid": 0}
 
@@ -202,7 +204,7 @@ async def test_2000_requests_in_flight_across_a_sighup(
     assert len(in_flight) >= 100, len(in_flight)
     # Sent after the reload was counted: the new rules.
     after = [r for r in done if r.sent > reloaded_at]
-    assert len(after) >= 100 and all(r.answer == NEW for r in after)
+    assert len(after) >= 300 and all(r.answer == NEW for r in after)
     print(
         f"reload seen {reloaded_at - signalled:.3f} s after the signal; "
         f"in flight at the signal: {len(in_flight)}; old answers: "
