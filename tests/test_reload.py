@@ -100,6 +100,10 @@ def test_live_options_are_options_and_the_rest_need_a_restart() -> None:
         "insecure_skip_tls_verify",
         "ca_bundle",
         "watch_config",
+        "tls_cert",
+        "tls_key",
+        "proxy_listen",
+        "proxy_tunnel_hosts",
     }
     assert {"rules", "brownouts", "marketplace_upstream", "sunset_date"} <= LIVE_OPTIONS
 
