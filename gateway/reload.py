@@ -44,6 +44,8 @@ LIVE_OPTIONS: frozenset[str] = frozenset(
         *(f"{name}_upstream" for name in UPSTREAM_NAMES),
         *(f"{name}_public_origins" for name in UPSTREAM_NAMES),
         "trust_forwarded_headers",
+        "forwarded_header",
+        "forwarded_hops",
         "rules",
         "log_level",
         "connect_timeout",

@@ -105,7 +105,9 @@ def test_live_options_are_options_and_the_rest_need_a_restart() -> None:
         "proxy_listen",
         "proxy_tunnel_hosts",
     }
-    assert {"rules", "brownouts", "marketplace_upstream", "sunset_date"} <= LIVE_OPTIONS
+    assert {"rules", "brownouts", "marketplace_upstream", "sunset_date", "forwarded_hops"} <= (
+        LIVE_OPTIONS
+    )
 
 
 def test_restart_only_changes_name_exactly_those() -> None:
