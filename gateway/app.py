@@ -12,12 +12,18 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway import errors, metrics, proxy
+from gateway import errors, http_checks, metrics, proxy
 from gateway.config import GatewayConfig
 from gateway.error_response import render_error
 from gateway.routes import routes_of
 from gateway.rules import RuleSet, load_rules
-from gateway.server import ERROR_BASE, disable_connection_retry
+from gateway.server import (
+    CLIENT_LIMITS,
+    ERROR_BASE,
+    ClientLimits,
+    disable_connection_retry,
+    discard_connections_speaking_out_of_turn,
+)
 
 log = logging.getLogger("gateway")
 
@@ -26,6 +32,8 @@ PIPELINE = web.AppKey("pipeline", proxy.Pipeline)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_expect = http_checks.expect_nothing  # no route sends 100 Continue before its checks passed
 
 
 def _ssl_context(config: GatewayConfig) -> ssl.SSLContext | bool:
@@ -49,6 +57,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=config.keepalive_timeout,
         ssl=_ssl_context(config),
     )
+    discard_connections_speaking_out_of_turn(connector)  # no answer reaches the wrong request
     async with aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),  # never carry one consumer's cookies to another
@@ -66,22 +75,34 @@ def _json(body: object, status: int = 200) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as Twilio's error JSON, never as an HTML page."""
-    base = request.app[PIPELINE].public_base
+    """Render every error as Twilio's error JSON, never as an HTML page; refuse what
+    :mod:`gateway.http_checks` refuses, and close the connection after an upgrade request."""
+    response = await _handle_or_render(request, handler)
+    if http_checks.closes_after(request):
+        response.force_close()
+    return response
+
+
+async def _handle_or_render(request: web.Request, handler: Handler) -> web.StreamResponse:
+    pipeline = request.app.get(PIPELINE)
+    base = pipeline.public_base(request) if pipeline else request.app.get(ERROR_BASE, "/")
     try:
+        refusal = http_checks.refusal(request)
+        if refusal is not None:
+            raise refusal
         return await handler(request)
     except errors.GatewayError as exc:
-        return render_error(exc, base(request))
+        return render_error(exc, base)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         if exc.status == 404:
-            return render_error(errors.RouteNotFound(exc.reason), base(request))
-        return render_error(errors.BadRequest(exc.reason, status=exc.status), base(request))
+            return render_error(errors.RouteNotFound(exc.reason), base)
+        return render_error(errors.BadRequest(exc.reason, status=exc.status), base)
     except Exception as exc:
         # The type only: the path and the message may carry what a client sent.
         log.error("unexpected error on %s: %s", request.method, type(exc).__name__, exc_info=exc)
-        return render_error(errors.InternalError("Internal gateway error"), base(request))
+        return render_error(errors.InternalError("Internal gateway error"), base)
 
 
 async def _forward(request: web.Request) -> web.StreamResponse:
@@ -110,10 +131,39 @@ async def _error_doc(request: web.Request) -> web.Response:
     return _json({"code": code, "title": title, "description": text})
 
 
-def create_metrics_app() -> web.Application:
+def _harden(app: web.Application, config: GatewayConfig | None) -> None:
+    """What every listener's app shares: the client limits and error base its runner applies,
+    the ``Server`` header."""
+    if config is not None:
+        app[CLIENT_LIMITS] = ClientLimits(
+            header_timeout=config.client_header_timeout,
+            keepalive_timeout=config.client_keepalive_timeout,
+            send_timeout=config.client_send_timeout,
+            max_connections=config.max_client_connections,
+        )
+        app[ERROR_BASE] = (
+            config.public_base_url or f"http://{config.listen_host}:{config.listen_port}"
+        )
+    app.on_response_prepare.append(http_checks.server_header)
+
+
+def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
+    # A client that hangs up cancels its handler, which closes the upstream connection at once
+    # instead of holding a pool slot until the upstream answers. aiohttp's own idle timer only
+    # backs up gateway.server's (its default keeps an idle connection for an hour).
+    args: dict[str, object] = {"handler_cancellation": True}
+    if config is not None:
+        args["keepalive_timeout"] = config.client_keepalive_timeout + config.client_header_timeout
+    return args
+
+
+def create_metrics_app(config: GatewayConfig | None = None) -> web.Application:
     """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
-    app = web.Application()
-    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
+    app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
+    _harden(app, config)
+    app.router.add_get(
+        "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
+    )
     return app
 
 
@@ -133,20 +183,19 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=config.max_body_size,
-        # A client that hangs up cancels its handler, which closes the upstream connection
-        # at once instead of holding a pool slot until the upstream answers.
-        handler_args={"handler_cancellation": True},
+        handler_args=_handler_args(config),
     )
     app[CONFIG] = config
     app[PIPELINE] = pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
-    app[ERROR_BASE] = config.public_base_url or f"http://{config.listen_host}:{config.listen_port}"
+    _harden(app, config)
     app.cleanup_ctx.append(_client_session)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}
     )
-    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
-    app.router.add_get("/healthz", _healthz, allow_head=False)
-    app.router.add_get("/readyz", _readyz, allow_head=False)
-    app.router.add_get("/errors/{code}", _error_doc, allow_head=False)
-    app.router.add_route("*", "/{tail:.*}", _forward)
+    add = app.router.add_get
+    add("/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect)
+    add("/healthz", _healthz, allow_head=False, expect_handler=_expect)
+    add("/readyz", _readyz, allow_head=False, expect_handler=_expect)
+    add("/errors/{code}", _error_doc, allow_head=False, expect_handler=_expect)
+    app.router.add_route("*", "/{tail:.*}", _forward, expect_handler=_expect)
     return app

@@ -53,6 +53,13 @@ class GatewayConfig:
     pool_size: int
     pool_size_per_host: int
     keepalive_timeout: float
+    client_header_timeout: float
+    client_body_timeout: float
+    client_body_total_timeout: float
+    client_keepalive_timeout: float
+    client_send_timeout: float
+    max_client_connections: int
+    max_buffered_body_size: int
     workers: int
     metrics_listen: tuple[str, int] | None
     consumer_labels: bool
@@ -171,6 +178,11 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
     config = GatewayConfig(**values)
     if config.total_timeout < config.connect_timeout:
         raise ConfigError("total_timeout must not be shorter than connect_timeout")
+    if config.max_buffered_body_size < config.max_body_size:
+        raise ConfigError(
+            "max_buffered_body_size must not be smaller than max_body_size "
+            "(a body of the largest accepted size could never be buffered)"
+        )
     try:
         config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:

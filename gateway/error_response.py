@@ -2,7 +2,8 @@
 
 Used by the error middleware (errors raised by any handler), by the pipeline (errors on a
 matched route, which also carry the route's deprecation headers) and by the connection handler
-for requests that do not parse. The body is Twilio's error JSON.
+for requests that do not parse. The body is Twilio's error JSON; an error class that
+``closes_connection`` is sent with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -25,4 +26,6 @@ def render_error(
     )
     response.headers.extend(error.headers)
     response.headers.extend(extra_headers)
+    if error.closes_connection:
+        response.force_close()
     return response

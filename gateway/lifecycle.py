@@ -43,7 +43,7 @@ async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
         runner, config.listen_host, config.listen_port, reuse_port=reuse_port or None
     ).start()
     if config.metrics_listen is not None:
-        metrics_runner = web.AppRunner(create_metrics_app(), access_log=None)
+        metrics_runner = GatewayRunner(create_metrics_app(config), access_log=None)
         await metrics_runner.setup()
         runners.append(metrics_runner)
         host, port = config.metrics_listen

@@ -18,11 +18,12 @@ from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.error_response import render_error
-from gateway.errors import Brownout, GatewayError, RequestTooLarge
-from gateway.headers import inbound
+from gateway.errors import Brownout, GatewayError
+from gateway.headers import inbound, map_locations
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.public_url import public_base
 from gateway.recorder import Exchange, Recorder
+from gateway.request_body import BodyBudget, BodyLimits, expects_continue, read_body
 from gateway.routes import Route, compile_routes
 from gateway.routing import Router
 from gateway.rules import RuleSet
@@ -35,6 +36,8 @@ class Pipeline:
     config: GatewayConfig
     router: Router[Route]
     limits: upstream.Limits
+    body_limits: BodyLimits
+    bodies: BodyBudget  # request-body bytes this process holds, against its cap
     recorder: Recorder
     clock: Callable[[], float] = time.time
     chance: Callable[[], float] = random.random
@@ -58,6 +61,10 @@ class Pipeline:
                 total=config.total_timeout,
                 max_response_size=config.max_response_size,
             ),
+            body_limits=BodyLimits(
+                config.max_body_size, config.client_body_timeout, config.client_body_total_timeout
+            ),
+            bodies=BodyBudget(config.max_buffered_body_size),
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
                 ConsumerLabels(config.consumer_names, config.consumer_cap, config.consumer_labels),
@@ -102,12 +109,13 @@ async def _answer(
     request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession, exchange: Exchange
 ) -> web.Response:
     match: RouteMatch[Route] | None = None
+    hold = pipeline.bodies.hold()
     try:
         match = pipeline.router.match(request.method, request.raw_path)
         exchange.route = route = match.route
         if route.deprecated:
             _check_brownout(pipeline, match)
-        body = await read_body(request, pipeline.config.max_body_size)
+        body = await read_body(request, pipeline.body_limits, hold)
         outgoing = request_rewrite.build(
             match, route.upstream.base, request.method, request.headers, body
         )
@@ -119,7 +127,12 @@ async def _answer(
         headers: CIMultiDict[str] = CIMultiDict()
         if match is not None:
             match.route.add_deprecation(headers, match.params)
-        return render_error(error, pipeline.public_base(request), headers.items())
+        response = render_error(error, pipeline.public_base(request), headers.items())
+        if expects_continue(request) and not request.content.is_eof():
+            response.force_close()  # the client holds the body back: nothing else may follow
+        return response
+    finally:
+        hold.release()
 
 
 def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) -> web.Response:
@@ -130,23 +143,11 @@ def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) ->
     if body is None and route.deprecated and incoming.status >= 400:
         body = response_rewrite.rewrite_error_message(incoming.body, content_type, route.rewriter)
     headers = inbound(incoming.headers, body_rewritten=body is not None)
+    map_locations(headers, lambda url: route.rewriter.url(url, base))
     route.add_deprecation(headers, match.params)
     return web.Response(
         status=incoming.status, headers=headers, body=incoming.body if body is None else body
     )
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body byte for byte, refusing one over ``limit`` before reading it."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes")
-    if not request.body_exists:
-        return b""
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes") from exc
 
 
 def _check_brownout(pipeline: Pipeline, match: RouteMatch[Route]) -> None:
