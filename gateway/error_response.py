@@ -9,10 +9,16 @@ for requests that do not parse. The body is Twilio's error JSON; an error class 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from http import HTTPStatus
 
 from aiohttp import web
 
 from gateway.errors import GatewayError, error_body
+
+# Set on a response after which the connection closes at once, without reading (to discard)
+# the rest of the request body first, as aiohttp otherwise does for up to 10 s: the client is
+# not sending it (it stalled, or waits for a 100 Continue that will not come).
+CLOSE_AT_ONCE = web.ResponseKey("close_at_once", bool)
 
 
 def render_error(
@@ -28,4 +34,22 @@ def render_error(
     response.headers.extend(extra_headers)
     if error.closes_connection:
         response.force_close()
+        response[CLOSE_AT_ONCE] = True
     return response
+
+
+def render_raw(error: GatewayError, public_base: str, server: str) -> bytes:
+    """``error`` as a whole HTTP/1.1 response in bytes, with ``Connection: close``, for a
+    connection that has no request to answer (over the connection cap, a head never finished)."""
+    body = error_body(error.status, error.code, error.message, public_base)
+    lines = [
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}",
+        f"Server: {server}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in error.headers.items()),
+        "Connection: close",
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode() + body

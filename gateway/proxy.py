@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 from multidict import CIMultiDict
 
 from gateway import request_rewrite, response_rewrite, upstream
 from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
-from gateway.error_response import render_error
+from gateway.error_response import CLOSE_AT_ONCE, render_error
 from gateway.errors import Brownout, GatewayError
 from gateway.headers import inbound, map_locations
 from gateway.models import RouteMatch, UpstreamResponse
@@ -130,6 +132,7 @@ async def _answer(
         response = render_error(error, pipeline.public_base(request), headers.items())
         if expects_continue(request) and not request.content.is_eof():
             response.force_close()  # the client holds the body back: nothing else may follow
+            response[CLOSE_AT_ONCE] = True
         return response
     finally:
         hold.release()
@@ -145,9 +148,38 @@ def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) ->
     headers = inbound(incoming.headers, body_rewritten=body is not None)
     map_locations(headers, lambda url: route.rewriter.url(url, base))
     route.add_deprecation(headers, match.params)
+    out = incoming.body if body is None else body
     return web.Response(
-        status=incoming.status, headers=headers, body=incoming.body if body is None else body
+        status=incoming.status,
+        headers=headers,
+        body=out if len(out) <= _SLICED_ABOVE else _SlicedBody(out),
     )
+
+
+_SLICE = 256 * 1024
+_SLICED_ABOVE = 4 * _SLICE
+
+
+class _SlicedBody(Payload):
+    """A large body written a slice at a time, each once the client took most of the one
+    before: what the client has not read yet then waits in the socket buffer, not in a second
+    copy of the body (asyncio's transport copies whatever it cannot send at once)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, content_type=None)
+        self._body = body
+
+    @property
+    def size(self) -> int:
+        return len(self._body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._body.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = memoryview(self._body)
+        for start in range(0, len(view), _SLICE):
+            await writer.write(view[start : start + _SLICE])  # drains past 64 KiB
 
 
 def _check_brownout(pipeline: Pipeline, match: RouteMatch[Route]) -> None:

@@ -33,18 +33,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.error_response import render_error
-from gateway.errors import BadRequest, InternalError, error_body
+from gateway.error_response import CLOSE_AT_ONCE, render_error, render_raw
+from gateway.errors import BadRequest, GatewayBusy, InternalError, RequestTimeout
 from gateway.headers import SERVER
 from gateway.metrics import CLIENT_CONNECTIONS, CLIENT_LIMIT_HITS
 
@@ -74,22 +76,6 @@ class ClientLimits:
 CLIENT_LIMITS = web.AppKey("client_limits", ClientLimits)
 
 
-def _raw_error(status: str, code: int, message: str, base: str, *extra: str) -> bytes:
-    """A complete error response for a connection that has no request object to answer."""
-    body = error_body(int(status[:3]), code, message, base)
-    lines = [
-        f"HTTP/1.1 {status}",
-        f"Server: {SERVER}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        *extra,
-        "Connection: close",
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode() + body
-
-
 _HEADER = "header"  # waiting for (the rest of) a request head
 _IDLE = "idle"  # between requests on a kept-alive connection
 
@@ -106,6 +92,7 @@ class _TwilioErrorProtocol(RequestHandler):
         "_deadline_kind",
         "_send_watch",
         "_refused",
+        "_unread_body",
     )
 
     def __init__(self, manager: web.Server, **kwargs: Any) -> None:
@@ -119,6 +106,7 @@ class _TwilioErrorProtocol(RequestHandler):
         self._deadline_kind = _HEADER
         self._send_watch: asyncio.TimerHandle | None = None
         self._refused = False
+        self._unread_body: StreamReader | None = None  # the last request's, while not read out
 
     # -- connection cap -------------------------------------------------------------------
 
@@ -169,7 +157,7 @@ class _TwilioErrorProtocol(RequestHandler):
             return
         limits = self._limits
         parsed = self._request_count  # private: requests parsed on this connection
-        if limits is not None and data and parsed == self._answered and not self._head_started:
+        if limits is not None and data and not self._head_started and self._between(parsed):
             self._head_started = True
             if self._deadline_kind != _HEADER:
                 self._arm(_HEADER, limits.header_timeout)  # the idle wait ends, the head's begins
@@ -178,11 +166,21 @@ class _TwilioErrorProtocol(RequestHandler):
             self._head_started = False
             self._disarm()
 
+    def _between(self, parsed: int) -> bool:
+        """Whether the connection is between requests: every request parsed was answered, and
+        the rest of an unread body is not still arriving (aiohttp reads it to discard it)."""
+        unread = self._unread_body
+        return parsed == self._answered and (unread is None or unread.is_eof())
+
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
         result = await super().finish_response(request, resp, start_time)
         self._answered += 1
+        body = request.content
+        self._unread_body = None if body.is_eof() else body
+        if resp.get(CLOSE_AT_ONCE):  # the client is not sending the rest: do not wait for it
+            self.force_close()
         limits = self._limits
         if (
             limits is not None
@@ -214,7 +212,7 @@ class _TwilioErrorProtocol(RequestHandler):
                 server = self._manager
                 if isinstance(server, _TwilioErrorServer):
                     transport.write(server.header_timeout_response)
-            log.info("closed a connection that sent no complete request head in time")
+            log.debug("closed a connection that sent no complete request head in time")
         self.force_close()
 
     # -- response writes that make no progress --------------------------------------------
@@ -247,7 +245,11 @@ class _TwilioErrorProtocol(RequestHandler):
             self._watch_send(pending)
             return
         CLIENT_LIMIT_HITS.labels("send_timeout").inc()
-        log.info("dropped a connection whose client read nothing of its response in time")
+        log.debug("dropped a connection whose client read nothing of its response in time")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a reset, so the kernel drops its queued bytes too (nginx's
+            # reset_timedout_connection); a FIN would wait behind them for the client
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()  # frees the unsent bytes at once
 
     # -- unparseable requests -------------------------------------------------------------
@@ -303,19 +305,13 @@ class _TwilioErrorServer(web.Server):
         self.error_base = error_base
         self.limits = limits
         self.open_connections = 0
-        self.busy_response = _raw_error(
-            "503 Service Unavailable",
-            88006,
+        busy = GatewayBusy(
             "The gateway has as many client connections open as it accepts; retry shortly",
-            error_base,
-            "Retry-After: 1",
+            headers={"Retry-After": "1"},
         )
-        self.header_timeout_response = _raw_error(
-            "408 Request Timeout",
-            88008,
-            "The request line and headers did not arrive in time",
-            error_base,
-        )
+        self.busy_response = render_raw(busy, error_base, SERVER)
+        late = RequestTimeout("The request line and headers did not arrive in time")
+        self.header_timeout_response = render_raw(late, error_base, SERVER)
         # request_factory is read by each handler as it is made: wrap it before any is.
         self.request_factory = functools.partial(_versioned_request, self.request_factory)
 
