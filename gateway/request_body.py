@@ -133,5 +133,7 @@ async def _read_within_deadlines(
             message = f"No part of the request body arrived for {limits.read_timeout:g} seconds"
         raise RequestTimeout(message + "; it was not forwarded") from exc
     except web.RequestPayloadError as exc:
-        raise BadRequest("The request body is not validly framed; it was not forwarded") from exc
+        raise BadRequest(
+            "The request body is not validly framed; it was not forwarded", closes_connection=True
+        ) from exc
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

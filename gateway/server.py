@@ -14,7 +14,10 @@ pyproject.toml pins aiohttp to the minor versions that test passed on.
    keeps an idle connection for an hour and bounds nothing else): a deadline for each request
    head, an idle timeout between requests, a deadline for a response write that makes no
    progress, and a cap on open connections. It counts the requests parsed on the connection
-   (``_request_count``) against the responses finished to know when the connection is idle.
+   (``_request_count``) against the responses finished to know when the connection is idle,
+   and fails the body of the request in hand (``_current_request``) when a chunked body's
+   framing breaks: aiohttp's C parser drops that body's reader silently and the handler would
+   wait for the rest until its deadline.
 3. ``web.Server.request_factory`` is wrapped so that a request line naming a version other than
    HTTP/1.0 or 1.1 (``HTTP/0.9``, ``HTTP/2.0``) is answered 505 in HTTP/1.1 instead of in the
    version the client named (aiohttp writes the status line in the request's version).
@@ -162,9 +165,14 @@ class _TwilioErrorProtocol(RequestHandler):
             if self._deadline_kind != _HEADER:
                 self._arm(_HEADER, limits.header_timeout)  # the idle wait ends, the head's begins
         super().data_received(data)
-        if self._request_count != parsed:  # a head is complete
+        if self._request_count != parsed:  # a head is complete, or the parser gave up
             self._head_started = False
             self._disarm()
+            current = self._current_request  # private: the request being handled, if any
+            if current is not None and not current.content.is_eof():
+                # Nothing parses behind a body still being read, so its framing broke: aiohttp
+                # drops the body's reader without telling it, and the handler would wait on it.
+                current.content.set_exception(web.RequestPayloadError("malformed body framing"))
 
     def _between(self, parsed: int) -> bool:
         """Whether the connection is between requests: every request parsed was answered, and
