@@ -150,10 +150,13 @@ def _harden(app: web.Application, config: GatewayConfig | None) -> None:
 def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
     # A client that hangs up cancels its handler, which closes the upstream connection at once
     # instead of holding a pool slot until the upstream answers. aiohttp's own idle timer only
-    # backs up gateway.server's (its default keeps an idle connection for an hour).
+    # backs up gateway.server's (its default keeps an idle connection for an hour). The rest of
+    # a body that was refused unread is read and dropped for at most 10 s (aiohttp's default),
+    # and never for longer than a body may pause.
     args: dict[str, object] = {"handler_cancellation": True}
     if config is not None:
         args["keepalive_timeout"] = config.client_keepalive_timeout + config.client_header_timeout
+        args["lingering_time"] = min(10.0, config.client_body_timeout)
     return args
 
 

@@ -100,7 +100,7 @@ async def until_closed(reader: asyncio.StreamReader, seconds: float = 15) -> tup
         try:
             while chunk := await reader.read(65536):
                 received += chunk
-        except ConnectionResetError:
+        except ConnectionError:  # a reset after the answer: closed all the same
             pass
     return received, time.monotonic() - began
 
@@ -371,7 +371,7 @@ async def test_100_bodies_that_stop_short_are_bounded_and_closed(
         "--client-body-timeout", "2", "--max-buffered-body-size", "16M", "--max-body-size", "1M"
     )
 
-    async def offender() -> bytes:
+    async def offender() -> tuple[bytes, float]:
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
         writer.write(
             f"POST {INSTALL} HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000000\r\n\r\n".encode()
@@ -382,12 +382,9 @@ async def test_100_bodies_that_stop_short_are_bounded_and_closed(
                 await writer.drain()
         except ConnectionError:
             pass
-        try:
-            answer, _ = await until_closed(reader, 30)
-        except ConnectionError:
-            answer = b""
+        answer, stalled_for = await until_closed(reader, 30)  # timed from the last byte sent
         writer.close()
-        return answer[:12]
+        return answer[:12], stalled_for
 
     figures = []
     for _ in range(2):  # the second wave shows the memory of the first is reused, not added to
@@ -399,8 +396,12 @@ async def test_100_bodies_that_stop_short_are_bounded_and_closed(
         after = served.rss()
         figures.append((before, max(served.samples), after))
         report("100 stalled 1 MB bodies", *figures[-1])
-        assert set(answers) <= {b"HTTP/1.1 408", b"HTTP/1.1 503", b""}, set(answers)
-        assert answers.count(b"HTTP/1.1 408") >= 10  # as many as the 16 MiB budget holds
+        statuses = [answer for answer, _ in answers]
+        assert set(statuses) <= {b"HTTP/1.1 408", b"HTTP/1.1 503"}, set(statuses)
+        assert statuses.count(b"HTTP/1.1 408") >= 10  # as many as the 16 MiB budget holds
+        # Each closed within the body deadline of its last byte (a refused one once the rest
+        # of its body was read and dropped for as long), with a margin for a busy machine.
+        assert max(stalled for _, stalled in answers) < 2 + 3
         assert closed_in < 5
         assert bystander.statuses and set(bystander.statuses) == {200}
         assert bystander.slowest < 3
