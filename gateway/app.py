@@ -13,14 +13,13 @@ import orjson
 from aiohttp import web
 
 from gateway import errors, http_checks, metrics, proxy
+from gateway.client_limits import CLIENT_LIMITS, ClientLimits
 from gateway.config import GatewayConfig
 from gateway.error_response import render_error
 from gateway.routes import routes_of
 from gateway.rules import RuleSet, load_rules
 from gateway.server import (
-    CLIENT_LIMITS,
     ERROR_BASE,
-    ClientLimits,
     disable_connection_retry,
     discard_connections_speaking_out_of_turn,
 )
@@ -135,12 +134,7 @@ def _harden(app: web.Application, config: GatewayConfig | None) -> None:
     """What every listener's app shares: the client limits and error base its runner applies,
     the ``Server`` header."""
     if config is not None:
-        app[CLIENT_LIMITS] = ClientLimits(
-            header_timeout=config.client_header_timeout,
-            keepalive_timeout=config.client_keepalive_timeout,
-            send_timeout=config.client_send_timeout,
-            max_connections=config.max_client_connections,
-        )
+        app[CLIENT_LIMITS] = ClientLimits.of(config)
         app[ERROR_BASE] = (
             config.public_base_url or f"http://{config.listen_host}:{config.listen_port}"
         )

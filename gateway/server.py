@@ -38,7 +38,6 @@ import functools
 import logging
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -48,6 +47,7 @@ from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.client_limits import CLIENT_LIMITS, ClientLimits
 from gateway.error_response import CLOSE_AT_ONCE, render_error, render_raw
 from gateway.errors import BadRequest, GatewayBusy, InternalError, RequestTimeout
 from gateway.headers import SERVER
@@ -59,24 +59,6 @@ log = logging.getLogger("gateway")
 ERROR_BASE = web.AppKey("error_base", str)
 # The HTTP version a request line named when it was not 1.0 or 1.1 (the request then reads 1.1).
 UNSUPPORTED_VERSION = web.RequestKey("unsupported_version", str)
-
-
-@dataclass(frozen=True, slots=True)
-class ClientLimits:
-    """What one client connection may hold (nginx's defaults, each an option)."""
-
-    header_timeout: float  # request line and headers, from the connection or the first byte
-    keepalive_timeout: float  # idle between requests
-    send_timeout: float  # a response write that makes no progress
-    max_connections: int  # open connections per process; more are answered 503 and closed
-
-    @property
-    def backstop(self) -> float:
-        """aiohttp's own idle timer, which only catches what the timers here would miss."""
-        return self.keepalive_timeout + self.header_timeout
-
-
-CLIENT_LIMITS = web.AppKey("client_limits", ClientLimits)
 
 
 _HEADER = "header"  # waiting for (the rest of) a request head

@@ -23,8 +23,8 @@ from aiohttp.streams import DataQueue
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.app import create_app
+from gateway.client_limits import CLIENT_LIMITS
 from gateway.server import (
-    CLIENT_LIMITS,
     ERROR_BASE,
     GatewayRunner,
     _TurnTakingResponseHandler,
@@ -186,3 +186,20 @@ def test_no_other_module_touches_aiohttps_private_names() -> None:
         and (found := [word for word in private if word in path.read_text("utf-8")])
     }
     assert offenders == {}
+
+
+def test_the_subclasses_own_names_shadow_nothing_of_aiohttps() -> None:
+    ours = set(_TwilioErrorProtocol.__slots__) | {
+        "_arm",
+        "_disarm",
+        "_expire",
+        "_between",
+        "_refuse",
+        "_watch_send",
+        "_check_send",
+    }
+    assert not ours & set(dir(RequestHandler))
+    client_side = {"_awaiting", "_answered", "_out_of_turn"}
+    assert not client_side & set(dir(ResponseHandler))
+    server_side = {"error_base", "limits", "open_connections", "busy_response", "configure"}
+    assert not (server_side | {"header_timeout_response"}) & set(dir(web.Server))
