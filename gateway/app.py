@@ -146,8 +146,10 @@ def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
     # instead of holding a pool slot until the upstream answers. aiohttp's own idle timer only
     # backs up gateway.server's (its default keeps an idle connection for an hour). The rest of
     # a body that was refused unread is read and dropped for at most 10 s (aiohttp's default),
-    # and never for longer than a body may pause.
-    args: dict[str, object] = {"handler_cancellation": True}
+    # and never for longer than a body may pause. A compressed request body is forwarded as it
+    # came, with its Content-Encoding: decoded, it would reach the upstream under a header that
+    # no longer describes it (and the size cap would apply to the decoded bytes).
+    args: dict[str, object] = {"handler_cancellation": True, "auto_decompress": False}
     if config is not None:
         args["keepalive_timeout"] = config.client_keepalive_timeout + config.client_header_timeout
         args["lingering_time"] = min(10.0, config.client_body_timeout)

@@ -99,11 +99,11 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits, hold: BodyHold
         # by one that sends nothing in gateway.app); the reset keeps error pages possible.
         await request.writer.write(_CONTINUE)
         request.writer.output_size = 0
-    return await _read_within_deadlines(request, limits, hold, chunked=declared is None)
+    return await _read_within_deadlines(request, limits, hold)
 
 
 async def _read_within_deadlines(
-    request: web.BaseRequest, limits: BodyLimits, hold: BodyHold, *, chunked: bool
+    request: web.BaseRequest, limits: BodyLimits, hold: BodyHold
 ) -> bytes:
     loop = asyncio.get_running_loop()
     whole = loop.time() + limits.total_timeout
@@ -122,8 +122,8 @@ async def _read_within_deadlines(
                     raise RequestTooLarge(
                         f"The request body is larger than {limits.max_size} bytes"
                     )
-                if chunked:
-                    hold.reserve(len(chunk))
+                if size > hold.held:  # chunked: nobody declared its length
+                    hold.reserve(size - hold.held)
                 chunks.append(chunk)
     except TimeoutError as exc:
         CLIENT_LIMIT_HITS.labels("body_timeout").inc()
