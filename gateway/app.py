@@ -13,12 +13,17 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway import errors, metrics, proxy
+from gateway import errors, http_checks, metrics, proxy
+from gateway.client_limits import CLIENT_LIMITS, ClientLimits
 from gateway.config import GatewayConfig
-from gateway.error_response import render_error
+from gateway.error_response import ErrorBase, render_error
 from gateway.routes import routes_of
 from gateway.rules import RuleSet, load_rules
-from gateway.server import ERROR_BASE, ErrorBase, disable_connection_retry
+from gateway.server import (
+    ERROR_BASE,
+    disable_connection_retry,
+    discard_connections_speaking_out_of_turn,
+)
 
 log = logging.getLogger("gateway")
 
@@ -30,6 +35,8 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWN_ENDPOINTS = web.AppKey("own_endpoints", dict[str, Handler])
 _ERROR_DOC = re.compile(r"/errors/[0-9]{5}")
+
+_expect = http_checks.expect_nothing  # no route sends 100 Continue before its checks passed
 
 
 def _ssl_context(config: GatewayConfig) -> ssl.SSLContext | bool:
@@ -53,6 +60,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=config.keepalive_timeout,
         ssl=_ssl_context(config),
     )
+    discard_connections_speaking_out_of_turn(connector)  # no answer reaches the wrong request
     async with aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),  # never carry one consumer's cookies to another
@@ -70,22 +78,42 @@ def _json(body: object, status: int = 200) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as Twilio's error JSON, never as an HTML page."""
-    base = request.app[LIVE].pipeline.public_base
+    """Render every error as Twilio's error JSON, never as an HTML page; refuse what
+    :mod:`gateway.http_checks` refuses, and close the connection after an upgrade request."""
+    response = await _handle_or_render(request, handler)
+    if http_checks.closes_after(request):
+        response.force_close()
+    return response
+
+
+def _public_base(request: web.Request) -> str:
+    """Where an error body's ``more_info`` link points (worked out only for an error)."""
+    live = request.app.get(LIVE)
+    if live is not None:
+        return live.pipeline.public_base(request)
+    error_base = request.app.get(ERROR_BASE)
+    return error_base.for_request(request) if error_base is not None else "/"
+
+
+async def _handle_or_render(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        refusal = http_checks.refusal(request)
+        if refusal is not None:
+            raise refusal
         return await handler(request)
     except errors.GatewayError as exc:
-        return render_error(exc, base(request))
+        return render_error(exc, _public_base(request))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         if exc.status == 404:
-            return render_error(errors.RouteNotFound(exc.reason), base(request))
-        return render_error(errors.BadRequest(exc.reason, status=exc.status), base(request))
+            return render_error(errors.RouteNotFound(exc.reason), _public_base(request))
+        error = errors.BadRequest(exc.reason, status=exc.status)
+        return render_error(error, _public_base(request))
     except Exception as exc:
         # The type only: the path and the message may carry what a client sent.
         log.error("unexpected error on %s: %s", request.method, type(exc).__name__, exc_info=exc)
-        return render_error(errors.InternalError("Internal gateway error"), base(request))
+        return render_error(errors.InternalError("Internal gateway error"), _public_base(request))
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -128,10 +156,37 @@ async def _error_doc(request: web.Request) -> web.Response:
     return _json({"code": code, "title": title, "description": text})
 
 
-def create_metrics_app() -> web.Application:
+def _harden(app: web.Application, config: GatewayConfig | None) -> None:
+    """What every listener's app shares: the client limits and error base its runner applies,
+    the ``Server`` header."""
+    if config is not None:
+        app[CLIENT_LIMITS] = ClientLimits.of(config)
+        app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
+    app.on_response_prepare.append(http_checks.server_header)
+
+
+def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
+    # A client that hangs up cancels its handler, which closes the upstream connection at once
+    # instead of holding a pool slot until the upstream answers. aiohttp's own idle timer only
+    # backs up gateway.server's (its default keeps an idle connection for an hour). The rest of
+    # a body that was refused unread is read and dropped for at most 10 s (aiohttp's default),
+    # and never for longer than a body may pause. A compressed request body is forwarded as it
+    # came, with its Content-Encoding: decoded, it would reach the upstream under a header that
+    # no longer describes it (and the size cap would apply to the decoded bytes).
+    args: dict[str, object] = {"handler_cancellation": True, "auto_decompress": False}
+    if config is not None:
+        args["keepalive_timeout"] = config.client_keepalive_timeout + config.client_header_timeout
+        args["lingering_time"] = min(10.0, config.client_body_timeout)
+    return args
+
+
+def create_metrics_app(config: GatewayConfig | None = None) -> web.Application:
     """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
-    app = web.Application()
-    app.router.add_get("/metrics", metrics.metrics_handler, allow_head=False)
+    app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
+    _harden(app, config)
+    app.router.add_get(
+        "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
+    )
     return app
 
 
@@ -151,14 +206,12 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=config.max_body_size,
-        # A client that hangs up cancels its handler, which closes the upstream connection
-        # at once instead of holding a pool slot until the upstream answers.
-        handler_args={"handler_cancellation": True},
+        handler_args=_handler_args(config),
     )
     app[CONFIG] = config
     pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
     app[LIVE] = proxy.Live(pipeline)
-    app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
+    _harden(app, config)
     app.cleanup_ctx.append(_client_session)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}
@@ -167,5 +220,5 @@ def create_app(
     if config.metrics_public:
         own["/metrics"] = metrics.metrics_handler
     app[OWN_ENDPOINTS] = own
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=_expect)
     return app

@@ -57,6 +57,13 @@ class GatewayConfig:
     pool_size: int
     pool_size_per_host: int
     keepalive_timeout: float
+    client_header_timeout: float
+    client_body_timeout: float
+    client_body_total_timeout: float
+    client_keepalive_timeout: float
+    client_send_timeout: float
+    max_client_connections: int
+    max_buffered_body_size: int
     workers: int
     metrics_listen: tuple[str, int] | None
     metrics_public: bool
@@ -192,6 +199,11 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
             "/metrics would be served nowhere"
         )
     _check_front_doors(config)
+    if config.max_buffered_body_size < config.max_body_size:
+        raise ConfigError(
+            "max_buffered_body_size must not be smaller than max_body_size "
+            "(a body of the largest accepted size could never be buffered)"
+        )
     try:
         config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:

@@ -5,6 +5,8 @@
     ├── MethodNotAllowed        405   20004  a rule matches the path but not the method
     ├── BadRequest              400   88007  a request the gateway refuses to forward
     ├── RequestTooLarge         413   88004  request body over ``max_body_size``
+    ├── RequestTimeout          408   88008  the client sent its request too slowly
+    ├── GatewayBusy             503   88006  bodies in memory at ``max_buffered_body_size``
     ├── UpstreamUnavailable     502   88001  connection refused or reset
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
@@ -16,7 +18,9 @@
 
 Every field is set where the error is raised: ``status`` (a class default, or given, as for a
 400-family refusal answered 431), ``headers`` sent with the error and ``kind``, the upstream
-failure's metric label. Nothing fills them in later. :mod:`gateway.error_response` renders
+failure's metric label. Nothing fills them in later. An error whose ``closes_connection`` is true
+(a class default, or given) is answered with ``Connection: close``: what follows it on the
+connection cannot be trusted. :mod:`gateway.error_response` renders
 them, for the middleware, the pipeline and unparseable requests alike.
 
 Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
@@ -41,8 +45,17 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88002: ("Upstream timeout", "The upstream did not answer within the configured deadline."),
     88003: ("Bad upstream response", "The upstream sent a response the gateway cannot use."),
     88004: ("Request body too large", "The request body is over the configured limit."),
+    88006: (
+        "Gateway busy",
+        "The gateway is at its limit of client connections or of request bodies held in memory; "
+        "retry shortly.",
+    ),
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
+    88008: (
+        "Request timeout",
+        "The client took too long to send its request line and headers or its body.",
+    ),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
     88011: (
         "Proxy request refused",
@@ -59,6 +72,7 @@ class GatewayError(Exception):
 
     status: int = 500
     code: int = 88099
+    closes_connection: bool = False
 
     def __init__(
         self,
@@ -67,11 +81,14 @@ class GatewayError(Exception):
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
         kind: str = "",
+        closes_connection: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
+        if closes_connection is not None:
+            self.closes_connection = closes_connection
         self.headers: Mapping[str, str] = headers or {}
         self.kind = kind  # for upstream failures: refused, timeout, reset, ... (metrics label)
 
@@ -94,6 +111,17 @@ class BadRequest(GatewayError):
 class RequestTooLarge(GatewayError):
     status = 413
     code = 88004
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    code = 88008
+    closes_connection = True  # the body was not read to its end
+
+
+class GatewayBusy(GatewayError):
+    status = 503
+    code = 88006
 
 
 class UpstreamUnavailable(GatewayError):

@@ -2,12 +2,14 @@
 
 Hop-by-hop headers (RFC 9110 section 7.6.1) and every header named in ``Connection`` are
 dropped both ways. Upstream framing headers are dropped because the body is re-framed here.
+An upstream ``Location`` or ``Content-Location`` naming the upstream is mapped back to the
+gateway, as the URLs in a body are (nginx's ``proxy_redirect default``); any other is kept.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -46,6 +48,10 @@ _BODY_DIGESTS: frozenset[str] = frozenset(
 )
 
 VIA = "1.1 marketplace-gateway"
+SERVER = "marketplace-gateway"  # the Server header of every response: no versions
+
+# Response headers holding a URL of the resource, mapped like the URLs in a body.
+_LOCATIONS: tuple[str, ...] = ("Location", "Content-Location")
 
 # A header value may hold tab, visible ASCII and visible Latin-1 (RFC 9110 field-vchar and
 # obs-text as decoded text). Anything else is a control character, a C1 control, or bytes that
@@ -106,3 +112,17 @@ def inbound(
     out = _copy_except(headers, drop)
     out.add("Via", VIA)
     return out
+
+
+def map_locations(headers: CIMultiDict[str], to_public: Callable[[str], str]) -> None:
+    """Replace each ``Location`` / ``Content-Location`` value with ``to_public(value)``, in place
+    and in order (``to_public`` returns a value it does not recognise unchanged)."""
+    for name in _LOCATIONS:
+        values = headers.getall(name, ())
+        if not values:
+            continue
+        mapped = [to_public(value) for value in values]
+        if mapped != values:
+            del headers[name]
+            for value in mapped:
+                headers.add(name, value)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib
 import os
 import signal
@@ -52,12 +53,15 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     runners.append(runner)
     proxy: ProxyFrontDoor | None = None
     try:
+        # A listen queue as long as the connection cap (aiohttp's is 128; the kernel caps it
+        # at net.core.somaxconn): a burst of connects is accepted, not dropped half-open.
         port = await start_site(
             runner,
             config.listen_host,
             config.listen_port,
             reuse_port=reuse_port,
             ssl_context=doors.tls,
+            backlog=config.max_client_connections,
         )
         if doors.proxy is not None and config.proxy_listen is not None:
             # The same aiohttp server as the main listener: one pipeline, one ClientSession.
@@ -70,7 +74,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
         if config.metrics_listen is not None:
-            metrics_runner = web.AppRunner(create_metrics_app(), access_log=None)
+            metrics_runner = GatewayRunner(create_metrics_app(config), access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)
@@ -96,10 +100,27 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             await active.cleanup()
 
 
+def _return_large_blocks_to_the_os() -> None:
+    """With glibc, give every allocation of 1 MiB or more (a large body) a mapping of its own,
+    returned to the OS as soon as it is freed. By default glibc raises that threshold to the
+    largest block freed so far (up to 32 MiB), after which a burst of large bodies, a flood of
+    slow readers for one, keeps its memory in the heap for the life of the process. A
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment is left to decide."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (or musl's stub): nothing to tune
+        return
+    m_mmap_threshold = -3  # from <malloc.h>
+    mallopt(m_mmap_threshold, 1 << 20)
+
+
 def run_single(config: GatewayConfig, source: ConfigSource) -> int:
     """Serve in this process until SIGINT/SIGTERM; in-flight requests get a grace period.
     SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
+    _return_large_blocks_to_the_os()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, source, reuse_port))
     return 0

@@ -48,12 +48,15 @@ async def start_site(
     *,
     reuse_port: bool = False,
     ssl_context: ssl.SSLContext | None = None,
+    backlog: int = 128,
 ) -> int:
     """Listen on ``host:port`` for ``runner`` (set up already); the port really bound.
 
     Raises :class:`ListenError` when the socket cannot be opened.
     """
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context)
+    site = web.TCPSite(
+        runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context, backlog=backlog
+    )
     try:
         await site.start()
     except OSError as exc:

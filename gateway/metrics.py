@@ -92,6 +92,17 @@ CONFIG_RELOADS = Counter(
     ["result"],
 )
 RELOAD_RESULTS = ("success", "restart_required", "invalid")
+CLIENT_CONNECTIONS = Gauge(
+    "gateway_client_connections",
+    "Client connections open now (summed over workers).",
+    multiprocess_mode="livesum",
+)
+CLIENT_LIMIT_HITS = Counter(
+    "gateway_client_limit_hits",
+    "Client connections or requests cut off by a bound, by limit (header_timeout, body_timeout, "
+    "send_timeout, max_client_connections, max_buffered_body_size).",
+    ["limit"],
+)
 BUILD_INFO = Gauge(
     "gateway_build_info",
     "Always 1; labels carry the gateway and Python versions.",
@@ -100,8 +111,20 @@ BUILD_INFO = Gauge(
 )
 
 
+# Methods labelled by name; any other token a parser lets through (the pure-Python parser of
+# AIOHTTP_NO_EXTENSIONS=1 accepts every token) is labelled "other", so the label set is bounded.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+def method_label(method: str) -> str:
+    """``method`` itself when it is a standard one, else ``other``."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 class RouteMetrics:
@@ -109,7 +132,7 @@ class RouteMetrics:
     lookups instead of prometheus-client's ``labels()`` (argument checks, a lock, a tuple)
     per metric. Every metric a request touches is recorded through here.
 
-    The caches are bounded: methods x status classes, and consumers (capped by
+    The caches are bounded: known methods and ``other`` x status classes, and consumers (capped by
     :class:`gateway.consumers.ConsumerLabels`).
     """
 
@@ -143,12 +166,17 @@ class RouteMetrics:
         front_door: str = "direct",
     ) -> None:
         """Count one answered request and its latencies."""
-        key = (method, status // 100, front_door)
-        child = self._requests.get(key)
+        child = self._requests.get((method, status // 100, front_door))
         if child is None:
-            deprecated = "true" if self.deprecated else "false"
-            child = REQUESTS.labels(self.name, method, status_class(status), deprecated, front_door)
-            self._requests[key] = child
+            label = method_label(method)
+            key = (label, status // 100, front_door)  # every unknown method shares "other"
+            child = self._requests.get(key)
+            if child is None:
+                deprecated = "true" if self.deprecated else "false"
+                child = REQUESTS.labels(
+                    self.name, label, status_class(status), deprecated, front_door
+                )
+                self._requests[key] = child
         child.inc()
         self._latency.observe(seconds)
         if upstream is not None:

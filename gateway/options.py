@@ -164,6 +164,57 @@ OPTIONS: tuple[Option, ...] = (
         "seconds an idle upstream connection is kept",
         "SECONDS",
     ),
+    Option(
+        "client_header_timeout",
+        parse_positive_float,
+        60.0,
+        "deadline for a client's request line and headers, from the connection opening or the "
+        "request's first byte (then 408 and close)",
+        "SECONDS",
+    ),
+    Option(
+        "client_body_timeout",
+        parse_positive_float,
+        60.0,
+        "longest pause between two reads of a request body (then 408 and close)",
+        "SECONDS",
+    ),
+    Option(
+        "client_body_total_timeout",
+        parse_positive_float,
+        120.0,
+        "deadline for a whole request body (then 408 and close)",
+        "SECONDS",
+    ),
+    Option(
+        "client_keepalive_timeout",
+        parse_positive_float,
+        75.0,
+        "seconds an idle client connection is kept open between requests",
+        "SECONDS",
+    ),
+    Option(
+        "client_send_timeout",
+        parse_positive_float,
+        60.0,
+        "longest a response may wait for a client that reads nothing (then the connection is "
+        "dropped)",
+        "SECONDS",
+    ),
+    Option(
+        "max_client_connections",
+        parse_positive_int,
+        1024,
+        "open client connections per process; one more is answered 503 and closed",
+        "N",
+    ),
+    Option(
+        "max_buffered_body_size",
+        parse_size,
+        "64M",
+        "request-body bytes one process holds in memory at once (503 above)",
+        "SIZE",
+    ),
     Option("workers", parse_workers, 1, "processes serving the same port (SO_REUSEPORT)", "N"),
     Option(
         "metrics_listen",

@@ -87,7 +87,7 @@ def parse_count(text: str) -> int:
 
 
 def parse_positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text, "a count >= 1")
     if value < 1:
         raise ValueError(f"expected a count >= 1, got {text!r}")
     return value

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 from multidict import CIMultiDict
 
 from gateway import metrics, request_rewrite, response_rewrite, upstream
@@ -18,13 +20,14 @@ from gateway.access_log import AccessLog
 from gateway.brownout import refuses
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
-from gateway.error_response import render_error
-from gateway.errors import BadRequest, Brownout, GatewayError, RequestTooLarge
+from gateway.error_response import CLOSE_AT_ONCE, render_error
+from gateway.errors import BadRequest, Brownout, GatewayError
 from gateway.frontdoor.door import front_door, intercepted_host
-from gateway.headers import inbound, refusal
+from gateway.headers import inbound, map_locations, refusal
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.public_url import TrustedProxies, local_host, public_base
 from gateway.recorder import Exchange, Recorder
+from gateway.request_body import BodyBudget, BodyLimits, expects_continue, read_body
 from gateway.routes import Route, compile_routes
 from gateway.routing import Router
 from gateway.rules import RuleSet
@@ -37,6 +40,8 @@ class Pipeline:
     config: GatewayConfig
     router: Router[Route]
     limits: upstream.Limits
+    body_limits: BodyLimits
+    bodies: BodyBudget  # request-body bytes this process holds, against its cap
     recorder: Recorder
     trusted_proxies: TrustedProxies | None
     clock: Callable[[], float] = time.time
@@ -51,6 +56,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         chance: Callable[[], float] = random.random,
         consumers: ConsumerLabels | None = None,
+        bodies: BodyBudget | None = None,
     ) -> Pipeline:
         """Compile the routes (raises :class:`~gateway.rules.RuleError` when invalid)."""
         if consumers is None:
@@ -69,6 +75,10 @@ class Pipeline:
                 total=config.total_timeout,
                 max_response_size=config.max_response_size,
             ),
+            body_limits=BodyLimits(
+                config.max_body_size, config.client_body_timeout, config.client_body_total_timeout
+            ),
+            bodies=bodies or BodyBudget(config.max_buffered_body_size),
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
                 consumers,
@@ -82,13 +92,19 @@ class Pipeline:
         )
 
     def rebuilt(self, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
-        """A pipeline for a reloaded config and rule set that keeps this one's clock, chance and
-        consumer-label cap state (raises :class:`~gateway.rules.RuleError` when invalid)."""
+        """A pipeline for a reloaded config and rule set that keeps this one's clock, chance,
+        consumer-label cap state and request-body budget (the bodies in flight hold it)
+        (raises :class:`~gateway.rules.RuleError` when invalid)."""
         consumers = self.recorder.consumers.reconfigured(
             config.consumer_names, config.consumer_cap, config.consumer_labels
         )
         return Pipeline.build(
-            config, ruleset, clock=self.clock, chance=self.chance, consumers=consumers
+            config,
+            ruleset,
+            clock=self.clock,
+            chance=self.chance,
+            consumers=consumers,
+            bodies=self.bodies,
         )
 
     def public_base(self, request: web.BaseRequest) -> str:
@@ -147,6 +163,7 @@ async def _answer(
     request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession, exchange: Exchange
 ) -> web.Response:
     match: RouteMatch[Route] | None = None
+    hold = pipeline.bodies.hold()
     try:
         reason = refusal(request.headers)
         if reason is not None:
@@ -155,7 +172,7 @@ async def _answer(
         exchange.route = route = match.route
         if route.deprecated:
             _check_brownout(pipeline, match, exchange.authorization)
-        body = await read_body(request, pipeline.config.max_body_size)
+        body = await read_body(request, pipeline.body_limits, hold)
         outgoing = request_rewrite.build(
             match, route.upstream.base, request.method, request.headers, body
         )
@@ -167,7 +184,13 @@ async def _answer(
         headers: CIMultiDict[str] = CIMultiDict()
         if match is not None:
             match.route.add_deprecation(headers, match.params)
-        return render_error(error, pipeline.public_base(request), headers.items())
+        response = render_error(error, pipeline.public_base(request), headers.items())
+        if expects_continue(request) and not request.content.is_eof():
+            response.force_close()  # the client holds the body back: nothing else may follow
+            response[CLOSE_AT_ONCE] = True
+        return response
+    finally:
+        hold.release()
 
 
 def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) -> web.Response:
@@ -178,23 +201,40 @@ def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) ->
     if body is None and route.deprecated and incoming.status >= 400:
         body = response_rewrite.rewrite_error_message(incoming.body, content_type, route.rewriter)
     headers = inbound(incoming.headers, body_rewritten=body is not None)
+    map_locations(headers, lambda url: route.rewriter.url(url, base))
     route.add_deprecation(headers, match.params)
+    out = incoming.body if body is None else body
     return web.Response(
-        status=incoming.status, headers=headers, body=incoming.body if body is None else body
+        status=incoming.status,
+        headers=headers,
+        body=out if len(out) <= _SLICED_ABOVE else _SlicedBody(out),
     )
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body byte for byte, refusing one over ``limit`` before reading it."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes")
-    if not request.body_exists:
-        return b""
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes") from exc
+_SLICE = 256 * 1024
+_SLICED_ABOVE = 4 * _SLICE
+
+
+class _SlicedBody(Payload):
+    """A large body written a slice at a time, each once the client took most of the one
+    before: what the client has not read yet then waits in the socket buffer, not in a second
+    copy of the body (asyncio's transport copies whatever it cannot send at once)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, content_type=None)
+        self._body = body
+
+    @property
+    def size(self) -> int:
+        return len(self._body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._body.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = memoryview(self._body)
+        for start in range(0, len(view), _SLICE):
+            await writer.write(view[start : start + _SLICE])  # drains past 64 KiB
 
 
 def _check_brownout(

@@ -146,8 +146,10 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     if declared is not None and declared > cap:
         raise _too_large(cap)
     if declared is not None and "Content-Encoding" not in response.headers:
-        # Framed by a length within the cap and not decompressed: one read, no chunk loop.
-        return await response.read()
+        if declared < _LARGE:
+            # Framed by a length within the cap and not decompressed: one read, no chunk loop.
+            return await response.read()
+        return await _read_into_one_block(response, declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
@@ -156,6 +158,24 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
             raise _too_large(cap)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# From this size on, a declared body is copied chunk by chunk into one block as it arrives, so
+# that at most a few chunks are alive at once and the block is a mapping of its own (see
+# gateway.lifecycle), given back to the OS when freed; aiohttp's read() keeps every chunk until
+# it joins them, and a burst of large bodies then stays in the heap.
+_LARGE = 1024 * 1024
+
+
+async def _read_into_one_block(response: aiohttp.ClientResponse, declared: int) -> bytes:
+    block = bytearray(declared)
+    view = memoryview(block)
+    filled = 0
+    while chunk := await response.content.readany():
+        view[filled : filled + len(chunk)] = chunk  # aiohttp never reads past the length
+        filled += len(chunk)
+    view.release()
+    return bytes(block) if filled == declared else bytes(block[:filled])
 
 
 def _too_large(cap: int) -> UpstreamResponseTooLarge:

@@ -12,6 +12,14 @@ from pathlib import Path
 import aiohttp
 
 
+def rss(pid: int) -> int:
+    """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago."""
     with socket.socket() as sock:

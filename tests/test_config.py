@@ -49,6 +49,12 @@ def test_defaults() -> None:
         0,
         15.0,
     )
+    # Client limits: nginx's defaults where nginx has one.
+    assert (config.client_header_timeout, config.client_keepalive_timeout) == (60.0, 75.0)
+    assert (config.client_body_timeout, config.client_body_total_timeout) == (60.0, 120.0)
+    assert config.client_send_timeout == 60.0
+    assert config.max_client_connections == 1024
+    assert config.max_buffered_body_size == 64 * 1024 * 1024
 
 
 # (option, flag value, env value, file TOML value, GatewayConfig attribute, value per layer)
@@ -305,6 +311,19 @@ def test_missing_config_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
     with pytest.raises(ConfigError, match=r"config file .*nope\.toml: No such file or directory"):
         load_config({}, {"GATEWAY_CONFIG": str(missing)})
+
+
+def test_a_body_buffer_smaller_than_one_body_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_buffered_body_size must not be smaller"):
+        load_config({"max_body_size": "2M", "max_buffered_body_size": "1M"}, {})
+    config = load_config({"max_body_size": "2M", "max_buffered_body_size": "2M"}, {})
+    assert config.max_buffered_body_size == config.max_body_size
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_max_client_connections_must_be_a_positive_count(value: str) -> None:
+    with pytest.raises(ConfigError, match="max-client-connections"):
+        load_config({"max_client_connections": value}, {})
 
 
 def test_total_timeout_shorter_than_connect_timeout() -> None:

@@ -1,6 +1,7 @@
 """Credentials: Authorization reaches the configured upstream and nothing else.
 
-It is never sent to another host (redirects are passed back unfollowed, Host and forwarding
+It is never sent to another host (redirects are passed back unfollowed, a Location naming
+another host untouched, one naming the upstream mapped back to the gateway; Host and forwarding
 headers never pick the upstream), never appears in a log record, a metric or an error body,
 whatever the outcome of the request; upstream TLS is verified unless switched off, and
 switching it off warns.
@@ -93,6 +94,44 @@ async def test_redirects_pass_back_unfollowed_with_location_untouched(
         await gateway_runner.cleanup()
         await upstream_runner.cleanup()
     assert thief.received == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308, 201])
+async def test_a_location_naming_the_upstream_points_back_at_the_gateway_still_unfollowed(
+    status: int,
+) -> None:
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        own = f"{request.scheme}://{request.host}"  # the upstream's own address
+        headers = {
+            "Location": f"{own}/v1/InstalledAddOns/{XE}?Page=1",
+            "Content-Location": f"https://marketplace.twilio.com/v1/InstalledAddOns/{XE}",
+        }
+        return web.Response(status=status, headers=headers)
+
+    upstream_app = web.Application()
+    upstream_app.router.add_route("*", "/{tail:.*}", redirect)
+    upstream_runner, upstream = await serve(upstream_app)
+    gateway_runner, gateway = await start_gateway(upstream, public_base_url="https://gw.example")
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(
+                f"{gateway}/marketplace/InstalledAddOns/{XE}",
+                headers={"Authorization": AUTH},
+                allow_redirects=False,
+            ) as response,
+        ):
+            assert response.status == status
+            legacy = f"https://gw.example/marketplace/InstalledAddOns/{XE}"
+            assert response.headers["Location"] == f"{legacy}?Page=1"
+            assert response.headers["Content-Location"] == legacy
+    finally:
+        await gateway_runner.cleanup()
+        await upstream_runner.cleanup()
+    assert hits == [f"/v1/InstalledAddOns/{XE}"]  # asked once, never followed
 
 
 # --- never in logs, metrics or error bodies ---------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.error_response import render_error
-from gateway.errors import BadRequest, Brownout, RouteNotFound
+from gateway.error_response import CLOSE_AT_ONCE, render_error, render_raw
+from gateway.errors import BadRequest, Brownout, GatewayBusy, RequestTimeout, RouteNotFound
 
 
 def test_twilio_shape_with_status_code_and_more_info() -> None:
@@ -36,3 +36,33 @@ def test_the_errors_own_headers_then_the_extra_ones() -> None:
     assert response.headers["Deprecation"] == "@1718668800"
     assert response.headers.getall("Link") == ["<a>", "<b>"]
     assert error.headers == {"Retry-After": "30"}  # the error itself is left as raised
+
+
+def test_an_error_that_closes_the_connection_does_so_without_reading_on() -> None:
+    timed_out = render_error(RequestTimeout("Too slow"), "http://gw.test")
+    assert timed_out.keep_alive is False and timed_out.get(CLOSE_AT_ONCE) is True
+    refused = render_error(BadRequest("No", status=501, closes_connection=True), "http://gw.test")
+    assert refused.keep_alive is False and refused.get(CLOSE_AT_ONCE) is True
+    kept = render_error(BadRequest("No"), "http://gw.test")
+    assert kept.keep_alive is None and kept.get(CLOSE_AT_ONCE) is None
+
+
+def test_a_raw_response_for_a_connection_without_a_request() -> None:
+    error = GatewayBusy("Full", headers={"Retry-After": "1"})
+    raw = render_raw(error, "http://gw.test", "marketplace-gateway")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 503 Service Unavailable"
+    assert set(lines[1:]) == {
+        "Server: marketplace-gateway",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Retry-After: 1",
+        "Connection: close",
+    }
+    assert orjson.loads(body) == {
+        "code": 88006,
+        "message": "Full",
+        "more_info": "http://gw.test/errors/88006",
+        "status": 503,
+    }

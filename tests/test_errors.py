@@ -13,6 +13,8 @@ TREE = [
     (errors.MethodNotAllowed, 405, 20004),
     (errors.BadRequest, 400, 88007),
     (errors.RequestTooLarge, 413, 88004),
+    (errors.RequestTimeout, 408, 88008),
+    (errors.GatewayBusy, 503, 88006),
     (errors.UpstreamUnavailable, 502, 88001),
     (errors.UpstreamBadResponse, 502, 88003),
     (errors.UpstreamResponseTooLarge, 502, 88005),

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.headers import HOP_BY_HOP, VIA, connection_listed, inbound, outbound, refusal
+from gateway.headers import (
+    HOP_BY_HOP,
+    VIA,
+    connection_listed,
+    inbound,
+    map_locations,
+    outbound,
+    refusal,
+)
+from gateway.response_rewrite import LinkRewriter
+from gateway.rules import load_rules
 
 AUTH = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
 
@@ -189,3 +199,60 @@ def test_two_authorization_headers_are_refused() -> None:
     headers = CIMultiDict([("Authorization", "Basic QUM6eA=="), ("authorization", "Basic Yjpj")])
     assert refusal(headers) == "The request has more than one Authorization header"
     assert refusal(CIMultiDict({"Authorization": "Basic QUM6eA=="})) is None
+
+
+# -- Location and Content-Location ---------------------------------------------------------
+
+ORIGIN = "http://10.0.0.5:8443"  # where the gateway sends calls (a mirror, the simulator)
+PUBLIC = "https://marketplace.twilio.com"  # the origin the upstream writes its URLs with
+GATEWAY = "https://gw.example/twilio"
+
+
+def _legacy_rewriter() -> LinkRewriter:
+    rules = [r for r in load_rules(None).rules if r.deprecated and r.upstream == "marketplace"]
+    return LinkRewriter.build((ORIGIN, PUBLIC), rules)
+
+
+@pytest.mark.parametrize(
+    ("value", "mapped"),
+    [
+        # naming the upstream: back to the gateway, a deprecated route's path to its legacy one
+        (
+            f"{PUBLIC}/v1/InstalledAddOns/XE1?x=%2F",
+            f"{GATEWAY}/marketplace/InstalledAddOns/XE1?x=%2F",
+        ),
+        (f"{ORIGIN}/v1/AvailableAddOns", f"{GATEWAY}/marketplace/AvailableAddOns"),
+        (f"{PUBLIC}/v1/Unknown/Thing", f"{GATEWAY}/v1/Unknown/Thing"),
+        (PUBLIC, f"{GATEWAY}/"),
+        # anything else: untouched
+        ("https://marketplace.twilio.com.evil/v1/InstalledAddOns", None),
+        ("https://elsewhere.example/v1/InstalledAddOns/XE1", None),
+        ("/v1/InstalledAddOns/XE1", None),
+        ("http://marketplace.twilio.com/v1/InstalledAddOns", None),  # another scheme
+        ("", None),
+    ],
+)
+def test_locations_naming_the_upstream_map_back_to_the_gateway(
+    value: str, mapped: str | None
+) -> None:
+    rewriter = _legacy_rewriter()
+    headers: CIMultiDict[str] = CIMultiDict(
+        [("Location", value), ("Content-Location", value), ("Link", f"<{value}>")]
+    )
+    map_locations(headers, lambda url: rewriter.url(url, GATEWAY))
+    expected = value if mapped is None else mapped
+    assert headers.getall("Location") == [expected]
+    assert headers.getall("Content-Location") == [expected]
+    assert headers["Link"] == f"<{value}>"  # only the two location headers are mapped
+
+
+def test_map_locations_keeps_every_value_and_leaves_headers_without_one_alone() -> None:
+    headers: CIMultiDict[str] = CIMultiDict(
+        [("Location", f"{PUBLIC}/v1/A"), ("X-Other", "1"), ("Location", "/relative")]
+    )
+    map_locations(headers, lambda url: url.replace(PUBLIC, GATEWAY))
+    assert headers.getall("Location") == [f"{GATEWAY}/v1/A", "/relative"]
+    assert headers["X-Other"] == "1"
+    empty: CIMultiDict[str] = CIMultiDict([("Content-Type", "application/json")])
+    map_locations(empty, lambda url: "never called")
+    assert dict(empty) == {"Content-Type": "application/json"}

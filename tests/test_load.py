@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from gateway.simulator import load_seed
-from tests.processes import free_port, spawn, start_gateway, wait_ready
+from tests.processes import free_port, rss, spawn, start_gateway, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +34,6 @@ CONCURRENCY = 200
 RSS_GROWTH_BOUND = 10 * 1024 * 1024  # bytes: a leak of ~700 bytes a request would cross it
 DEADLINE = 90  # seconds for the requests; measured ~10 s (2,000 req/s) on 2 cores
 AUTH = "Basic " + base64.b64encode(b"AC00000000000000000000000000000001:token").decode()
-
-
-def rss(pid: int) -> int:
-    """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def paths() -> Iterator[str]:

@@ -6,6 +6,7 @@ import base64
 
 from prometheus_client import REGISTRY
 
+from gateway.metrics import KNOWN_METHODS, RouteMetrics, method_label
 from tests.conftest import GatewayFactory
 from tests.fake_upstream import FakeUpstream, sid
 
@@ -166,3 +167,27 @@ async def test_metrics_endpoint_and_static_gauges(
     assert (
         'gateway_sunset_timestamp_seconds{route="preview_installed_add_ons"} 1.7330112e+09' in text
     )
+
+
+def test_methods_outside_the_standard_set_are_labelled_other() -> None:
+    assert {method_label(method) for method in KNOWN_METHODS} == KNOWN_METHODS
+    assert {method_label(m) for m in ("FOO", "get", "PROPFIND", "X" * 100, "other")} == {"other"}
+
+
+def test_unknown_methods_share_one_series_and_one_cache_entry() -> None:
+    metrics = RouteMetrics("test_unknown_methods_route", False)
+    for index in range(200):
+        metrics.request(f"M{index}", 405, 0.001, None)
+    metrics.request("GET", 200, 0.001, None)
+    labels = {"route": "test_unknown_methods_route", "deprecated": "false", "front_door": "direct"}
+    other = value("gateway_requests_total", method="other", status_class="4xx", **labels)
+    assert other == 200
+    assert value("gateway_requests_total", method="GET", status_class="2xx", **labels) == 1
+    found = {
+        sample.labels["method"]
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.labels.get("route") == "test_unknown_methods_route" and "method" in sample.labels
+    }
+    assert found == {"other", "GET"}
+    assert len(metrics._requests) == 2  # the per-route cache is bounded the same way

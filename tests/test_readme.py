@@ -30,7 +30,7 @@ def test_every_metric_is_documented() -> None:
         for family in REGISTRY.collect()
         if family.name.startswith("gateway_")
     }
-    assert len(names) == 12
+    assert len(names) == 14
     for name in names:
         assert f"`{name}`" in README, name
 

@@ -150,7 +150,8 @@ class Result:
 async def test_2000_requests_in_flight_across_a_sighup(
     echo: EchoUpstream, gateway: Starter
 ) -> None:
-    gw = await gateway(pool_size=0)  # no pool queue: every request really waits on the upstream
+    # no pool queue: every request really waits on the upstream; 2,000 connections at once
+    gw = await gateway(pool_size=0, max_client_connections=4096)
     echo.delay = 1.0  # each request is in flight for at least a second
     total, signal_at = 2000, 1000
     timeout = aiohttp.ClientTimeout(total=120)

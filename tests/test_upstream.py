@@ -1,7 +1,9 @@
-"""upstream.forward: retries, redirects, size caps, error kinds; real sockets throughout."""
+"""upstream.forward: retries, redirects, size caps, error kinds; and, through the gateway's
+session, pooled connections that speak out of turn are never reused. Real sockets throughout."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -13,6 +15,8 @@ from multidict import CIMultiDict
 from gateway.errors import UpstreamResponseTooLarge, UpstreamUnavailable
 from gateway.models import UpstreamRequest
 from gateway.upstream import Limits, forward
+from tests.conftest import GatewayFactory
+from tests.raw_upstream import RawUpstream, head
 
 LIMITS = Limits(connect=1.0, read=2.0, total=5.0, max_response_size=1000)
 
@@ -135,3 +139,55 @@ async def test_body_and_raw_url_are_sent_byte_for_byte(aiohttp_server) -> None: 
         response = await forward(session, request("POST", url, body), LIMITS)
     assert response.status == 201
     assert seen == [("/v1/InstalledAddOns?PageToken=PT%3D%3D&a=b", body)]
+
+
+# -- a response nobody asked for ------------------------------------------------------------
+
+
+def _response(body: bytes) -> bytes:
+    return head("200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}") + body
+
+
+_STALE = _response(b'{"sid": "a resource of another account"}')
+
+
+@pytest.mark.parametrize(
+    ("late", "connections"),
+    [("none", 1), ("whole", 2), ("partial", 2), ("same read", 2)],
+)
+async def test_a_response_nobody_asked_for_is_never_served_to_the_next_request(
+    gateway_client: GatewayFactory, late: str, connections: int
+) -> None:
+    """An upstream that sends a second, unsolicited response on a kept-alive connection: the
+    next request (maybe another consumer's) must not receive it. The connection is discarded
+    and the next request gets a new one; without stale bytes the connection is reused."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answer = _response(b'{"connection": %d}' % upstream.connections)
+        if upstream.connections == 1 and late == "same read":
+            writer.write(answer + _STALE)
+        else:
+            writer.write(answer)
+        await writer.drain()
+        if upstream.connections == 1 and late in ("whole", "partial"):
+            await asyncio.sleep(0.2)  # the gateway has its answer; the connection is idle
+            writer.write(_STALE if late == "whole" else _STALE[:20])
+        while True:  # keep-alive: answer each further request on this connection
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+
+    upstream = RawUpstream(script)
+    await upstream.start()
+    try:
+        client = await gateway_client(upstream.url)
+        first = await client.get("/marketplace/AvailableAddOns")
+        assert await first.read() == b'{"connection": 1}'
+        await asyncio.sleep(0.5)
+        second = await client.get("/marketplace/AvailableAddOns")
+        body = await second.read()
+    finally:
+        await upstream.close()
+    assert b"another account" not in body
+    assert (second.status, body) == (200, b'{"connection": %d}' % connections)
+    assert upstream.connections == connections
