@@ -42,10 +42,10 @@ SCHEMA = {
 
 
 def rewrite(document: Any, rewriter: LinkRewriter = PREVIEW, public: str = PUBLIC) -> Any:
-    """The rewritten document, decoded; fails if the body was left unchanged."""
-    out = rewrite_body(orjson.dumps(document), "application/json", rewriter, public)
-    assert out is not None
-    return json.loads(out)
+    """The rewritten document, decoded (the original when the body was left unchanged)."""
+    body = orjson.dumps(document)
+    out = rewrite_body(body, "application/json", rewriter, public)
+    return json.loads(body if out is None else out)
 
 
 def installed_add_on(base: str = V1) -> dict[str, Any]:
