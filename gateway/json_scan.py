@@ -21,6 +21,7 @@ string positions are byte positions); subtrees that cannot hold a field are skip
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +72,6 @@ def _refuse(text: str) -> Any:
 
 # Numbers stay text (no precision limit, no int digit limit); NaN and Infinity are refused.
 _DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_refuse)
-_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _WS = re.compile(r"[ \t\n\r]*")
 _ws = _WS.match
@@ -121,6 +121,9 @@ class _Walker:
     def __init__(self, text: str) -> None:
         self.text = text
         self.result = Scan()
+        self.scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+            _DECODER  # type: ignore[arg-type]  # typeshed types the C class, not the factory
+        )
 
     def object(self, at: int, on_member: Callable[[str, Span, int], int]) -> int:
         """Walk the object at ``at`` (its "{"), calling ``on_member`` for each member's
@@ -164,7 +167,7 @@ class _Walker:
         if char == '"':
             return self.string(at)
         try:
-            return _scan_once(self.text, at)[1]
+            return self.scan_once(self.text, at)[1]
         except RecursionError:
             return self.skip_deep(at)
 
@@ -187,7 +190,7 @@ class _Walker:
             elif char == '"':
                 at = self.string(at)
             else:
-                at = _scan_once(text, at)[1]  # a number or a literal: no nesting
+                at = self.scan_once(text, at)[1]  # a number or a literal: no nesting
             while True:  # after a value: close containers, or go on to the next value
                 if not closers:
                     return at

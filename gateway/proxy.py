@@ -4,6 +4,7 @@ response, add headers, record metrics and the access line."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -13,15 +14,15 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway import headers, metrics, request_rewrite, response_rewrite, upstream
+from gateway import headers, metrics, request_rewrite, response_body, upstream
 from gateway.access_log import AccessLog
 from gateway.config import GatewayConfig
 from gateway.consumers import ConsumerLabels
 from gateway.deprecation import DeprecationHeaders, DeprecationPolicy, successor_url
-from gateway.errors import Brownout, GatewayError, RequestTooLarge, UpstreamBadResponse
+from gateway.errors import Brownout, GatewayError, RequestTooLarge
+from gateway.link_map import LinkRewriter
 from gateway.models import RouteMatch
 from gateway.public_url import public_base
-from gateway.response_rewrite import LinkRewriter
 from gateway.routing import Router
 from gateway.rules import Rule, RuleSet
 
@@ -183,29 +184,27 @@ async def handle(
         )
         incoming = await upstream.forward(session, outgoing, pipeline.limits)
         upstream_status, upstream_seconds = incoming.status, incoming.seconds
-        try:
-            new_body = response_rewrite.rewrite_body(
-                incoming.body,
-                incoming.headers.get("Content-Type", ""),
-                pipeline.rewriters[rule.name],
-                pipeline.public_base(request),
-            )
-        except UpstreamBadResponse as exc:
-            exc.kind = exc.kind or "invalid_json"  # counted like every other upstream fault
-            raise
-        if new_body is None and deprecated and incoming.status >= 400:
-            new_body = response_rewrite.rewrite_error_message(
-                incoming.body,
-                incoming.headers.get("Content-Type", ""),
-                pipeline.rewriters[rule.name],
-            )
-        response_headers = headers.inbound(incoming.headers, body_rewritten=new_body is not None)
+        prepare = functools.partial(
+            response_body.prepare,
+            incoming,
+            pipeline.rewriters[rule.name],
+            pipeline.public_base(request),
+            deprecated,
+            pipeline.limits.max_response_size,
+        )
+        if response_body.off_loop(incoming):  # a large body: rewritten in a worker thread
+            out = await asyncio.get_running_loop().run_in_executor(None, prepare)
+        else:
+            out = prepare()
+        response_headers = headers.inbound(
+            incoming.headers, body_rewritten=out.changed, encoded=out.encoded
+        )
         _add_deprecation(pipeline, match, response_headers)
         status = incoming.status
         return web.Response(
             status=incoming.status,
             headers=response_headers,
-            body=incoming.body if new_body is None else new_body,
+            body=out.body,
         )
     except GatewayError as exc:
         status = exc.status

@@ -73,7 +73,7 @@ def rewrite_body(
                 return None
             raise _invalid(exc) from exc
         if result is None or result.__class__ is bytes:
-            return result  # type: ignore[return-value]
+            return result
         if result == NOT_OBJECT or not rewriter.may_hold_upstream_urls(body):
             return None
         assert result == NEEDS_PYTHON

@@ -7,6 +7,8 @@ all (the connection could not be made, or closed before a status line arrived) i
 more while the deadline allows; nothing else is retried (a POST may have created a resource,
 a DELETE may have deleted one). aiohttp's own silent retry of idempotent methods (DELETE
 included) is switched off where the session is made, so this module's rule is the only one.
+The body is returned as sent, in its content coding (``gateway.content_coding`` decodes it,
+or passes an unknown coding on untouched).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ async def _send_once(
             data=request.body or None,
             allow_redirects=False,
             timeout=timeout,
+            auto_decompress=False,  # decoded, or not, by gateway.content_coding
         )
     except aiohttp.ClientConnectorError as exc:
         raise _NoAnswer(_connect_error(exc)) from exc
@@ -129,8 +132,7 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _too_large(cap)
-    if declared is not None and "Content-Encoding" not in response.headers:
-        # Framed by a length within the cap and not decompressed: one read, no chunk loop.
+    if declared is not None:  # framed by a length within the cap: one read, no chunk loop
         return await response.read()
     chunks: list[bytes] = []
     size = 0
