@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -165,6 +166,11 @@ class LinkRewriter:
     # Parse-and-prove's byte substitutions (see Substitutions), None where they cannot be
     # exact: rules that are not a prefix swap, or one prefix nested in another.
     substitutions: Substitutions | None = None
+    # Held by a large rewrite (response_body): one at a time, so that the event loop competes
+    # with one worker for the GIL (pure Python) or for a core (compiled) at most.
+    large_body_lock: threading.Lock = field(
+        default_factory=threading.Lock, compare=False, repr=False
+    )
 
     @classmethod
     def build(

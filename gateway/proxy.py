@@ -192,7 +192,7 @@ async def handle(
             deprecated,
             pipeline.limits.max_response_size,
         )
-        if response_body.off_loop(incoming):  # a large body: rewritten in a worker thread
+        if response_body.off_loop(incoming, pipeline.rewriters[rule.name]):  # in a worker thread
             out = await asyncio.get_running_loop().run_in_executor(None, prepare)
         else:
             out = prepare()
@@ -204,7 +204,7 @@ async def handle(
         return web.Response(
             status=incoming.status,
             headers=response_headers,
-            body=out.body,
+            body=response_body.sendable(out.body),
         )
     except GatewayError as exc:
         status = exc.status

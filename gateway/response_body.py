@@ -1,22 +1,24 @@
 """The response body step: decode the content coding, rewrite the URLs or the error message
 (pure; no I/O). Large bodies are meant to run off the event loop (``off_loop``).
 
-Measured here (benchmarks/README.md, "Large bodies"): the compiled rewrite costs about 1 ms
-per MB and releases the GIL; the pure-Python paths cost 5-50 ms per MB. Handing a body to a
-worker thread and back costs about 60 us. Above ``OFF_LOOP_ABOVE`` the hand-over is noise next
-to the rewrite, and below it no rewrite blocks the loop for more than about a millisecond with
-the accelerator (5 ms without).
+Measured (benchmarks/README.md, "Large bodies"): handing work to a worker thread and back
+costs about 30 us; the compiled rewrite costs about 1 ms per MB and releases the GIL, the
+pure-Python one 8-11 ms per MB (parse-and-prove) and about 60 ms per MB (the exact scan,
+taken above 2 MB). The thresholds put the cut where a rewrite would hold the event loop for
+about a millisecond: there the hand-over costs a few per cent of the work it moves away.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from gateway import content_coding, response_rewrite
 from gateway.link_map import LinkRewriter
 from gateway.models import UpstreamResponse
 
-OFF_LOOP_ABOVE = 1024 * 1024  # bytes of (decoded) body
+OFF_LOOP_ABOVE = 1024 * 1024  # bytes of (decoded) body, with the compiled accelerator
+OFF_LOOP_ABOVE_PURE = 128 * 1024  # without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +30,23 @@ class OutgoingBody:
     encoded: bool  # still in the upstream's Content-Encoding (passed on with its header)
 
 
-def off_loop(incoming: UpstreamResponse) -> bool:
+def off_loop(incoming: UpstreamResponse, rewriter: LinkRewriter) -> bool:
     """Whether ``prepare`` is worth a worker thread for this response."""
     body = incoming.body
-    if len(body) > OFF_LOOP_ABOVE:
-        return True
-    name = content_coding.coding(incoming.headers.getall("Content-Encoding", ()))
-    if not name:  # identity (small), or passed through untouched
+    limit = OFF_LOOP_ABOVE if rewriter.compiled is not None else OFF_LOOP_ABOVE_PURE
+    if len(body) <= limit // 64:  # small even if coded (JSON compresses 5-15 times)
         return False
-    return content_coding.expected_size(body, name) > OFF_LOOP_ABOVE
+    name = content_coding.coding(incoming.headers.getall("Content-Encoding", ()))
+    if name is None:  # passed through untouched
+        return False
+    return content_coding.expected_size(body, name) > limit
+
+
+def sendable(body: bytes) -> bytes | io.BytesIO:
+    """``body`` as the response body: a large one wrapped so that aiohttp writes it in 64 KB
+    pieces (``BytesIOPayload``, which shares the bytes) instead of one write that asyncio's
+    transport would copy whole, holding the event loop for milliseconds per MB."""
+    return io.BytesIO(body) if len(body) > OFF_LOOP_ABOVE else body
 
 
 def prepare(
@@ -55,6 +65,20 @@ def prepare(
     name = content_coding.coding(incoming.headers.getall("Content-Encoding", ()))
     if name is None:
         return OutgoingBody(incoming.body, changed=False, encoded=True)
+    if len(incoming.body) > OFF_LOOP_ABOVE_PURE:
+        with rewriter.large_body_lock:
+            return _decode_and_rewrite(incoming, name, rewriter, public_base, deprecated, max_size)
+    return _decode_and_rewrite(incoming, name, rewriter, public_base, deprecated, max_size)
+
+
+def _decode_and_rewrite(
+    incoming: UpstreamResponse,
+    name: str,
+    rewriter: LinkRewriter,
+    public_base: str,
+    deprecated: bool,
+    max_size: int,
+) -> OutgoingBody:
     body = content_coding.decode(incoming.body, name, max_size)
     content_type = incoming.headers.get("Content-Type", "")
     new = response_rewrite.rewrite_body(body, content_type, rewriter, public_base)

@@ -13,6 +13,7 @@ or passes an unknown coding on untouched).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.models import UpstreamRequest, UpstreamResponse
+
+
+JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +136,19 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _too_large(cap)
-    if declared is not None:  # framed by a length within the cap: one read, no chunk loop
-        return await response.read()
+    if declared is not None and declared <= JOIN_ON_LOOP_MAX:
+        return await response.read()  # framed by a small length: one read, no chunk loop
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > cap:
             raise _too_large(cap)
         chunks.append(chunk)
-    return b"".join(chunks)
+    if size <= JOIN_ON_LOOP_MAX:
+        return b"".join(chunks)
+    # Copying megabytes costs the event loop milliseconds each: a worker thread does it.
+    return await asyncio.get_running_loop().run_in_executor(None, b"".join, chunks)
 
 
 def _too_large(cap: int) -> UpstreamResponseTooLarge:

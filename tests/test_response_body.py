@@ -10,7 +10,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.link_map import LinkRewriter
 from gateway.models import UpstreamResponse
-from gateway.response_body import OFF_LOOP_ABOVE, off_loop, prepare
+from gateway.response_body import OFF_LOOP_ABOVE, OFF_LOOP_ABOVE_PURE, off_loop, prepare
 from gateway.rules import load_rules
 
 pytestmark = pytest.mark.usefixtures("rewrite_path")
@@ -66,14 +66,18 @@ def test_a_deprecated_routes_error_message_names_the_legacy_path() -> None:
 
 
 def test_off_loop() -> None:
-    small, large = b"{}", b" " * (OFF_LOOP_ABOVE + 1)
-    assert not off_loop(response(small, JSON))
-    assert off_loop(response(large, JSON))
-    zipped = gzip.compress(large)  # small on the wire, large once decoded
-    assert len(zipped) < OFF_LOOP_ABOVE
-    assert off_loop(response(zipped, ("Content-Encoding", "gzip")))
-    assert not off_loop(response(zipped, ("Content-Encoding", "xyz")))  # not decoded here
-    assert not off_loop(response(gzip.compress(small), ("Content-Encoding", "gzip")))
+    rewrite = rewriter()
+    limit = OFF_LOOP_ABOVE if rewrite.compiled is not None else OFF_LOOP_ABOVE_PURE
+    small, large = b"{}", b" " * (limit + 1)
+    assert not off_loop(response(small, JSON), rewrite)
+    assert not off_loop(response(large[:limit], JSON), rewrite)
+    assert off_loop(response(large, JSON), rewrite)
+    assert not off_loop(response(gzip.compress(small), ("Content-Encoding", "gzip")), rewrite)
+    numbers = b",".join(b"%d" % n for n in range(400_000))  # 2.6 MB, a fifth of that zipped
+    zipped = gzip.compress(numbers)
+    assert len(zipped) > limit // 64 and len(numbers) > limit
+    assert off_loop(response(zipped, ("Content-Encoding", "gzip")), rewrite)
+    assert not off_loop(response(zipped, ("Content-Encoding", "xyz")), rewrite)  # not decoded
 
 
 def test_a_decoded_body_over_the_cap_is_refused() -> None:
