@@ -29,7 +29,6 @@ from gateway.errors import (
 )
 from gateway.models import UpstreamRequest, UpstreamResponse
 
-
 JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
 
 
