@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway import link_map
 from gateway.config import load_config
+from gateway.link_map import LinkRewriter
 from gateway.proxy import Pipeline
-from gateway.response_rewrite import LinkRewriter
 from gateway.routing import Router
 from gateway.rules import load_rules
 
@@ -147,6 +148,21 @@ def list_rewriter(pipeline: Pipeline) -> LinkRewriter:
 @pytest.fixture(scope="session")
 def single_rewriter(pipeline: Pipeline) -> LinkRewriter:
     return pipeline.rewriters[SINGLE_RULE]
+
+
+# The ways response_rewrite.rewrite_body can take (see its docstring): the compiled
+# accelerator, pure-Python parse-and-prove, and the exact scan (json_scan) alone.
+REWRITE_PATHS = ["compiled", "parse-and-prove", "exact"]
+
+
+def path_rewriter(pipeline: Pipeline, rule: str, path: str) -> LinkRewriter:
+    """The pipeline's rewriter for ``rule``, rebuilt to take ``path``."""
+    built = pipeline.rewriters[rule]
+    if path == "compiled":
+        if link_map.ACCELERATOR is None:
+            pytest.skip("the C accelerator is not built")
+        return built
+    return LinkRewriter.build(built.prefixes, built.path_map.rules, accelerate=False)
 
 
 @pytest.fixture(scope="session")

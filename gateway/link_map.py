@@ -234,56 +234,80 @@ _ASCII_ESCAPE = re.compile(rb"\\u00[2-7][0-9A-Fa-f]")
 
 
 @dataclass(frozen=True, slots=True)
-class Substitutions:
-    """Parse-and-prove's rewrite: once every string that starts with an upstream prefix is
-    known to be a URL field, the prefixes are replaced in the bytes, by C-level regexes.
+class PrefixSubstitutions:
+    """One prefix's regexes (each starts with a literal, which the regex engine searches for
+    fast): ``legacy`` maps a swappable deprecated path (its ``/v1`` becomes ``/marketplace``),
+    ``plain`` any other URL with a path, ``bare`` the origin alone or followed by ``?``."""
 
-    ``legacy`` maps a swappable deprecated path (its ``/v1`` becomes ``/marketplace``),
-    ``plain`` any other URL with a path, ``bare`` an origin alone or followed by ``?``
-    (``<gateway>/``). They assume URL strings without escapes, which ``unescaped`` checks.
-    """
-
-    quoted: tuple[bytes, ...]  # '"' + prefix
+    quoted: bytes  # '"' + prefix
+    slashed: bytes  # '"' + prefix + "/"
     legacy: re.Pattern[bytes] | None
-    swap_source: bytes
     plain: re.Pattern[bytes]
     bare: re.Pattern[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Substitutions:
+    """Parse-and-prove's rewrite: once every string that starts with an upstream prefix is
+    known to be a URL field, the prefixes are replaced in the bytes by C-level regexes. They
+    assume URL strings without escapes, which ``unescaped`` checks."""
+
+    prefixes: tuple[PrefixSubstitutions, ...]
+    swap_source: bytes
     clean: re.Pattern[bytes]  # a whole URL string without any escape
     flexible: re.Pattern[bytes]  # a string starting with a prefix in any escaped spelling
 
     @classmethod
     def build(cls, prefixes: tuple[bytes, ...], path_map: PathMap) -> Substitutions:
-        origin = b"(?:" + b"|".join(re.escape(p) for p in prefixes) + b")"
-        legacy, source = None, b""
+        lookahead, source = None, b""
         if path_map.swap is not None:
             target, source_text = path_map.swap
             source = source_text.encode()
-            tails = path_map.tails_regex().encode()
-            lookahead = b"(?=" + tails + b'[?"])'
-            legacy = re.compile(b'"' + origin + re.escape(target.encode()) + lookahead)
+            lookahead = re.escape(target.encode()) + b"(?=" + path_map.tails_regex().encode()
+            lookahead += b'[?"])'
+        subs = []
+        for prefix in prefixes:
+            quoted = b'"' + re.escape(prefix)
+            subs.append(
+                PrefixSubstitutions(
+                    b'"' + prefix,
+                    b'"' + prefix + b"/",
+                    None if lookahead is None else re.compile(quoted + lookahead),
+                    re.compile(quoted + b"(?=/)"),
+                    re.compile(quoted + b'(?=[?"])'),
+                )
+            )
+        origin = b"(?:" + b"|".join(re.escape(p) for p in prefixes) + b")"
         return cls(
-            tuple(b'"' + p for p in prefixes),
-            legacy,
+            tuple(subs),
             source,
-            re.compile(b'"' + origin + b"(?=/)"),
-            re.compile(b'"' + origin + b'(?=[?"])'),
             re.compile(b'"' + origin + rb'[^"\\]*"'),
             re.compile(b'"(?:' + b"|".join(_flexible(p) for p in prefixes) + b")"),
         )
 
+    def count(self, body: bytes) -> list[int]:
+        """How many strings start with each prefix (exactly, given ``unescaped``)."""
+        return [body.count(subs.quoted) for subs in self.prefixes]
+
     def unescaped(self, body: bytes, found: int) -> bool:
         """For a body with backslashes: do the ``found`` strings starting with a prefix
         start with it literally, hold no escape, and open with a real (unescaped) quote?"""
-        if any(b"\\" + quoted in body for quoted in self.quoted):
+        if any(b"\\" + subs.quoted in body for subs in self.prefixes):
             return False
         return len(self.clean.findall(body)) == found == len(self.flexible.findall(body))
 
-    def apply(self, body: bytes, public: bytes) -> bytes:
+    def apply(self, body: bytes, public: bytes, counts: list[int]) -> bytes:
         template = b'"' + public.replace(b"\\", b"\\\\")
-        if self.legacy is not None:
-            body = self.legacy.sub(template + self.swap_source, body)
-        body = self.plain.sub(template, body)
-        return self.bare.sub(template + b"/", body)
+        for subs, count in zip(self.prefixes, counts, strict=True):
+            if not count:
+                continue
+            slashed = body.count(subs.slashed)
+            if subs.legacy is not None:
+                body = subs.legacy.sub(template + self.swap_source, body)
+            body = subs.plain.sub(template, body)
+            if slashed != count:  # a bare origin, an origin and a query, or a lookalike
+                body = subs.bare.sub(template + b"/", body)
+        return body
 
 
 def _flexible(prefix: bytes) -> bytes:

@@ -113,16 +113,15 @@ def _parse_and_prove(body: bytes, rewriter: LinkRewriter, public: bytes) -> byte
     for value in _field_values(data):
         if value.__class__ is str and value.startswith(prefixes):
             expected += 1
-    found = 0
-    for quoted in subs.quoted:
-        found += body.count(quoted)
+    counts = subs.count(body)
+    found = sum(counts)
     if found != expected:
         return _UNPROVEN  # some upstream URL is not a URL field (or a field occurs twice)
     if b"\\" in body and not subs.unescaped(body, found):
         return _UNPROVEN  # an escape may hide a URL from the count, or be part of one
     if found == 0:
         return None
-    out = subs.apply(body, public)
+    out = subs.apply(body, public, counts)
     return None if out == body else out  # only lookalikes ("https://api.twilio.com.evil")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,14 +141,46 @@ def test_ci_runs_the_compiled_path_too() -> None:
     assert link_map.ACCELERATOR is not None, "gateway/_rewrite_accel.c was not built"
 
 
-def test_without_a_compiler_the_build_skips_the_extension(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_without_a_compiler_the_wheel_builds_installs_and_runs_in_pure_python(
+    tmp_path: Path,
+) -> None:
     env = {**os.environ, "CC": "false", "LDSHARED": "false"}
     env.pop(link_map.NO_EXTENSIONS_ENV, None)
-    result = subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
-         "--build-temp", str(tmp_path / "tmp")],
-        cwd=PROJECT, env=env, capture_output=True, text=True, check=False, timeout=120,
+    out, site = tmp_path / "dist", tmp_path / "site"
+
+    def pip(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", *args],
+            env=env, capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    source = tmp_path / "src"  # a copy: no build/ left in the checkout, no in-place build used
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "build")
+    for name in ("gateway", "rewrite_rules"):
+        shutil.copytree(PROJECT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(PROJECT / name, source / name)
+    built = pip("wheel", str(source), "--no-deps", "-v", "-w", str(out))
+    assert "the optional C accelerator was not built" in built
+    (wheel,) = out.glob("*.whl")
+    pip("install", "--no-deps", "-q", "--target", str(site), str(wheel))
+    assert [p.name for p in site.rglob("_rewrite_accel*")] == ["_rewrite_accel.pyi"]
+    doc = b'{"url":"https://marketplace.twilio.com/v1/X","n":1.50}'
+    code = (  # without the editable install's finder, which would find the checkout's build
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+        "import gateway, gateway.link_map as m, gateway.response_rewrite as r;"
+        "w = m.LinkRewriter.build(('https://marketplace.twilio.com',), []);"
+        f"print(gateway.__file__, m.ACCELERATOR, r.rewrite_body({doc!r}, 'application/json', w,"
+        " 'https://gw'))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "the optional C accelerator was not built" in result.stderr
-    assert list((tmp_path).rglob("*.so")) == []
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(str(site))
+    expected = doc.replace(b"https://marketplace.twilio.com", b"https://gw")
+    assert run.stdout.split(" ", 2)[1:] == ["None", f"{expected!r}\n"]
