@@ -159,9 +159,6 @@ class LinkRewriter:
     # unless the body escapes an ASCII character as \u00XX (see may_hold_upstream_urls).
     markers: tuple[bytes, ...] = ()
     prefix_bytes: tuple[bytes, ...] = ()  # the prefixes as bytes, longest first
-    # The prefixes no other prefix is a prefix of: counting their occurrences counts every
-    # string that starts with any prefix exactly once.
-    minimal_prefixes: tuple[bytes, ...] = ()
     compiled: Any = None  # the accelerator's Rewriter for this configuration
     # Parse-and-prove's byte substitutions (see Substitutions), None where they cannot be
     # exact: rules that are not a prefix swap, or one prefix nested in another.
@@ -186,9 +183,7 @@ class LinkRewriter:
                 raise ValueError(f"not usable as an upstream URL prefix: {prefix!r}")
         ordered = tuple(sorted(set(prefixes), key=len, reverse=True))
         as_bytes = tuple(p.encode() for p in ordered)
-        minimal = tuple(
-            p for p in as_bytes if not any(q != p and p.startswith(q) for q in as_bytes)
-        )
+        nested = any(q != p and p.startswith(q) for p in as_bytes for q in as_bytes)
         # The longest run without "/" of each prefix: an upstream URL holds it literally
         # unless one of its characters is \u-escaped ("/" may also be written "\/").
         markers = tuple(sorted({max(p.split(b"/"), key=len) for p in as_bytes}))
@@ -202,10 +197,9 @@ class LinkRewriter:
         if module is not None and exact_swap:
             target, source = swap if swap is not None else (None, None)
             compiled = module.Rewriter(as_bytes, target, source, path_map.templates())
-        subs = None
-        if exact_swap and minimal == as_bytes:
-            subs = Substitutions.build(as_bytes, path_map)
-        return cls(ordered, path_map, markers, as_bytes, minimal, compiled, subs)
+        # Parse-and-prove counts strings per prefix: exact only when no prefix holds another.
+        subs = Substitutions.build(as_bytes, path_map) if exact_swap and not nested else None
+        return cls(ordered, path_map, markers, as_bytes, compiled, subs)
 
     def may_hold_upstream_urls(self, body: bytes) -> bool:
         """False only when no JSON string in ``body`` can start with an upstream prefix."""
