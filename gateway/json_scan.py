@@ -15,14 +15,19 @@ Nothing deeper, and nothing in any other member, is a field.
 
 Structure is read with the standard library's C scanner over a Latin-1 view of the bytes (so
 string positions are byte positions); subtrees that cannot hold a field are skipped with its
-``scan_once``, with hooks that keep numbers as text.
+``scan_once``, with hooks that keep numbers as text. A large body is scanned in a worker thread
+(response_body), so the scan hands the GIL over now and then (``YIELD_EVERY`` records, UTF-8
+checked a megabyte at a time): the event loop thread then waits about a millisecond for it,
+not a switch interval (5 ms) each time it comes back from a system call.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.scanner
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +78,8 @@ def _refuse(text: str) -> Any:
 # Numbers stay text (no precision limit, no int digit limit); NaN and Infinity are refused.
 _DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=_refuse)
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+YIELD_EVERY = 64  # records between two voluntary hand-overs of the GIL
+_UTF8_SLICE = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
 _ws = _WS.match
 
@@ -80,10 +87,7 @@ _ws = _WS.match
 def scan(body: bytes) -> Scan | None:
     """The URL fields and top-level members of ``body``; ``None`` when it is valid JSON but
     not an object. Raises :class:`InvalidJson` otherwise."""
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidJson(f"not UTF-8 at byte {exc.start}") from exc
+    _check_utf8(body)
     text = body.decode("latin-1")
     start = 3 if body.startswith(BOM) else 0
     walker = _Walker(text)
@@ -101,6 +105,20 @@ def scan(body: bytes) -> Scan | None:
     if end != len(text):
         raise InvalidJson(f"extra data at byte {end}")
     return result
+
+
+def _check_utf8(body: bytes) -> None:
+    """Strict UTF-8 (no encoded surrogates), checked a slice at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for start in range(0, len(body), _UTF8_SLICE):
+            decoder.decode(view[start : start + _UTF8_SLICE], final=False)
+            if len(body) > _UTF8_SLICE:
+                time.sleep(0)  # let another thread have the GIL
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise InvalidJson("not UTF-8") from exc
 
 
 def _end_of_ws(text: str, at: int) -> int:
@@ -121,6 +139,7 @@ class _Walker:
     def __init__(self, text: str) -> None:
         self.text = text
         self.result = Scan()
+        self.records = 0
         self.scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
             _DECODER  # type: ignore[arg-type]  # typeshed types the C class, not the factory
         )
@@ -255,6 +274,9 @@ class _Walker:
         return end
 
     def record_or_other(self, at: int) -> int:
+        self.records += 1
+        if self.records % YIELD_EVERY == 0:
+            time.sleep(0)  # let another thread have the GIL (see the module docstring)
         if self.text[at : at + 1] == "{":
             return self.object(at, self.record_member)
         return self.skip(at)
