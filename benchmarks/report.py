@@ -238,7 +238,7 @@ def memory(runs: dict[tuple[str, str, str], list[dict[str, str]]]) -> list[Table
             "RSS @mark MB",
             "RSS end MB",
             "growth MB",
-            "verdict (end <= 80, growth <= 5)",
+            f"verdict (end <= {MAX_RSS_MB:g}, growth <= {MAX_GROWTH_MB:g})",
         ),
     )
     for (section, _target, req_path), got in runs.items():
