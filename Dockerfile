@@ -1,8 +1,11 @@
 # marketplace-gateway: the gateway as a container. Build: docker build -t marketplace-gateway .
 # Run:   docker run -p 8080:8080 marketplace-gateway serve --listen 0.0.0.0:8080
-FROM python:3.11-slim AS build
+# The build stage has a C compiler (the full python image), so the wheel carries the optional
+# rewrite accelerator; without one (e.g. python:3.11-slim here) it builds in pure Python. The
+# final stage installs the wheel and has no compiler.
+FROM python:3.11 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY gateway ./gateway
 COPY rewrite_rules ./rewrite_rules
 COPY specs ./specs

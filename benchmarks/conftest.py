@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway import link_map
 from gateway.config import load_config
+from gateway.link_map import LinkRewriter
 from gateway.proxy import Pipeline
-from gateway.response_rewrite import LinkRewriter
 from gateway.routes import Route, routes_of
 from gateway.routing import Router
 from gateway.rules import load_rules
@@ -142,12 +143,27 @@ def pipeline() -> Pipeline:
 
 @pytest.fixture(scope="session")
 def list_rewriter(pipeline: Pipeline) -> LinkRewriter:
-    return _route(pipeline, LIST_RULE).rewriter
+    return route_named(pipeline, LIST_RULE).rewriter
 
 
 @pytest.fixture(scope="session")
 def single_rewriter(pipeline: Pipeline) -> LinkRewriter:
-    return _route(pipeline, SINGLE_RULE).rewriter
+    return route_named(pipeline, SINGLE_RULE).rewriter
+
+
+# The ways response_rewrite.rewrite_body can take (see its docstring): the compiled
+# accelerator, pure-Python parse-and-prove, and the exact scan (json_scan) alone.
+REWRITE_PATHS = ["compiled", "parse-and-prove", "exact"]
+
+
+def path_rewriter(pipeline: Pipeline, rule: str, path: str) -> LinkRewriter:
+    """The pipeline's rewriter for ``rule``, rebuilt to take ``path``."""
+    built = route_named(pipeline, rule).rewriter
+    if path == "compiled":
+        if link_map.ACCELERATOR is None:
+            pytest.skip("the C accelerator is not built")
+        return built
+    return LinkRewriter.build(built.prefixes, built.path_map.rules, accelerate=False)
 
 
 @pytest.fixture(scope="session")
@@ -155,5 +171,5 @@ def router(pipeline: Pipeline) -> Router[Route]:
     return pipeline.router
 
 
-def _route(pipeline: Pipeline, name: str) -> Route:
+def route_named(pipeline: Pipeline, name: str) -> Route:
     return {route.name: route for route in routes_of(pipeline.router)}[name]

@@ -7,7 +7,8 @@
 #   list, single  throughput on that path: direct upstream, nginx-1w, yardstick, gateway,
 #                 alternating round by round (ROUNDS x DURATION each), RSS after each run
 #   throughput    list + single
-#   latency       CONNS=1 on list and single: gateway vs direct upstream (p50/p99 added)
+#   latency       CONNS=1 on list and single: direct upstream, yardstick and gateway (the
+#                 added p50 of each, and the gateway's over the yardstick's)
 #   memory        a fresh gateway, MEM_REQUESTS (100,000) list requests at -c32; RSS at
 #                 start, after MEM_MARK (20,000) and at the end; growth MEM_MARK -> end
 #   all           throughput latency memory (the default)
@@ -25,6 +26,7 @@
 #                  QUICK=1 -> ROUNDS=1 DURATION=3s WARMUP=1s MEM_REQUESTS=20000 MEM_MARK=4000
 #                  MEM_REQUESTS=100000 MEM_MARK=20000 MEM_PATH=list MEM_MAX_TIME=300
 #                  GW_PORT=18093 GW_CPUS=$SUT_CPUS(0) GW_ARGS= (extra serve flags: --workers 2)
+#                  UPSTREAM_PORT=18081 PEER_PORT=18082 YARD_PORT=18090 (to move the references)
 #                  GW_EXPECT_BASE= (public base the gateway writes, when not http://127.0.0.1:GW_PORT)
 #                  PROFILE_SECONDS=10 PROFILE_PATH=list
 #                  BENCH_STATE=/tmp/marketplace-bench  plus what ../shared/bench/run.sh reads
@@ -49,8 +51,8 @@ MEM_MAX_TIME="${MEM_MAX_TIME:-300}"
 PROFILE_SECONDS="${PROFILE_SECONDS:-10}"
 PROFILE_PATH="${PROFILE_PATH:-list}"
 export UPSTREAM_PORT="${UPSTREAM_PORT:-18081}"
-PEER_PORT="${PEER_PORT:-18082}"
-YARD_PORT="${YARD_PORT:-18090}"
+export PEER_PORT="${PEER_PORT:-18082}"
+export YARD_PORT="${YARD_PORT:-18090}"
 GW_PORT="${GW_PORT:-18093}"
 SUT_CPUS="${SUT_CPUS:-0}"
 LOAD_CPUS="${LOAD_CPUS:-1}"
@@ -258,10 +260,11 @@ if (( ${#paths[@]} )); then
   done
 fi
 
-# ---- latency at one connection: gateway vs direct upstream
+# ---- latency at one connection: direct upstream, yardstick, gateway
 if want latency; then
+  start_server yard
   [[ -n "$GW_PID" ]] || start_gateway
-  jobs=(direct:list gateway:list direct:single gateway:single)
+  jobs=(direct:list yardstick:list gateway:list direct:single yardstick:single gateway:single)
   log "latency: CONNS=1, $ROUNDS round(s) x ${#jobs[@]} runs of $LAT_DURATION"
   for (( r = 0; r < ROUNDS; r++ )); do
     for (( k = 0; k < ${#jobs[@]}; k++ )); do

@@ -1,7 +1,8 @@
 """Header filtering in both directions (pure; no I/O).
 
 Hop-by-hop headers (RFC 9110 section 7.6.1) and every header named in ``Connection`` are
-dropped both ways. Upstream framing headers are dropped because the body is re-framed here.
+dropped both ways. Upstream framing headers are dropped because the body is re-framed here;
+``Content-Encoding`` too, unless the body is passed on still in that coding.
 An upstream ``Location`` or ``Content-Location`` naming the upstream is mapped back to the
 gateway, as the URLs in a body are (nginx's ``proxy_redirect default``); any other is kept.
 """
@@ -40,7 +41,8 @@ _NOT_FORWARDED: frozenset[str] = HOP_BY_HOP | {
 }
 
 # Response headers that describe the upstream's framing or encoding of the body.
-_FRAMING: frozenset[str] = HOP_BY_HOP | {"content-length", "content-encoding"}
+_FRAMING: frozenset[str] = HOP_BY_HOP | {"content-length"}
+_CODED: frozenset[str] = _FRAMING | {"content-encoding"}
 
 # Response headers that describe the exact bytes of the body; stale once it is rewritten.
 _BODY_DIGESTS: frozenset[str] = frozenset(
@@ -105,10 +107,19 @@ def outbound(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[s
 
 
 def inbound(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], *, body_rewritten: bool
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    *,
+    body_rewritten: bool,
+    encoded: bool = False,
 ) -> CIMultiDict[str]:
-    """Upstream response headers as sent to the client (before the gateway's own)."""
-    drop = _FRAMING | _BODY_DIGESTS if body_rewritten else _FRAMING
+    """Upstream response headers as sent to the client (before the gateway's own).
+
+    ``body_rewritten``: the body differs from the upstream's bytes (its digests are stale);
+    ``encoded``: it is still in the upstream's ``Content-Encoding``, which is kept.
+    """
+    drop = _FRAMING if encoded else _CODED
+    if body_rewritten:
+        drop = drop | _BODY_DIGESTS
     out = _copy_except(headers, drop)
     out.add("Via", VIA)
     return out

@@ -36,7 +36,8 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
-    """What came back: status, headers, the (decompressed) body, and how long it took."""
+    """What came back: status, headers, the body as sent (still in its content coding), and
+    how long it took."""
 
     status: int
     headers: CIMultiDictProxy[str]

@@ -4,6 +4,7 @@ rewrite the response, add headers, record."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 from multidict import CIMultiDict
 
-from gateway import metrics, request_rewrite, response_rewrite, upstream
+from gateway import metrics, request_rewrite, response_body, upstream
 from gateway.access_log import AccessLog
 from gateway.brownout import refuses
 from gateway.config import GatewayConfig
@@ -178,7 +179,8 @@ async def _answer(
         )
         incoming = await upstream.forward(session, outgoing, pipeline.limits)
         exchange.upstream_status, exchange.upstream_seconds = incoming.status, incoming.seconds
-        return _respond(match, incoming, pipeline.public_base(request))
+        base = pipeline.public_base(request)
+        return await _respond(match, incoming, base, pipeline.limits.max_response_size)
     except GatewayError as error:
         exchange.failure, exchange.brownout = error.kind, isinstance(error, Brownout)
         headers: CIMultiDict[str] = CIMultiDict()
@@ -193,21 +195,29 @@ async def _answer(
         hold.release()
 
 
-def _respond(match: RouteMatch[Route], incoming: UpstreamResponse, base: str) -> web.Response:
-    """The client's response: the upstream's, with URLs, headers and deprecation rewritten."""
+async def _respond(
+    match: RouteMatch[Route], incoming: UpstreamResponse, base: str, max_size: int
+) -> web.Response:
+    """The client's response: the upstream's, with URLs, headers and deprecation rewritten.
+
+    The body step (decode the content coding, rewrite) runs in a worker thread for a large
+    body, so that one 15 MB answer does not hold every other request back."""
     route = match.route
-    content_type = incoming.headers.get("Content-Type", "")
-    body = response_rewrite.rewrite_body(incoming.body, content_type, route.rewriter, base)
-    if body is None and route.deprecated and incoming.status >= 400:
-        body = response_rewrite.rewrite_error_message(incoming.body, content_type, route.rewriter)
-    headers = inbound(incoming.headers, body_rewritten=body is not None)
+    prepare = functools.partial(
+        response_body.prepare, incoming, route.rewriter, base, route.deprecated, max_size
+    )
+    if response_body.off_loop(incoming, route.rewriter):
+        out = await asyncio.get_running_loop().run_in_executor(None, prepare)
+    else:
+        out = prepare()
+    headers = inbound(incoming.headers, body_rewritten=out.changed, encoded=out.encoded)
     map_locations(headers, lambda url: route.rewriter.url(url, base))
     route.add_deprecation(headers, match.params)
-    out = incoming.body if body is None else body
+    body = out.body
     return web.Response(
         status=incoming.status,
         headers=headers,
-        body=out if len(out) <= _SLICED_ABOVE else _SlicedBody(out),
+        body=body if len(body) <= _SLICED_ABOVE else _SlicedBody(body),
     )
 
 

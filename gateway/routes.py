@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 
 from gateway.config import GatewayConfig
 from gateway.deprecation import DeprecationHeaders, successor_url
+from gateway.link_map import LinkRewriter
 from gateway.metrics import RouteMetrics
-from gateway.response_rewrite import LinkRewriter
 from gateway.routing import Router
 from gateway.rules import Rule, RuleSet
 from gateway.upstreams import Upstream

@@ -7,10 +7,13 @@ all (the connection could not be made, or closed before a status line arrived) i
 more while the deadline allows; nothing else is retried (a POST may have created a resource,
 a DELETE may have deleted one). aiohttp's own silent retry of idempotent methods (DELETE
 included) is switched off where the session is made, so this module's rule is the only one.
+The body is returned as sent, in its content coding (``gateway.content_coding`` decodes it,
+or passes an unknown coding on untouched).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from gateway.errors import (
 from gateway.models import UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("gateway")
+JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,7 @@ async def _send_once(
             data=request.body or None,
             allow_redirects=False,
             timeout=timeout,
+            auto_decompress=False,  # decoded, or not, by gateway.content_coding
         )
     except aiohttp.ClientConnectorError as exc:
         raise _NoAnswer(_connect_error(exc)) from exc
@@ -145,28 +150,27 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _too_large(cap)
-    if declared is not None and "Content-Encoding" not in response.headers:
-        if declared < _LARGE:
-            # Framed by a length within the cap and not decompressed: one read, no chunk loop.
-            return await response.read()
+    if declared is not None:
+        if declared <= JOIN_ON_LOOP_MAX:
+            return await response.read()  # framed by a small length: one read, no chunk loop
         return await _read_into_one_block(response, declared)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > cap:
             raise _too_large(cap)
         chunks.append(chunk)
-    return b"".join(chunks)
+    if size <= JOIN_ON_LOOP_MAX:
+        return b"".join(chunks)
+    # Copying megabytes costs the event loop milliseconds each: a worker thread does it.
+    return await asyncio.get_running_loop().run_in_executor(None, b"".join, chunks)
 
 
-# From this size on, a declared body is copied chunk by chunk into one block as it arrives, so
+# Over JOIN_ON_LOOP_MAX, a declared body is copied chunk by chunk into one block as it arrives, so
 # that at most a few chunks are alive at once and the block is a mapping of its own (see
 # gateway.lifecycle), given back to the OS when freed; aiohttp's read() keeps every chunk until
 # it joins them, and a burst of large bodies then stays in the heap.
-_LARGE = 1024 * 1024
-
-
 async def _read_into_one_block(response: aiohttp.ClientResponse, declared: int) -> bytes:
     block = bytearray(declared)
     view = memoryview(block)
@@ -175,7 +179,9 @@ async def _read_into_one_block(response: aiohttp.ClientResponse, declared: int) 
         view[filled : filled + len(chunk)] = chunk  # aiohttp never reads past the length
         filled += len(chunk)
     view.release()
-    return bytes(block) if filled == declared else bytes(block[:filled])
+    whole = block if filled == declared else block[:filled]
+    # The final copy into bytes is megabytes: a worker thread does it, not the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, bytes, whole)
 
 
 def _too_large(cap: int) -> UpstreamResponseTooLarge:

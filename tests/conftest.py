@@ -16,6 +16,10 @@ from gateway.config import GatewayConfig, load_config
 from gateway.upstreams import NAMES as UPSTREAM_NAMES
 from tests.fake_upstream import FakeUpstream
 
+# The three ways gateway.response_rewrite reaches its answer; tests of the rewrite run on each
+# (usefixtures("rewrite_path")). "compiled" is skipped where the C accelerator is not built.
+REWRITE_PATHS = ["compiled", "parse-and-prove", "exact"]
+
 AUTH_HEADER = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
 
 
@@ -63,3 +67,20 @@ def gateway_client(
         return await aiohttp_client(create_app(make_config(upstream_url, **overrides)))
 
     return factory
+
+
+@pytest.fixture(params=REWRITE_PATHS)
+def rewrite_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Rewriters built while this is active take one path: the compiled accelerator,
+    pure-Python parse-and-prove (falling back to the exact scan), or the exact scan alone."""
+    from gateway import link_map, response_rewrite
+
+    path: str = request.param
+    if path == "compiled":
+        if link_map.ACCELERATOR is None:
+            pytest.skip(f"the C accelerator is not built (or {link_map.NO_EXTENSIONS_ENV} is set)")
+    else:
+        monkeypatch.setattr(link_map, "ACCELERATOR", None)
+    if path == "exact":
+        monkeypatch.setattr(response_rewrite, "PARSE_AND_PROVE_MAX", -1)
+    return path

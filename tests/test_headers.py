@@ -14,7 +14,7 @@ from gateway.headers import (
     outbound,
     refusal,
 )
-from gateway.response_rewrite import LinkRewriter
+from gateway.link_map import LinkRewriter
 from gateway.rules import load_rules
 
 AUTH = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="

@@ -17,11 +17,23 @@ PREVIEW_RULES = [r for r in RULES.rules if r.deprecated and r.upstream == "marke
 V1_ORIGIN = "https://marketplace.twilio.com"
 PUBLIC = "https://gw.example.com"
 
-# Deprecated (preview) routes: v1 paths map back to /marketplace paths.
-PREVIEW = LinkRewriter.build((V1_ORIGIN,), PREVIEW_RULES)
-# Pass-through v1 routes and the 2010 API: the path is kept, only the origin changes.
-PASS_V1 = LinkRewriter.build((V1_ORIGIN,), [])
-PASS_API = LinkRewriter.build(("https://api.twilio.com",), [])
+pytestmark = pytest.mark.usefixtures("rewrite_path")  # every test on each way to the answer
+
+
+def preview() -> LinkRewriter:
+    """Deprecated (preview) routes: v1 paths map back to /marketplace paths."""
+    return LinkRewriter.build((V1_ORIGIN,), PREVIEW_RULES)
+
+
+def pass_v1() -> LinkRewriter:
+    """Pass-through v1 routes: the path is kept, only the origin changes."""
+    return LinkRewriter.build((V1_ORIGIN,), [])
+
+
+def pass_api() -> LinkRewriter:
+    """The 2010 API, passed through."""
+    return LinkRewriter.build(("https://api.twilio.com",), [])
+
 
 XE = "XE" + "0123456789abcdef" * 2
 XB = "XB" + "00112233445566778899aabbccddeeff"
@@ -41,11 +53,11 @@ SCHEMA = {
 }
 
 
-def rewrite(document: Any, rewriter: LinkRewriter = PREVIEW, public: str = PUBLIC) -> Any:
-    """The rewritten document, decoded; fails if the body was left unchanged."""
-    out = rewrite_body(orjson.dumps(document), "application/json", rewriter, public)
-    assert out is not None
-    return json.loads(out)
+def rewrite(document: Any, rewriter: LinkRewriter | None = None, public: str = PUBLIC) -> Any:
+    """The rewritten document, decoded (the original when the body was left unchanged)."""
+    body = orjson.dumps(document)
+    out = rewrite_body(body, "application/json", rewriter or preview(), public)
+    return json.loads(body if out is None else out)
 
 
 def installed_add_on(base: str = V1) -> dict[str, Any]:
@@ -134,7 +146,7 @@ def test_the_byte_for_byte_query_survives_in_the_encoded_body() -> None:
         b'"https://marketplace.twilio.com/v1/AvailableAddOns/XB1/Extensions'
         b'?PageToken=PT%3D%25==&PageSize=50&Page=1","key":"extensions"}}'
     )
-    assert rewrite_body(body, "application/json", PREVIEW, PUBLIC) == (
+    assert rewrite_body(body, "application/json", preview(), PUBLIC) == (
         b'{"extensions":[],"meta":{"next_page_url":'
         b'"https://gw.example.com/marketplace/AvailableAddOns/XB1/Extensions'
         b'?PageToken=PT%3D%25==&PageSize=50&Page=1","key":"extensions"}}'
@@ -230,7 +242,7 @@ def test_error_bodies_keep_more_info() -> None:
             "status": 404,
         }
     )
-    assert rewrite_body(body, "application/json", PREVIEW, PUBLIC) is None
+    assert rewrite_body(body, "application/json", preview(), PUBLIC) is None
 
 
 @pytest.mark.parametrize(
@@ -259,24 +271,69 @@ def test_error_bodies_keep_more_info() -> None:
     ],
 )
 def test_bodies_left_unchanged_return_none(body: bytes, content_type: str) -> None:
-    assert rewrite_body(body, content_type, PREVIEW, PUBLIC) is None
+    assert rewrite_body(body, content_type, preview(), PUBLIC) is None
+
+
+URL = b'"https://marketplace.twilio.com/v1/InstalledAddOns"'
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"url": ' + URL + b", ", "truncated"),
+        (b'{"url": ' + URL + b', "n": NaN}', "NaN is not JSON"),
+        (b'{"url": ' + URL + b', "n": -Infinity}', "nor is Infinity"),
+        (b'{"url": ' + URL + b', "n": 01}', "leading zero"),
+        (b'{"url": ' + URL + b', "n": 1.}', "no digit after the point"),
+        (b'{"url": ' + URL + b', "n": .5}', "no digit before the point"),
+        (b'{"url": ' + URL + b', "n": 1e}', "no exponent digits"),
+        (b'{"url": ' + URL + b', "s": "a\\x"}', "unknown escape"),
+        (b'{"url": ' + URL + b', "s": "\\u12"}', "short unicode escape"),
+        (b'{"url": ' + URL + b', "s": "a\\tb\tc"}', "raw tab in a string"),
+        (b'{"url": ' + URL + b', "s": "\xff"}', "not UTF-8"),
+        (b'{"url": ' + URL + b', "s": "\xed\xa0\x80"}', "an encoded surrogate"),
+        (b'{"url": ' + URL + b', "s": "\xc0\xaf"}', "an overlong encoding"),
+        (b'{"url": ' + URL + b",}", "trailing comma"),
+        (b'{"url": ' + URL + b"} {}", "two documents"),
+        (b'{"url": ' + URL + b', "n": tru}', "broken literal"),
+        (b"{'url': 1, " + URL + b": 2}", "single quotes"),
+        (b'{"url": ' + URL + b"]", "wrong closing bracket"),
+        (b'\xef\xbb{"url": ' + URL + b"}", "half a byte order mark"),
+        (b'{"url":"https:\\/\\/marketplace.twilio.com\\/v1\\/X" trailing', "escaped, then junk"),
+        (b"[" * 5000 + URL + b"]" * 4999, "deep and unclosed"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_invalid_json_carrying_an_upstream_url_is_a_bad_response(body: bytes, why: str) -> None:
+    with pytest.raises(UpstreamBadResponse) as caught:
+        rewrite_body(body, "application/json; charset=utf-8", preview(), PUBLIC)
+    assert (caught.value.status, caught.value.code, caught.value.kind) == (
+        502,
+        88003,
+        "invalid_json",
+    )
+
+
+def test_valid_json_a_parser_cannot_hold_is_still_rewritten() -> None:
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    big = b"9" * 5000
+    body = b'{"n":1e400,"m":-1e-400,"big":' + big + b',"deep":' + deep + b',"url":' + URL + b"}"
+    out = rewrite_body(body, "application/json", preview(), PUBLIC)
+    assert out == body.replace(URL, f'"{GW}/InstalledAddOns"'.encode())
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"url": "https://marketplace.twilio.com/v1/InstalledAddOns", ',
-        b'{"url": "https://marketplace.twilio.com/v1/InstalledAddOns", "n": NaN}',
-        b'{"url": "https://marketplace.twilio.com/v1/InstalledAddOns", "n": 1e400}',
-        b'{"url": "https:\\/\\/marketplace.twilio.com\\/v1\\/X" trailing',
-        b"[" * 100_000 + b'"https://marketplace.twilio.com/v1"' + b"]" * 100_000,
+        b"[" * 100_000 + URL + b"]" * 100_000,
+        b"[" + URL + b"]",
+        URL,
+        b'\xef\xbb\xbf  "' + URL[1:] + b" \r\n",
     ],
-    ids=["truncated", "nan", "infinite-number", "escaped-slashes", "nested-too-deep"],
+    ids=["array-100000-deep", "array", "string", "string-with-bom"],
 )
-def test_invalid_json_carrying_an_upstream_url_is_a_bad_response(body: bytes) -> None:
-    with pytest.raises(UpstreamBadResponse) as caught:
-        rewrite_body(body, "application/json; charset=utf-8", PREVIEW, PUBLIC)
-    assert (caught.value.status, caught.value.code) == (502, 88003)
+def test_valid_json_that_is_not_an_object_passes_unchanged(body: bytes) -> None:
+    assert rewrite_body(body, "application/json", preview(), PUBLIC) is None
 
 
 def test_integers_wider_than_64_bits_survive_exactly() -> None:
@@ -285,7 +342,7 @@ def test_integers_wider_than_64_bits_survive_exactly() -> None:
         b'"neg":-9223372036854775809,"max":18446744073709551615,"f":0.5,"s":"\xc3\xa9"},'
         b'"url":"https://marketplace.twilio.com/v1/InstalledAddOns/XE1"}'
     )
-    out = rewrite_body(body, "application/json", PREVIEW, PUBLIC)
+    out = rewrite_body(body, "application/json", preview(), PUBLIC)
     assert out is not None
     assert json.loads(out) == {
         "sid": "XE1",
@@ -304,21 +361,28 @@ def test_integers_wider_than_64_bits_survive_exactly() -> None:
 
 def test_a_lone_surrogate_escape_is_valid_json_and_survives() -> None:
     body = b'{"friendly_name":"\\ud800x","url":"https://marketplace.twilio.com/v1/AvailableAddOns"}'
-    out = rewrite_body(body, "application/json", PREVIEW, PUBLIC)
+    out = rewrite_body(body, "application/json", preview(), PUBLIC)
     assert out is not None
     assert json.loads(out) == {"friendly_name": "\ud800x", "url": f"{GW}/AvailableAddOns"}
 
 
 def test_json_escaped_slashes_are_recognised_and_rewritten() -> None:
+    """The rewritten URL is written plainly; customer data keeps its escapes."""
     body = (
         b'{"url":"https:\\/\\/marketplace.twilio.com\\/v1\\/InstalledAddOns\\/XE1",'
         b'"configuration":{"callback_url":"https:\\/\\/marketplace.twilio.com\\/v1\\/x"}}'
     )
-    out = rewrite_body(body, "application/json", PREVIEW, PUBLIC)
+    out = rewrite_body(body, "application/json", preview(), PUBLIC)
     assert out == (
         b'{"url":"https://gw.example.com/marketplace/InstalledAddOns/XE1",'
-        b'"configuration":{"callback_url":"https://marketplace.twilio.com/v1/x"}}'
+        b'"configuration":{"callback_url":"https:\\/\\/marketplace.twilio.com\\/v1\\/x"}}'
     )
+
+
+def test_a_unicode_escaped_url_is_recognised_too() -> None:
+    body = b'{"url":"\\u0068ttps://marketplace.twilio.com/v1/InstalledAddOns","x":"\\u00e9"}'
+    out = rewrite_body(body, "application/json", preview(), PUBLIC)
+    assert out == b'{"url":"https://gw.example.com/marketplace/InstalledAddOns","x":"\\u00e9"}'
 
 
 @pytest.mark.parametrize(
@@ -359,7 +423,7 @@ def test_pass_through_v1_keeps_the_v1_path() -> None:
         "listings": [{"url": f"{V1}/Listing/{XB}", "module_info": {"logo_url": f"{V1}/logo"}}],
         "url": f"{V1}/Listings",
     }
-    assert rewrite(document, PASS_V1) == {
+    assert rewrite(document, pass_v1()) == {
         "listings": [
             {"url": f"{PUBLIC}/v1/Listing/{XB}", "module_info": {"logo_url": f"{V1}/logo"}}
         ],
@@ -389,7 +453,7 @@ def test_relative_2010_uris_are_unchanged() -> None:
         "previous_page_uri": None,
         "page": 0,
     }
-    assert rewrite_body(orjson.dumps(page), "application/json", PASS_API, PUBLIC) is None
+    assert rewrite_body(orjson.dumps(page), "application/json", pass_api(), PUBLIC) is None
 
 
 def test_absolute_2010_uris_are_mapped_to_the_gateway() -> None:
@@ -406,7 +470,7 @@ def test_absolute_2010_uris_are_mapped_to_the_gateway() -> None:
         "next_page_uri": f"{api}{ACCOUNT_PATH}/AssignedAddOns.json?Page=1&PageToken=PA%3D=",
         "previous_page_uri": None,
     }
-    assert rewrite(page, PASS_API) == {
+    assert rewrite(page, pass_api()) == {
         "assigned_add_ons": [
             {
                 "uri": f"{PUBLIC}{ACCOUNT_PATH}/AssignedAddOns/{XE}.json",
