@@ -153,10 +153,11 @@ def serve(config: GatewayConfig, argv: Sequence[str], source: ConfigSource) -> i
     # Held, not fatal, until the process has its SIGHUP handler (lifecycle, supervisor).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     configure_logging(config.log_level)
-    from gateway.frontdoor.startup import prepare
-
     validate(load_rules(config.rules), config)  # fail fast, before any worker starts
-    prepare(config)  # certificates and keys too
+    if config.tls_cert is not None or config.proxy_listen is not None:
+        from gateway.frontdoor.startup import prepare
+
+        prepare(config)  # certificates and keys too
     if config.workers > 1 and WORKER_ENV not in source.environ:
         from gateway.supervisor import supervise
 

@@ -10,18 +10,25 @@ import importlib
 import os
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway import __version__
 from gateway.app import LIVE, create_app, create_metrics_app
 from gateway.config import ConfigSource, GatewayConfig
-from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
-from gateway.frontdoor.startup import prepare
 from gateway.listen import address, listen_error, start_site
 from gateway.reload import Reloader
 from gateway.server import GatewayRunner
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
+
+if TYPE_CHECKING:
+    from gateway.frontdoor.listener import ProxyFrontDoor
+
+
+def uses_front_doors(config: GatewayConfig) -> bool:
+    """Whether the config asks for the TLS listener or the proxy front door."""
+    return config.tls_cert is not None or config.proxy_listen is not None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -39,7 +46,12 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    doors = prepare(config)
+    tls, proxy_settings = None, None
+    if uses_front_doors(config):  # certificates: only then is `cryptography` loaded at all
+        from gateway.frontdoor.startup import prepare
+
+        doors = prepare(config)
+        tls, proxy_settings = doors.tls, doors.proxy
     app = create_app(config)
     reloader = Reloader(app[LIVE], source)
     loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
@@ -52,6 +64,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     await runner.setup()
     runners.append(runner)
     proxy: ProxyFrontDoor | None = None
+    proxy_port = 0
     try:
         # A listen queue as long as the connection cap (aiohttp's is 128; the kernel caps it
         # at net.core.somaxconn): a burst of connects is accepted, not dropped half-open.
@@ -60,16 +73,18 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             config.listen_host,
             config.listen_port,
             reuse_port=reuse_port,
-            ssl_context=doors.tls,
+            ssl_context=tls,
             backlog=config.max_client_connections,
         )
-        if doors.proxy is not None and config.proxy_listen is not None:
+        if proxy_settings is not None and config.proxy_listen is not None:
+            from gateway.frontdoor.listener import start_proxy
+
             # The same aiohttp server as the main listener: one pipeline, one ClientSession.
             assert runner.server is not None
             host, proxy_port = config.proxy_listen
             try:
                 proxy, proxy_port = await start_proxy(
-                    runner.server, doors.proxy, host, proxy_port, reuse_port=reuse_port
+                    runner.server, proxy_settings, host, proxy_port, reuse_port=reuse_port
                 )
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
@@ -79,13 +94,13 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             runners.append(metrics_runner)
             await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)
         # Only now, with the sockets open, is it true.
-        scheme = "https" if doors.tls is not None else "http"
+        scheme = "https" if tls is not None else "http"
         print(
             f"gateway {__version__} listening on {scheme}://{address(config.listen_host, port)}",
             flush=True,
         )
-        if doors.proxy is not None and config.proxy_listen is not None:
-            hosts = ", ".join(sorted(doors.proxy.policy.intercepted))
+        if proxy_settings is not None and config.proxy_listen is not None:
+            hosts = ", ".join(sorted(proxy_settings.policy.intercepted))
             where = address(config.proxy_listen[0], proxy_port)
             print(f"proxy front door on http://{where} (intercepts {hosts})", flush=True)
         await stop.wait()

@@ -240,3 +240,12 @@ def test_the_specs_the_tests_use_are_in_the_repository() -> None:
         "twilio_preview_marketplace.json",
     ]
     assert "Apache" in (SPECS / "README.md").read_text("utf-8")
+
+
+def test_serving_without_front_doors_does_not_load_cryptography() -> None:
+    """``cryptography`` costs ~8 MB of RSS; only the TLS listener and the proxy need it."""
+    code = "import sys, gateway.cli, gateway.lifecycle; print('cryptography' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "False\n"), result.stderr

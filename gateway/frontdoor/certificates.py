@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,29 +17,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-DEFAULT_HOSTS = ("preview.twilio.com",)
-CA_DAYS = 730
+from gateway.frontdoor.names import CA_DAYS, DEFAULT_HOSTS, check_host_name
+
+__all__ = ["CA_DAYS", "DEFAULT_HOSTS", "check_host_name"]  # re-exported for callers
+
 LEAF_LIFETIME = datetime.timedelta(hours=24)
 CLOCK_SKEW = datetime.timedelta(minutes=5)  # leaves start a little in the past
-
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class CertificateError(ValueError):
     """A certificate or key is unusable; the message never quotes key material."""
-
-
-def check_host_name(name: str) -> str:
-    """A lower-case DNS host name (no wildcard, no IP address, no trailing dot)."""
-    host = name.strip().lower()
-    labels = host.split(".")
-    if len(host) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
-        raise ValueError(f"not a DNS host name: {name!r}")
-    if labels[-1].isdigit():
-        raise ValueError(f"an IP address is not a host name: {name!r}")
-    return host
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import h11
 
@@ -57,7 +57,8 @@ class ConnectProtocol(asyncio.Protocol):
         self._done = False  # refused, or handed on to a tunnel or the TLS handshake
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         if not self._door.admit(transport):
             self._refuse(

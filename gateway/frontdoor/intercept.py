@@ -119,7 +119,6 @@ async def intercept(
         transport.abort()
         on_close()
         return
-    assert isinstance(secure, asyncio.Transport)
     token = INTERCEPTED_HOST.set(host)
     try:
         # aiohttp starts this connection's request task here, inside the context set above.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 from gateway.frontdoor.targets import Target
 
@@ -85,7 +86,8 @@ class _Side(asyncio.Protocol):
         self.peer: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -139,7 +141,6 @@ async def open_tunnel(
     except BaseException:
         tunnel.stop_timers()
         raise
-    assert isinstance(upstream, asyncio.Transport)
     # No await from here on: nothing can arrive on either side before it is wired up.
     tunnel.upstream = upstream
     client_side = _Side(tunnel)

@@ -13,15 +13,7 @@ import datetime
 import os
 from pathlib import Path
 
-from gateway.frontdoor.certificates import (
-    CA_DAYS,
-    DEFAULT_HOSTS,
-    CertificateError,
-    check_host_name,
-    create_ca,
-    load_ca,
-    mint_leaf,
-)
+from gateway.frontdoor.names import CA_DAYS, DEFAULT_HOSTS, check_host_name
 
 CA_FILE = "ca.pem"
 KEY_FILE = "ca-key.pem"
@@ -90,6 +82,8 @@ def add_init_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_ca(directory: Path, hosts: list[str], days: int, force: bool) -> tuple[Path, Path]:
     """Make the CA and write both files; the key is created with mode 0600 from the start."""
+    from gateway.frontdoor.certificates import create_ca  # loads cryptography: only here
+
     try:
         cert_pem, key_pem = create_ca(hosts, days=days)
     except ValueError as exc:
@@ -121,6 +115,8 @@ def _write_pair(
 
 def issue_certificate(directory: Path, host: str, days: int, force: bool) -> tuple[Path, Path]:
     """Sign a server certificate for ``host`` with the CA in ``directory``."""
+    from gateway.frontdoor.certificates import CertificateError, load_ca, mint_leaf
+
     try:
         ca = load_ca((directory / CA_FILE).read_bytes(), (directory / KEY_FILE).read_bytes())
     except OSError as exc:
