@@ -19,6 +19,8 @@ UNAUTHENTICATED = "unauthenticated"
 _FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
 _REFUSED_CREDENTIALS = frozenset({401, 403})
 
+_SID_CACHE = 1024  # distinct Authorization headers remembered per process
+
 # The file in the multiprocess metrics directory where --workers share the admitted labels.
 LEDGER_NAME = "consumer-labels.txt"
 
@@ -70,6 +72,9 @@ class ConsumerLabels:
         self._ledger = ledger
         self._admitted: set[str] = set() if admitted is None else admitted
         self._refused: set[str] = set()  # over the cap for good (admissions are never undone)
+        # Authorization header -> SID, so a kept-alive client's base64 is decoded once.
+        # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
+        self._sids: dict[str, str] = {}
 
     def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
         """Labels with new names, cap and switch, counting against this one's admitted labels
@@ -83,7 +88,7 @@ class ConsumerLabels:
             return DISABLED, False
         if upstream_status in _REFUSED_CREDENTIALS:
             return UNAUTHENTICATED, False
-        sid = consumer_sid(authorization)
+        sid = self._sid(authorization)
         if sid in _FIXED_WORDS:
             return sid, False
         label = self._names.get(sid, sid)
@@ -102,8 +107,18 @@ class ConsumerLabels:
         """The caller as the access log names it (no cap; refused credentials named so)."""
         if upstream_status in _REFUSED_CREDENTIALS:
             return UNAUTHENTICATED
-        sid = consumer_sid(authorization)
+        sid = self._sid(authorization)
         return self._names.get(sid, sid)
+
+    def _sid(self, authorization: str | None) -> str:
+        if authorization is None:
+            return ANONYMOUS
+        sid = self._sids.get(authorization)
+        if sid is None:
+            if len(self._sids) >= _SID_CACHE:
+                self._sids.clear()
+            sid = self._sids[authorization] = consumer_sid(authorization)
+        return sid
 
     def _admit(self, label: str) -> bool:
         """Whether ``label`` may be admitted: under the cap, counted gateway-wide."""

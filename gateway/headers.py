@@ -10,7 +10,7 @@ gateway, as the URLs in a body are (nginx's ``proxy_redirect default``); any oth
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -84,14 +84,14 @@ def connection_listed(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> froz
 
 
 def _copy_except(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: Iterable[str]
+    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
 ) -> CIMultiDict[str]:
-    dropped = frozenset(drop) | connection_listed(headers)
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in dropped:
-            out.add(name, value)
-    return out
+    if "Connection" in headers:
+        drop = drop | connection_listed(headers)
+    # One list built in a comprehension and handed to the constructor: a per-request path.
+    return CIMultiDict(
+        [(name, value) for name, value in headers.items() if name.lower() not in drop]
+    )
 
 
 def outbound(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:

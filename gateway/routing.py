@@ -73,10 +73,13 @@ class Router(Generic[T]):
             candidates = (*candidates, *self.anywhere)
         for rule, route in candidates:
             found = rule.source.regex.fullmatch(path)
-            if found is None or (rule.patterns and not rule.accepts(found.groupdict())):
+            if found is None:
+                continue
+            params = found.groupdict()
+            if rule.patterns and not rule.accepts(params):
                 continue  # a value the spec's pattern refuses names no resource: 404
             if method in rule.methods:
-                return RouteMatch(rule, found.groupdict(), query, route)
+                return RouteMatch(rule, params, query, route)
             allowed |= rule.methods
         if allowed:
             allow = ", ".join(sorted(allowed))

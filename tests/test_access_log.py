@@ -116,3 +116,42 @@ def test_serve_installs_the_one_line_formatter() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout == "True\n"
+
+
+class _CountingStream:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+async def test_lines_of_one_loop_pass_are_written_together_and_none_is_lost() -> None:
+    import asyncio
+
+    from gateway.access_log import LineHandler
+
+    stream = _CountingStream()
+    handler = LineHandler(stream)
+    for number in range(3):
+        handler.write_line(f'{{"n":{number}}}\n')
+    assert stream.writes == []  # gathered until the loop's pass ends
+    await asyncio.sleep(0)
+    assert stream.writes == ['{"n":0}\n{"n":1}\n{"n":2}\n'] and stream.flushes == 1
+    handler.write_line('{"n":3}\n')
+    handler.flush()  # logging's shutdown flush: nothing waits for the loop
+    assert stream.writes[-1] == '{"n":3}\n'
+    await asyncio.sleep(0)
+    assert len(stream.writes) == 2  # the scheduled pass found nothing left
+
+
+def test_without_a_running_loop_a_line_is_written_at_once() -> None:
+    from gateway.access_log import LineHandler
+
+    stream = _CountingStream()
+    LineHandler(stream).write_line("x\n")
+    assert stream.writes == ["x\n"] and stream.flushes == 1
