@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib
 import os
 import signal
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, memory
 from gateway.app import LIVE, create_app, create_metrics_app
 from gateway.config import ConfigSource, GatewayConfig
 from gateway.listen import address, listen_error, start_site
@@ -115,27 +114,11 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             await active.cleanup()
 
 
-def _return_large_blocks_to_the_os() -> None:
-    """With glibc, give every allocation of 1 MiB or more (a large body) a mapping of its own,
-    returned to the OS as soon as it is freed. By default glibc raises that threshold to the
-    largest block freed so far (up to 32 MiB), after which a burst of large bodies, a flood of
-    slow readers for one, keeps its memory in the heap for the life of the process. A
-    ``MALLOC_MMAP_THRESHOLD_`` in the environment is left to decide."""
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (or musl's stub): nothing to tune
-        return
-    m_mmap_threshold = -3  # from <malloc.h>
-    mallopt(m_mmap_threshold, 1 << 20)
-
-
 def run_single(config: GatewayConfig, source: ConfigSource) -> int:
     """Serve in this process until SIGINT/SIGTERM; in-flight requests get a grace period.
     SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
-    _return_large_blocks_to_the_os()
+    memory.return_large_blocks_to_the_os()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, source, reuse_port))
     return 0

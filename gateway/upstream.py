@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
+from gateway import memory
 from gateway.errors import (
     GatewayError,
     UpstreamBadResponse,
@@ -150,10 +151,8 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _too_large(cap)
-    if declared is not None:
-        if declared <= JOIN_ON_LOOP_MAX:
-            return await response.read()  # framed by a small length: one read, no chunk loop
-        return await _read_into_one_block(response, declared)
+    if declared is not None and declared <= JOIN_ON_LOOP_MAX:
+        return await response.read()  # framed by a small length: one read, no chunk loop
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
@@ -163,25 +162,16 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
         chunks.append(chunk)
     if size <= JOIN_ON_LOOP_MAX:
         return b"".join(chunks)
-    # Copying megabytes costs the event loop milliseconds each: a worker thread does it.
-    return await asyncio.get_running_loop().run_in_executor(None, b"".join, chunks)
+    # Copying megabytes costs the event loop milliseconds each: a worker thread does it, and
+    # then gives the pieces' memory back to the OS.
+    return await asyncio.get_running_loop().run_in_executor(None, _join_and_trim, chunks)
 
 
-# Over JOIN_ON_LOOP_MAX, a declared body is copied chunk by chunk into one block as it arrives, so
-# that at most a few chunks are alive at once and the block is a mapping of its own (see
-# gateway.lifecycle), given back to the OS when freed; aiohttp's read() keeps every chunk until
-# it joins them, and a burst of large bodies then stays in the heap.
-async def _read_into_one_block(response: aiohttp.ClientResponse, declared: int) -> bytes:
-    block = bytearray(declared)
-    view = memoryview(block)
-    filled = 0
-    while chunk := await response.content.readany():
-        view[filled : filled + len(chunk)] = chunk  # aiohttp never reads past the length
-        filled += len(chunk)
-    view.release()
-    whole = block if filled == declared else block[:filled]
-    # The final copy into bytes is megabytes: a worker thread does it, not the event loop.
-    return await asyncio.get_running_loop().run_in_executor(None, bytes, whole)
+def _join_and_trim(chunks: list[bytes]) -> bytes:
+    body = b"".join(chunks)
+    chunks.clear()
+    memory.trim()
+    return body
 
 
 def _too_large(cap: int) -> UpstreamResponseTooLarge:
