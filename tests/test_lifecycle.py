@@ -66,33 +66,3 @@ async def test_metrics_listen_serves_metrics_on_a_second_address(aiohttp_server)
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
-
-
-def test_large_blocks_get_their_own_mapping_unless_the_environment_decides(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import ctypes
-
-    from gateway import lifecycle
-
-    calls: list[tuple[int, int]] = []
-
-    class FakeLibc:
-        def mallopt(self, option: int, value: int) -> int:
-            calls.append((option, value))
-            return 1
-
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    lifecycle._return_large_blocks_to_the_os()
-    assert calls == [(-3, 1024 * 1024)]  # M_MMAP_THRESHOLD, 1 MiB
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    lifecycle._return_large_blocks_to_the_os()
-    assert len(calls) == 1
-
-    def no_libc(name: object) -> object:
-        raise OSError("no libc here")
-
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    monkeypatch.setattr(ctypes, "CDLL", no_libc)
-    lifecycle._return_large_blocks_to_the_os()  # nothing to tune, nothing raised
