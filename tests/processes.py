@@ -20,6 +20,29 @@ def rss(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+async def run_to_end(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """Run ``argv`` with no stdin; its exit status, stdout and stderr. Killed (and the
+    ``TimeoutError`` raised on) when it outlives ``timeout`` seconds."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago."""
     with socket.socket() as sock:

@@ -460,48 +460,25 @@ def test_the_wheel_runs_with_no_checkout_present(tmp_path: Path) -> None:
         check=True,
     )
     assert where.stdout.strip().startswith(str(target))  # not the checkout
-    demo = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo", "--walkthrough"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def gateway(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``python -m gateway ARGS`` from the installed wheel, outside the checkout."""
+        command = [sys.executable, "-m", "gateway", *args]
+        return subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    demo = gateway("demo", "--walkthrough", timeout=120)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "walkthrough OK" in demo.stdout
     # The specs ship too: `rules check` compares the patterns with the wheel's own copy.
-    check = subprocess.run(
-        [sys.executable, "-m", "gateway", "rules", "check"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = gateway("rules", "check")
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     summary = check.stdout.splitlines()[-1]
     assert summary.startswith("patterns: 30 path parameters agree with the specs"), summary
     assert f"in {target / 'gateway' / 'specs'}" in summary
     # `rules explain` names the file it really read: the installed copy.
-    explain = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "rules",
-            "explain",
-            "GET",
-            "/marketplace/InstalledAddOns",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    explain = gateway("rules", "explain", "GET", "/marketplace/InstalledAddOns")
+    assert explain.returncode == 0, explain.stderr
     installed = target / "gateway" / "default_rules" / "preview_marketplace.toml"
     assert explain.stdout.splitlines()[0] == f"rule:       preview_installed_add_ons ({installed})"

@@ -8,7 +8,6 @@ nothing but the calls under test leaves the process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import run_to_end
 
 CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 BIN = CLIENTS / "node_modules" / ".bin"
@@ -59,22 +60,7 @@ def node_env(home: Path, proxy_url: str, ca: Path, account: str, token: str) -> 
 
 
 async def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=CLIENTS,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_to_end(argv, cwd=CLIENTS, env=env, timeout=TIMEOUT)
 
 
 async def twilio_cli(env: dict[str, str], *args: str) -> Any:

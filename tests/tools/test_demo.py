@@ -22,7 +22,7 @@ from twilio.rest import Client
 
 from gateway.cli import main
 from gateway.simulator import load_seed
-from tests.processes import free_port
+from tests.processes import free_port, run_to_end
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 20.0
@@ -39,25 +39,8 @@ def _env() -> dict[str, str]:
 
 
 async def _run(*args: str, timeout: float) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        cwd=ROOT,
-        env=_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    argv = [sys.executable, "-m", "gateway", *args]
+    return await run_to_end(argv, cwd=ROOT, env=_env(), timeout=timeout)
 
 
 async def test_walkthrough_exits_zero_and_shows_the_calls() -> None:
