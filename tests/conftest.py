@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -84,3 +85,12 @@ def rewrite_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if path == "exact":
         monkeypatch.setattr(response_rewrite, "PARSE_AND_PROVE_MAX", -1)
     return path
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -300,15 +299,6 @@ def test_rules_explain_without_a_rule_exits_1(
 
 
 # --- serve: a busy port is one line and exit 2; "listening on" only once it listens -----------
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port some other program listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:

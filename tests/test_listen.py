@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 
 from gateway.listen import ListenError, address, check_bindable, listen_error, start_site
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def test_address_brackets_ipv6() -> None:

@@ -8,10 +8,8 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -209,15 +207,6 @@ async def test_demo_prints_the_proxy_way_and_it_works() -> None:
 
 
 # --- clean exit-2 errors, as `gateway serve` gives them ---------------------------------------
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A loopback port some other program listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield int(sock.getsockname()[1])
 
 
 def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
