@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 
 def rss(pid: int) -> int:
@@ -41,6 +43,17 @@ async def run_to_end(
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+def require_binary(name: str, hint: str) -> str:
+    """The path of ``name`` on PATH; the test fails (never skips) when it is missing."""
+    binary = shutil.which(name)
+    if binary is None:
+        pytest.fail(
+            f"no `{name}` on PATH: {hint}"
+            + (" [CI=true: this test is never skipped in CI]" if os.environ.get("CI") else "")
+        )
+    return binary
 
 
 def free_port() -> int:

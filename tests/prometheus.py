@@ -4,8 +4,6 @@ port with its own config and storage, scrape given targets, query it, stop it.""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,21 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
-from tests.processes import free_port
+from tests.processes import free_port, require_binary
 
 
 def prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail(
-            "no `prometheus` binary on PATH: run scripts/install-system-deps.sh "
-            "(as root; installs Debian's prometheus package) and try again"
-            + (" [CI=true: this test is never skipped in CI]" if os.environ.get("CI") else "")
-        )
-    return binary
+    return require_binary(
+        "prometheus",
+        "run scripts/install-system-deps.sh (as root; installs Debian's prometheus package) "
+        "and try again",
+    )
 
 
 @dataclass(frozen=True)

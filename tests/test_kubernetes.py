@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shutil
 import socket
@@ -27,6 +26,7 @@ import yaml
 from gateway.config import load_config
 from gateway.options import OPTIONS
 from gateway.supervisor import GRACE_SECONDS
+from tests.processes import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -52,13 +52,10 @@ Object = dict[str, Any]
 
 @functools.cache
 def kubectl() -> str:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail(
-            "no `kubectl` on PATH: run scripts/install-system-deps.sh (as root; installs "
-            "Debian's kubernetes-client)"
-            + (" [CI=true: this test is never skipped in CI]" if os.environ.get("CI") else "")
-        )
+    binary = require_binary(
+        "kubectl",
+        "run scripts/install-system-deps.sh (as root; installs Debian's kubernetes-client)",
+    )
     version = json.loads(
         subprocess.run(
             [binary, "version", "--client", "-o", "json"],
