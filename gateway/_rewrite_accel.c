@@ -78,6 +78,12 @@ static unsigned char STRING_CLASS[256];
 static unsigned char SEGMENT_CHAR[256];
 static unsigned char HEX[256];
 #define ONES UINT64_C(0x0101010101010101)
+/* Little-endian with GCC or Clang: the index of the lowest byte whose high bit is set in a
+ * non-zero HIGHS mask (bytes loaded with memcpy, so the lowest is the first in memory).
+ * Elsewhere the byte loop finds it. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRST_FLAGGED(m) (__builtin_ctzll(m) >> 3)
+#endif
 #define HIGHS UINT64_C(0x8080808080808080)
 
 static void init_tables(void) {
@@ -96,7 +102,9 @@ static int fail(Scanner *s, const char *message, Py_ssize_t at) {
 
 static int reserve(Scanner *s, Py_ssize_t more) {
     if (s->olen + more <= s->ocap) return OK;
-    Py_ssize_t cap = s->ocap ? s->ocap : 256;
+    /* first: room for the whole body and some growth, so that a page rarely reallocates
+     * (doubling from a small buffer cost more than the rest of the output work) */
+    Py_ssize_t cap = s->ocap ? s->ocap : s->n + (s->n >> 3) + 256;
     while (cap < s->olen + more) cap *= 2;
     char *grown = PyMem_RawRealloc(s->out, (size_t)cap);
     if (grown == NULL) return ERR_NOMEM;
@@ -155,10 +163,20 @@ static int scan_string(Scanner *s, int *escapes) {
             uint64_t quote = x ^ (ONES * '"'), slash = x ^ (ONES * '\\');
             uint64_t stop = ((x - ONES * 0x20) & ~x) | ((quote - ONES) & ~quote) |
                             ((slash - ONES) & ~slash) | x;
-            if (stop & HIGHS) break;
+            stop &= HIGHS;
+            if (stop) {
+#ifdef FIRST_FLAGGED
+                /* the lowest flagged byte is a true stop (a borrow only runs upwards) */
+                i += (Py_ssize_t)FIRST_FLAGGED(stop);
+                goto classify;
+#else
+                break;
+#endif
+            }
             i += 8;
         }
         while (i < n && STRING_CLASS[b[i]] == 0) i++;
+    classify:
         if (i >= n) return fail(s, "unterminated string", s->i);
         switch (STRING_CLASS[b[i]]) {
         case 1:

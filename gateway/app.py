@@ -65,7 +65,6 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),  # never carry one consumer's cookies to another
         auto_decompress=True,
-        skip_auto_headers=("User-Agent",),
     ) as session:
         disable_connection_retry(session)  # upstream.forward decides retries (GET only)
         app[SESSION] = session

@@ -68,7 +68,8 @@ def refusal(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> str | None:
     The reason names the header, never its value.
     """
     for name, value in headers.items():
-        if _BAD_VALUE.search(value):
+        # Printable ASCII (most values) needs no regex; anything else is checked exactly.
+        if not (value.isascii() and value.isprintable()) and _BAD_VALUE.search(value):
             return f"The {name} header holds a character the gateway does not forward"
     if len(headers.getall("Authorization", ())) > 1:
         return "The request has more than one Authorization header"

@@ -157,7 +157,11 @@ async def handle(request: web.Request, live: Live, session: aiohttp.ClientSessio
         exchange.status = 499  # the client hung up; its upstream call was abandoned (nginx)
         raise
     finally:
-        pipeline.recorder.record(exchange)
+        # Timed now, recorded once the answer is on its way: the metrics and the access line
+        # run in the loop's next pass, not between the upstream's answer and the client's.
+        # (Before any later request is read: the loop runs what is ready before it polls.)
+        exchange.finished = time.perf_counter()
+        asyncio.get_running_loop().call_soon(pipeline.recorder.record, exchange)
 
 
 async def _answer(

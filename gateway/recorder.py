@@ -1,7 +1,8 @@
 """The last step of every request: its metrics and its access-log line, from one small value.
 
 The pipeline fills an :class:`Exchange` as it goes (route, status, timings, upstream outcome)
-and hands it to :meth:`Recorder.record` exactly once, in a ``finally``. Recording can never
+and hands it to :meth:`Recorder.record` exactly once: from a ``finally``, scheduled for the
+event loop's next pass, so that recording does not delay the answer. Recording can never
 raise: a failure there is logged as one line and the client's answer stands.
 """
 
@@ -35,6 +36,7 @@ class Exchange:
     upstream_seconds: float | None = None
     failure: str = ""  # the upstream failure's kind, "" when there was none
     brownout: bool = False  # refused by a brownout window
+    finished: float | None = None  # time.perf_counter() when the answer was ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,8 @@ class Recorder:
             log.error("could not record a request: %s", type(exc).__name__)
 
     def _record(self, exchange: Exchange) -> None:
-        seconds = time.perf_counter() - exchange.started
+        finished = exchange.finished
+        seconds = (time.perf_counter() if finished is None else finished) - exchange.started
         route = exchange.route
         metrics = route.metrics if route is not None else self.unmatched
         deprecated = route is not None and route.deprecated

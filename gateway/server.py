@@ -48,6 +48,7 @@ from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.client_limits import CLIENT_LIMITS, ClientLimits
+from gateway.deadline import Deadline
 from gateway.error_response import CLOSE_AT_ONCE, ErrorBase, render_error, render_raw
 from gateway.errors import BadRequest, GatewayBusy, InternalError, RequestTimeout
 from gateway.headers import SERVER
@@ -88,7 +89,7 @@ class _TwilioErrorProtocol(RequestHandler):
         self._answered = 0  # responses finished; the connection is idle when it equals the
         # requests parsed (aiohttp's private _request_count)
         self._head_started = False  # bytes of the next request head arrived while idle
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = Deadline(self._loop, self._expire)
         self._deadline_kind = _HEADER
         self._send_watch: asyncio.TimerHandle | None = None
         self._refused = False
@@ -128,7 +129,7 @@ class _TwilioErrorProtocol(RequestHandler):
         if isinstance(server, _TwilioErrorServer) and self._limits is not None:
             server.open_connections -= 1
         CLIENT_CONNECTIONS.dec()
-        self._disarm()
+        self._deadline.stop()
         if self._send_watch is not None:
             self._send_watch.cancel()
             self._send_watch = None
@@ -183,17 +184,13 @@ class _TwilioErrorProtocol(RequestHandler):
         return result
 
     def _arm(self, kind: str, seconds: float) -> None:
-        self._disarm()
         self._deadline_kind = kind
-        self._deadline = self._loop.call_later(seconds, self._expire)
+        self._deadline.set(seconds)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline.clear()
 
     def _expire(self) -> None:
-        self._deadline = None
         transport = self.transport
         if transport is None or self._request_count != self._answered:
             return  # closed already, or a request is being handled: its own deadlines apply

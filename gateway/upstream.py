@@ -33,6 +33,7 @@ from gateway.models import UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("gateway")
 JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
+_NO_USER_AGENT = ("User-Agent",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,9 @@ async def _send_once(
             allow_redirects=False,
             timeout=timeout,
             auto_decompress=False,  # decoded, or not, by gateway.content_coding
+            # A client that sent no User-Agent gets none added for it ("Python/3.x aiohttp/...").
+            # Asked for only then: skipping costs aiohttp a header copy on every request.
+            skip_auto_headers=None if "User-Agent" in request.headers else _NO_USER_AGENT,
         )
     except aiohttp.ClientConnectorError as exc:
         raise _NoAnswer(_connect_error(exc)) from exc

@@ -141,6 +141,27 @@ async def test_body_and_raw_url_are_sent_byte_for_byte(aiohttp_server) -> None: 
     assert seen == [("/v1/InstalledAddOns?PageToken=PT%3D%3D&a=b", body)]
 
 
+@pytest.mark.parametrize("sent", [None, "twilio-python/9.11.0 (Linux x86_64) Python/3.11.9"])
+async def test_the_user_agent_is_the_clients_and_none_is_added(
+    aiohttp_server, sent: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str | None] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("User-Agent"))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/v1/AvailableAddOns", echo)
+    server = await aiohttp_server(app)
+    outgoing = request("GET", str(server.make_url("/v1/AvailableAddOns")))
+    if sent is not None:
+        outgoing.headers["User-Agent"] = sent
+    async with aiohttp.ClientSession() as session:
+        await forward(session, outgoing, LIMITS)
+    assert seen == [sent]  # never aiohttp's own "Python/3.x aiohttp/..."
+
+
 # -- a response nobody asked for ------------------------------------------------------------
 
 
