@@ -18,6 +18,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -156,6 +159,23 @@ static int scan_string(Scanner *s, int *escapes) {
     Py_ssize_t i = s->i + 1, n = s->n;
     int seen = 0;
     for (;;) {
+#if defined(__SSE2__) && defined(FIRST_FLAGGED)
+        /* sixteen bytes at a time: a quote, a backslash, or a byte below 0x20 as a signed
+         * char (a control, or non-ASCII from 0x80) stops the run */
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+            if (mask) {
+                i += (Py_ssize_t)__builtin_ctz(mask);
+                goto classify;
+            }
+            i += 16;
+        }
+#endif
         /* eight bytes at a time while none is a quote, a backslash, a control or non-ASCII */
         while (i + 8 <= n) {
             uint64_t x;

@@ -222,6 +222,31 @@ def test_every_way_gives_the_same_answer(
     assert len(answers) == 1, answers
 
 
+@pytest.mark.skipif(link_map.ACCELERATOR is None, reason="the C accelerator is not built")
+@pytest.mark.parametrize(
+    "special", [b"\\n", b"\\/", b"\\u00e9", b"\xc3\xa9", b"\xe2\x82\xac", b"\x01", b"\xff", b'"']
+)
+def test_a_special_byte_at_every_offset_of_a_string_is_seen_by_every_way(special: bytes) -> None:
+    """The compiled scan skips 16 and 8 bytes at a time inside strings: an escape, non-ASCII,
+    a control or a quote at any offset of a block must stop it exactly where the byte loop
+    would."""
+    compiled = LinkRewriter.build(PREFIXES, PREVIEW_RULES, accelerate=True)
+    pure = LinkRewriter.build(PREFIXES, PREVIEW_RULES, accelerate=False)
+    url = PREFIXES[0].encode() + b"/v1/InstalledAddOns/XE0a1b"
+    for at in range(0, 40):
+        text = b"a" * at + special + b"b" * (40 - at)
+        for body in (
+            b'{"url": "' + url + b'", "notes": "' + text + b'"}',
+            b'{"notes": "' + text + b'", "url": "' + url + b"?x=" + text + b'"}',
+        ):
+            answers = {
+                outcome(body, compiled, False),
+                outcome(body, pure, False),
+                outcome(body, pure, True),
+            }
+            assert len(answers) == 1, (at, answers)
+
+
 def test_parse_and_prove_is_taken_when_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a property, a guard: the exact path must not silently become the common one."""
     monkeypatch.setattr(link_map, "ACCELERATOR", None)
