@@ -236,3 +236,76 @@ def test_usage_follows_the_v1_pattern_not_the_specs_example() -> None:
     assert ROUTER.match("POST", f"/v1/InstalledAddOns/{XE}/Usage").rule.name == (
         "v1_installed_add_on_usage"
     )
+
+
+# --- the first-segment buckets give what a scan of every rule in order gives ----------------
+
+RULES_MIXING_SECOND_SEGMENTS = """
+[[rule]]
+name = "things"
+methods = ["GET"]
+from = "/v2/Things/{Sid}"
+to = "/v1/Things/{Sid}"
+upstream = "marketplace"
+
+[[rule]]
+name = "any_second"
+methods = ["GET", "POST"]
+from = "/v2/{Kind}/{Sid}"
+to = "/v1/{Kind}/{Sid}"
+upstream = "marketplace"
+
+[[rule]]
+name = "partly_literal"
+methods = ["DELETE"]
+from = "/v2/Th{Rest}/{Sid}"
+to = "/v1/Things/{Sid}"
+upstream = "marketplace"
+
+[[rule]]
+name = "root"
+methods = ["GET"]
+from = "/v2"
+to = "/v1"
+upstream = "marketplace"
+"""
+
+
+def _scan_every_rule(rules: list[Rule], method: str, target: str) -> str:
+    """The first rule, in rule order, that takes ``method`` and ``target``; or the error."""
+    path = target.partition("?")[0]
+    allowed: set[str] = set()
+    for rule in rules:
+        found = rule.source.regex.fullmatch(path)
+        if found is None or (rule.patterns and not rule.accepts(found.groupdict())):
+            continue
+        if method in rule.methods:
+            return rule.name
+        allowed |= rule.methods
+    return f"405 {sorted(allowed)}" if allowed else "404"
+
+
+def _outcome(router: Router[Rule], method: str, target: str) -> str:
+    try:
+        return router.match(method, target).rule.name
+    except MethodNotAllowed as exc:
+        return f"405 {sorted(exc.headers['Allow'].split(', '))}"
+    except RouteNotFound:
+        return "404"
+
+
+@pytest.mark.parametrize("rules_text", [None, RULES_MIXING_SECOND_SEGMENTS])
+def test_the_buckets_answer_as_a_scan_of_every_rule(rules_text: str | None) -> None:
+    ruleset = load_rules() if rules_text is None else build_ruleset([("x.toml", rules_text)], "x")
+    router = Router.from_ruleset(ruleset)
+    rules = list(ruleset.rules)
+    targets = {"/v2", "/v2/", "/v2/Things", "/v2/Things/XE1", "/v2/Thongs/XE1", "/v2/Other/XE1"}
+    for rule in rules:
+        values = {name: _valid(p.pattern) for name, p in rule.patterns}
+        values |= {name: "XE1" for name in rule.source.params if name not in values}
+        good = rule.source.render(values)
+        targets |= {good, good + "/Extra", good + "?PageSize=5", good.rsplit("/", 1)[0] + "/Nope"}
+    for target in sorted(targets):
+        for method in ("GET", "POST", "DELETE"):
+            expected = _scan_every_rule(rules, method, target)
+            assert _outcome(router, method, target) == expected, (method, target)
