@@ -141,3 +141,21 @@ def test_recording_never_raises_and_logs_one_line_without_details(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == ["could not record a request: RuntimeError"]
     assert "secret internals" not in caplog.text
+
+
+def test_the_latency_is_taken_when_the_answer_was_ready_not_when_it_is_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The pipeline records in the event loop's next pass; the time spent waiting for that pass
+    is not the request's."""
+    started = time.perf_counter() - 0.25
+    exchange = Exchange("GET", "/marketplace/AvailableAddOns", None, started, "direct")
+    exchange.route, exchange.status, exchange.finished = (
+        route("preview_available_add_ons"),
+        200,
+        started + 0.005,
+    )
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        recorder().record(exchange)
+    [line] = access_lines(caplog)
+    assert line["latency_ms"] == 5.0
