@@ -119,7 +119,6 @@ def run_single(config: GatewayConfig, source: ConfigSource) -> int:
     SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
     memory.return_large_blocks_to_the_os()
-    memory.collect_garbage_less_often()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, source, reuse_port))
     return 0

@@ -7,17 +7,8 @@ Without help, glibc keeps what they used in the heap for the life of the process
 from __future__ import annotations
 
 import ctypes
-import gc
 import os
 from typing import Any
-
-# Container allocations between collections of the youngest generation (CPython's default is
-# 700). A request allocates a few hundred container objects that live for the request, so at
-# the default a collection ran every few requests and promoted the requests in flight to older
-# generations, whose collections then walked the whole heap: together about a twentieth of a
-# request's CPU. Ten times the default leaves cyclic garbage waiting a little longer (at most a
-# few thousand objects) and makes those collections rare.
-YOUNG_GENERATION_THRESHOLD = 7000
 
 
 def _libc() -> Any:
@@ -39,13 +30,6 @@ def return_large_blocks_to_the_os() -> None:
         return
     m_mmap_threshold = -3  # from <malloc.h>
     mallopt(m_mmap_threshold, 1 << 20)
-
-
-def collect_garbage_less_often() -> None:
-    """Raise the youngest generation's threshold (see ``YOUNG_GENERATION_THRESHOLD``); the
-    older generations keep theirs."""
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
 def trim() -> None:
