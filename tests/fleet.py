@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import free_port, spawn, start_gateway, wait_ready
+from tests.processes import free_port, spawn, start_gateway, wait_for_200, wait_ready
 
 
 def basic(sid: str) -> dict[str, str]:
@@ -91,18 +91,12 @@ def fleet_processes(
 
 async def wait_fleet_ready(fleet: Fleet, gateways: Sequence[subprocess.Popen[bytes]]) -> None:
     await asyncio.gather(*(wait_ready(url, p) for url, p in zip(fleet.urls, gateways, strict=True)))
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(
-                    f"{fleet.simulator}/v1/AvailableAddOns", headers=basic("AC" + "0" * 32)
-                ) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the simulator did not answer")
+    await wait_for_200(
+        f"{fleet.simulator}/v1/AvailableAddOns",
+        failure="the simulator did not answer",
+        seconds=10,
+        headers=basic("AC" + "0" * 32),
+    )
 
 
 async def send(

@@ -1,4 +1,5 @@
-"""Helpers for tests that run ``gateway serve`` / ``gateway simulate`` as real processes."""
+"""Helpers for tests that run ``gateway serve`` / ``gateway simulate`` (or a snippet of Python)
+as real processes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def python_output(code: str) -> str:
+    """What ``python -c code`` prints in a fresh interpreter (which must exit 0): for checks
+    of what importing a module does, or of process-wide state."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout
 
 
 async def run_to_end(
@@ -63,20 +73,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
-    """Poll ``url``/readyz until it answers 200; fail if the process exits or time runs out."""
+async def wait_for_200(
+    url: str,
+    *,
+    failure: str,
+    seconds: float = 15,
+    headers: dict[str, str] | None = None,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``url`` until it answers 200; fail with ``failure`` when time runs out, or at once
+    if ``process`` (the server behind it) exits."""
     deadline = asyncio.get_running_loop().time() + seconds
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
-            assert process.poll() is None, "gateway exited early"
+            assert process is None or process.poll() is None, "the server exited early"
             try:
-                async with session.get(f"{url}/readyz") as response:
+                async with session.get(url, headers=headers) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError("gateway did not become ready")
+    raise AssertionError(failure)
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
+    """Poll ``url``/readyz until it answers 200; fail if the process exits or time runs out."""
+    await wait_for_200(
+        f"{url}/readyz", failure="gateway did not become ready", seconds=seconds, process=process
+    )
 
 
 def spawn(

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.fake_upstream import FakeUpstream, sid
+from tests.processes import python_output
 
 SECRET = "tok_7f3e9c1d2b4a"
 
@@ -103,19 +104,13 @@ def test_every_log_record_is_one_line_without_control_characters() -> None:
 
 
 def test_serve_installs_the_one_line_formatter() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import logging; from gateway.access_log import configure_logging, OneLineFormatter;"
         "configure_logging('info');"
         "handlers = logging.getLogger().handlers;"
         "print(all(isinstance(h.formatter, OneLineFormatter) for h in handlers))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "True\n"
+    assert python_output(code) == "True\n"
 
 
 class _CountingStream:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from gateway import memory
+from tests.processes import python_output
 
 
 def test_trim_gives_a_fragmented_heap_back() -> None:
@@ -23,10 +21,7 @@ def test_trim_gives_a_fragmented_heap_back() -> None:
         "before = rss(); pieces.clear(); freed = rss(); m.trim(); after = rss()\n"
         "print(before - after > 60_000, after <= freed)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "True True\n"
+    assert python_output(code) == "True True\n"
 
 
 def test_large_blocks_get_their_own_mapping_unless_the_environment_decides(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +23,7 @@ from gateway.options import OPTIONS_BY_NAME
 from gateway.reload import LIVE_OPTIONS, Reloader, fingerprint, restart_only_changes
 from tests.conftest import AUTH_HEADER, make_config
 from tests.fake_upstream import FakeUpstream
+from tests.processes import python_output
 from tests.reloading import SUNSET_HEADER, SUNSET_NEW, SUNSET_OLD, config_text, rules_text
 
 Client = TestClient[web.Request, web.Application]
@@ -262,10 +261,7 @@ async def test_watch_reloads_a_changed_file_once(
 def test_the_supervisor_process_declares_no_metrics() -> None:
     """cli.py runs the --workers supervisor, which must write no metric files of its own."""
     code = "import sys, gateway.cli; print('gateway.metrics' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "False\n"
+    assert python_output(code) == "False\n"
 
 
 def test_config_source_reads_the_same_layers_again(tmp_path: Path) -> None:

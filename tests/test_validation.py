@@ -14,6 +14,7 @@ from gateway.cli import main
 from gateway.rules import RuleError, load_rules
 from gateway.validation import validate
 from tests.conftest import make_config
+from tests.processes import python_output
 
 EARLY_SUNSET = (
     '[[rule]]\nname = "legacy"\nmethods = ["GET"]\nfrom = "/marketplace/AvailableAddOns"\n'
@@ -64,7 +65,4 @@ def test_a_rule_date_that_agrees_with_the_config_is_its_own() -> None:
 def test_validation_needs_no_metrics() -> None:
     """The --workers supervisor validates without declaring metrics of its own."""
     code = "import sys, gateway.validation; print('gateway.metrics' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "False\n"
+    assert python_output(code) == "False\n"
