@@ -23,6 +23,25 @@ REWRITE_PATHS = ["compiled", "parse-and-prove", "exact"]
 
 AUTH_HEADER = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
 
+# The 12 Preview Marketplace operations, as (rule, method): a test that drives a legacy client
+# through all of them checks the access log names each one.
+PREVIEW_OPERATIONS = frozenset(
+    {
+        ("preview_available_add_ons", "GET"),
+        ("preview_available_add_on", "GET"),
+        ("preview_available_add_on_extensions", "GET"),
+        ("preview_available_add_on_extension", "GET"),
+        ("preview_installed_add_ons", "GET"),
+        ("preview_installed_add_ons", "POST"),
+        ("preview_installed_add_on", "GET"),
+        ("preview_installed_add_on", "POST"),
+        ("preview_installed_add_on", "DELETE"),
+        ("preview_installed_add_on_extensions", "GET"),
+        ("preview_installed_add_on_extension", "GET"),
+        ("preview_installed_add_on_extension", "POST"),
+    }
+)
+
 
 def make_config(upstream_url: str | None = None, **overrides: Any) -> GatewayConfig:
     """Defaults as the CLI builds them, both upstreams at ``upstream_url`` when given."""

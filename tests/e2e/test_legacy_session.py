@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from gateway.simulator import load_seed
+from tests.conftest import PREVIEW_OPERATIONS
 
 from .conftest import Stack, basic, check_preview_response, new_account
 
@@ -204,20 +205,7 @@ async def test_legacy_session_raw_forms(stack: Stack) -> None:
 
     # the 12 operations were all exercised and answered by the gateway's preview routes
     routes = {(line["route"], line["method"]) for line in stack.access_lines()}
-    assert routes == {
-        ("preview_available_add_ons", "GET"),
-        ("preview_available_add_on", "GET"),
-        ("preview_available_add_on_extensions", "GET"),
-        ("preview_available_add_on_extension", "GET"),
-        ("preview_installed_add_ons", "GET"),
-        ("preview_installed_add_ons", "POST"),
-        ("preview_installed_add_on", "GET"),
-        ("preview_installed_add_on", "POST"),
-        ("preview_installed_add_on", "DELETE"),
-        ("preview_installed_add_on_extensions", "GET"),
-        ("preview_installed_add_on_extension", "GET"),
-        ("preview_installed_add_on_extension", "POST"),
-    }
+    assert routes == PREVIEW_OPERATIONS
     gateway_requests = [r for r in stack.sim_requests if r.via is not None]
     assert len(gateway_requests) == len(stack.access_lines())
 
