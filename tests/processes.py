@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.paths import ROOT
+
 
 def rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
@@ -21,6 +23,28 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def run_gateway(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway ARGS`` to its end, its output captured as text (any exit status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def gateway_output(*args: str) -> str:
+    """What ``python -m gateway ARGS`` prints; it must exit 0."""
+    result = run_gateway(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def python_output(code: str) -> str:

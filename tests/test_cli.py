@@ -14,7 +14,7 @@ import pytest
 from gateway.cli import RULE_OPTIONS, main
 from gateway.options import OPTIONS
 from gateway.rules import load_rules
-from tests.processes import free_port
+from tests.processes import free_port, gateway_output, run_gateway
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_FLAGS = ["--config", *(option.flag for option in OPTIONS)]
@@ -84,17 +84,9 @@ def test_every_config_option_help_names_its_env_twin(capsys: pytest.CaptureFixtu
 
 
 def test_python_dash_m_gateway_help() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "--help"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: gateway")
-    assert "rules" in result.stdout and "serve" in result.stdout
+    usage = gateway_output("--help")
+    assert usage.startswith("usage: gateway")
+    assert "rules" in usage and "serve" in usage
 
 
 def test_no_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -303,15 +295,7 @@ def test_rules_explain_without_a_rule_exits_1(
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_gateway("serve", *args, env=env)
 
 
 @pytest.mark.parametrize("workers", ["1", "3"])

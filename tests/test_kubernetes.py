@@ -12,7 +12,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from gateway.config import load_config
 from gateway.options import OPTIONS
 from gateway.supervisor import GRACE_SECONDS
-from tests.processes import require_binary
+from tests.processes import gateway_output, require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -414,14 +413,7 @@ def test_the_mounted_config_and_rules_load(
 
 
 def _rules_check(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "rules", "check", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return gateway_output("rules", "check", *args)
 
 
 def test_the_image_is_the_project_version(builds: dict[str, list[Object]]) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.processes import free_port, spawn, wait_ready
+from tests.processes import free_port, run_gateway, spawn, wait_ready
 from tests.reloading import (
     SUNSET_HEADER,
     SUNSET_NEW,
@@ -242,11 +241,7 @@ async def test_broken_rules_or_config_change_nothing(gateway: Starter) -> None:
     assert gw.process.poll() is None
     # `gateway rules check` refuses the broken rule with the message the reload logged.
     (gw.rules / "legacy.toml").write_text(broken_rule)
-    check = subprocess.run(
-        [sys.executable, "-m", "gateway", "rules", "check", "--config", str(gw.config)],
-        capture_output=True,
-        text=True,
-    )
+    check = run_gateway("rules", "check", "--config", str(gw.config))
     assert check.returncode == 2
     assert check.stderr.strip().removeprefix("gateway: ") in refused[0]
 

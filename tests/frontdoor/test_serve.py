@@ -10,14 +10,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.processes import free_port, spawn
+from tests.processes import free_port, gateway_output, spawn
 
 from .conftest import ACCOUNT, PREVIEW, TOKEN
 
@@ -25,20 +24,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
 ]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def gateway_cli(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 async def curl(*args: str) -> tuple[int, bytes, bytes]:
@@ -90,7 +75,7 @@ def secret_forms(key_file: Path) -> list[bytes]:
 async def test_curl_through_the_proxy_and_the_ca_key_never_leaks(
     simulator: str, tmp_path: Path
 ) -> None:
-    gateway_cli("tls", "init", str(tmp_path / "ca"))
+    gateway_output("tls", "init", str(tmp_path / "ca"))
     ca, key = tmp_path / "ca" / "ca.pem", tmp_path / "ca" / "ca-key.pem"
     port, proxy_port = free_port(), free_port()
     log = tmp_path / "gateway.log"
@@ -155,8 +140,8 @@ async def test_curl_through_the_proxy_and_the_ca_key_never_leaks(
 async def test_the_tls_listener_serves_health_and_preview_over_https(
     simulator: str, tmp_path: Path
 ) -> None:
-    gateway_cli("tls", "init", str(tmp_path))
-    gateway_cli("tls", "issue", str(tmp_path))
+    gateway_output("tls", "init", str(tmp_path))
+    gateway_output("tls", "issue", str(tmp_path))
     port = free_port()
     log = tmp_path / "gateway.log"
     process = spawn(
