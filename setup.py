@@ -1,5 +1,5 @@
-"""Build hook for the optional C accelerator, gateway/_rewrite_accel.c (everything else is in
-pyproject.toml).
+"""Build hook for the optional C accelerator, gateway/rewrite/_rewrite_accel.c (everything else
+is in pyproject.toml).
 
 As aiohttp, yarl and multidict do it: the extension is built when a C compiler is available
 and skipped with a warning when it is not (the pure-Python path is then used, with the same
@@ -41,8 +41,8 @@ def _skipped(exc: Exception) -> None:
 
 EXTENSIONS = [
     Extension(
-        "gateway._rewrite_accel",
-        ["gateway/_rewrite_accel.c"],
+        "gateway.rewrite._rewrite_accel",
+        ["gateway/rewrite/_rewrite_accel.c"],
         extra_compile_args=["-O2"] if os.name == "posix" else [],
     )
 ]

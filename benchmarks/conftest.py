@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway import link_map
-from gateway.config import load_config
-from gateway.link_map import LinkRewriter
+from gateway.config.rules import load_rules
+from gateway.config.settings import load_config
 from gateway.proxy import Pipeline
+from gateway.rewrite import link_map
+from gateway.rewrite.link_map import LinkRewriter
 from gateway.routes import Route, routes_of
 from gateway.routing import Router
-from gateway.rules import load_rules
 
 V1 = "https://marketplace.twilio.com/v1"
 UPSTREAM = "http://127.0.0.1:18081"  # as the bench runs the gateway

@@ -29,13 +29,15 @@ from benchmarks.conftest import (
     path_rewriter,
     route_named,
 )
-from gateway import content_coding, headers, json_scan, request_rewrite, response_body
-from gateway.link_map import LinkRewriter
+from gateway import request_rewrite
 from gateway.models import UpstreamResponse
 from gateway.proxy import Pipeline
-from gateway.response_rewrite import rewrite_body, rewrite_error_message, rewrite_exactly
+from gateway.rewrite import content_coding, json_scan
+from gateway.rewrite.link_map import LinkRewriter
+from gateway.rewrite.response_rewrite import rewrite_body, rewrite_error_message, rewrite_exactly
 from gateway.routes import Route
 from gateway.routing import Router
+from gateway.serving import headers, response_body
 
 LIST_PATH = "/marketplace/InstalledAddOns?PageSize=50"
 SINGLE_PATH = "/marketplace/InstalledAddOns/XE8f6ef1aa8b0dd2442e039eb1e0f66088"

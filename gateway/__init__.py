@@ -2,18 +2,18 @@
 
 The public surface is :data:`__all__`: build a :class:`GatewayConfig` with :func:`load_config`
 and serve :func:`create_app`. Everything else is internal. The names are imported on first use,
-so ``import gateway.rules`` does not pull in the server.
+so ``import gateway.config.rules`` does not pull in the server.
 """
 
 import typing as _typing
 
-__version__ = "0.1.0"
+from gateway.version import __version__
 
 __all__ = ["GatewayConfig", "__version__", "create_app", "load_config"]
 
 if _typing.TYPE_CHECKING:
     from gateway.app import create_app
-    from gateway.config import GatewayConfig, load_config
+    from gateway.config.settings import GatewayConfig, load_config
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> _typing.Any:
 
         return create_app
     if name in ("GatewayConfig", "load_config"):
-        from gateway import config
+        from gateway.config import settings
 
-        return getattr(config, name)
+        return getattr(settings, name)
     raise AttributeError(f"module 'gateway' has no attribute {name!r}")

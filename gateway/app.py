@@ -13,17 +13,19 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway import errors, http_checks, metrics, proxy
-from gateway.client_limits import CLIENT_LIMITS, ClientLimits
-from gateway.config import GatewayConfig
-from gateway.error_response import ErrorBase, render_error
+from gateway import errors, proxy
+from gateway.config.rules import RuleSet, load_rules
+from gateway.config.settings import GatewayConfig
 from gateway.routes import routes_of
-from gateway.rules import RuleSet, load_rules
-from gateway.server import (
+from gateway.serving import http_checks
+from gateway.serving.client_limits import CLIENT_LIMITS, ClientLimits
+from gateway.serving.error_response import ErrorBase, render_error
+from gateway.serving.server import (
     ERROR_BASE,
     disable_connection_retry,
     discard_connections_speaking_out_of_turn,
 )
+from gateway.telemetry import metrics
 
 log = logging.getLogger("gateway")
 
@@ -78,7 +80,8 @@ def _json(body: object, status: int = 200) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error as Twilio's error JSON, never as an HTML page; refuse what
-    :mod:`gateway.http_checks` refuses, and close the connection after an upgrade request."""
+    :mod:`gateway.serving.http_checks` refuses, and close the connection after an upgrade
+    request."""
     response = await _handle_or_render(request, handler)
     if http_checks.closes_after(request):
         response.force_close()
@@ -167,11 +170,11 @@ def _harden(app: web.Application, config: GatewayConfig | None) -> None:
 def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
     # A client that hangs up cancels its handler, which closes the upstream connection at once
     # instead of holding a pool slot until the upstream answers. aiohttp's own idle timer only
-    # backs up gateway.server's (its default keeps an idle connection for an hour). The rest of
-    # a body that was refused unread is read and dropped for at most 10 s (aiohttp's default),
-    # and never for longer than a body may pause. A compressed request body is forwarded as it
-    # came, with its Content-Encoding: decoded, it would reach the upstream under a header that
-    # no longer describes it (and the size cap would apply to the decoded bytes).
+    # backs up gateway.serving.server's (its default keeps an idle connection for an hour). The
+    # rest of a body that was refused unread is read and dropped for at most 10 s (aiohttp's
+    # default), and never for longer than a body may pause. A compressed request body is
+    # forwarded as it came, with its Content-Encoding: decoded, it would reach the upstream under
+    # a header that no longer describes it (and the size cap would apply to the decoded bytes).
     args: dict[str, object] = {"handler_cancellation": True, "auto_decompress": False}
     if config is not None:
         args["keepalive_timeout"] = config.client_keepalive_timeout + config.client_header_timeout
@@ -198,7 +201,7 @@ def create_app(
 ) -> web.Application:
     """The gateway application for ``config`` (rules loaded from ``config.rules``).
 
-    Raises :class:`~gateway.rules.RuleError` for rules that do not validate against
+    Raises :class:`~gateway.config.rules.RuleError` for rules that do not validate against
     ``config``. ``clock`` and ``chance`` are injectable for tests of brownout windows.
     """
     rules = ruleset if ruleset is not None else load_rules(config.rules)

@@ -2,8 +2,8 @@
 | tls init | tls issue | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
-:func:`gateway.config.load_config`) and starts servers, and the only core module that wires the
-command tools of :mod:`gateway.tools` in.
+:func:`gateway.config.settings.load_config`) and starts servers, and the only core module that
+wires the command tools of :mod:`gateway.tools` in.
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from typing import Any
 
 from yarl import URL
 
-from gateway import __version__
-from gateway.access_log import configure_logging
-from gateway.config import ConfigError, ConfigSource, GatewayConfig, load_config
+from gateway.config.options import add_arguments
+from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.config.settings import ConfigError, ConfigSource, GatewayConfig, load_config
+from gateway.config.validation import validate
 from gateway.errors import GatewayError
-from gateway.listen import ListenError
 from gateway.models import RouteMatch
-from gateway.options import add_arguments
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
-from gateway.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.serving.listen import ListenError
 from gateway.supervisor import WORKER_ENV
+from gateway.telemetry.access_log import configure_logging
 from gateway.tools import report, rule_specs, scan, tls
-from gateway.validation import validate
+from gateway.version import __version__
 
 EXIT_USAGE = 2
 

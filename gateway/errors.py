@@ -20,7 +20,7 @@ Every field is set where the error is raised: ``status`` (a class default, or gi
 400-family refusal answered 431), ``headers`` sent with the error and ``kind``, the upstream
 failure's metric label. Nothing fills them in later. An error whose ``closes_connection`` is true
 (a class default, or given) is answered with ``Connection: close``: what follows it on the
-connection cannot be trusted. :mod:`gateway.error_response` renders
+connection cannot be trusted. :mod:`gateway.serving.error_response` renders
 them, for the middleware, the pipeline and unparseable requests alike.
 
 Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in

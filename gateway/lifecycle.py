@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway import __version__, memory
 from gateway.app import LIVE, create_app, create_metrics_app
-from gateway.config import ConfigSource, GatewayConfig
-from gateway.listen import address, listen_error, start_site
+from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
-from gateway.server import GatewayRunner
+from gateway.serving import memory
+from gateway.serving.listen import address, listen_error, start_site
+from gateway.serving.server import GatewayRunner
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
+from gateway.version import __version__
 
 if TYPE_CHECKING:
     from gateway.frontdoor.listener import ProxyFrontDoor

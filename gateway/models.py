@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.rules import Rule
+from gateway.config.rules import Rule
 
 T = TypeVar("T", covariant=True)
 

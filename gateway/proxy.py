@@ -16,22 +16,24 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 from multidict import CIMultiDict
 
-from gateway import metrics, request_rewrite, response_body, upstream
-from gateway.access_log import AccessLog
-from gateway.brownout import refuses
-from gateway.config import GatewayConfig
-from gateway.consumers import ConsumerLabels
-from gateway.error_response import CLOSE_AT_ONCE, render_error
+from gateway import request_rewrite, upstream
+from gateway.config.rules import RuleSet
+from gateway.config.settings import GatewayConfig
 from gateway.errors import BadRequest, Brownout, GatewayError
 from gateway.frontdoor.door import front_door, intercepted_host
-from gateway.headers import inbound, map_locations, refusal
+from gateway.migration.brownout import refuses
+from gateway.migration.consumers import ConsumerLabels
 from gateway.models import RouteMatch, UpstreamResponse
-from gateway.public_url import TrustedProxies, local_host, public_base
-from gateway.recorder import Exchange, Recorder
-from gateway.request_body import BodyBudget, BodyLimits, expects_continue, read_body
 from gateway.routes import Route, compile_routes
 from gateway.routing import Router
-from gateway.rules import RuleSet
+from gateway.serving import response_body
+from gateway.serving.error_response import CLOSE_AT_ONCE, render_error
+from gateway.serving.headers import inbound, map_locations, refusal
+from gateway.serving.public_url import TrustedProxies, local_host, public_base
+from gateway.serving.request_body import BodyBudget, BodyLimits, expects_continue, read_body
+from gateway.telemetry import metrics
+from gateway.telemetry.access_log import AccessLog
+from gateway.telemetry.recorder import Exchange, Recorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class Pipeline:
         consumers: ConsumerLabels | None = None,
         bodies: BodyBudget | None = None,
     ) -> Pipeline:
-        """Compile the routes (raises :class:`~gateway.rules.RuleError` when invalid)."""
+        """Compile the routes (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
         if consumers is None:
             consumers = ConsumerLabels(
                 config.consumer_names,
@@ -95,7 +97,7 @@ class Pipeline:
     def rebuilt(self, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
         """A pipeline for a reloaded config and rule set that keeps this one's clock, chance,
         consumer-label cap state and request-body budget (the bodies in flight hold it)
-        (raises :class:`~gateway.rules.RuleError` when invalid)."""
+        (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
         consumers = self.recorder.consumers.reconfigured(
             config.consumer_names, config.consumer_cap, config.consumer_labels
         )

@@ -2,8 +2,8 @@
 
 A reload reads the config the way start-up did (the same flags and environment, which still win
 over the file), loads the rules it names and compiles them, which runs
-:func:`gateway.validation.validate`, the check of ``gateway rules check``. Only when all of that
-succeeds is the new :class:`~gateway.proxy.Pipeline` swapped into the app's
+:func:`gateway.config.validation.validate`, the check of ``gateway rules check``. Only when all
+of that succeeds is the new :class:`~gateway.proxy.Pipeline` swapped into the app's
 :class:`~gateway.proxy.Live` holder, in one assignment: a request reads the holder once, so one
 in flight finishes on the old rules and config, and every request after the swap gets the new
 ones. What outlives a reload: the ``ClientSession``, the consumer-label cap state and the metric
@@ -25,12 +25,12 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from gateway import metrics
-from gateway.config import FIELD_NAMES, ConfigError, ConfigSource, GatewayConfig
+from gateway.config.rules import RuleError, RuleSet, load_rules
+from gateway.config.settings import FIELD_NAMES, ConfigError, ConfigSource, GatewayConfig
+from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from gateway.proxy import Live
 from gateway.routes import routes_of
-from gateway.rules import RuleError, RuleSet, load_rules
-from gateway.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.telemetry import metrics
 
 log = logging.getLogger("gateway")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.headers import outbound
 from gateway.models import RouteMatch, UpstreamRequest
+from gateway.serving.headers import outbound
 
 
 def upstream_url(match: RouteMatch[object], upstream_base: str) -> str:

@@ -4,7 +4,7 @@ config.
 A :class:`Route` holds everything a request on that rule needs: the rule, its upstream, its
 response rewriter, its deprecation headers and sunset, and its bound metric children. The
 :class:`~gateway.routing.Router` hands it back with each match. Compiling starts with
-:func:`gateway.validation.validate`, the check ``gateway rules check`` runs too.
+:func:`gateway.config.validation.validate`, the check ``gateway rules check`` runs too.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
-from gateway.config import GatewayConfig
-from gateway.deprecation import DeprecationHeaders, successor_url
-from gateway.link_map import LinkRewriter
-from gateway.metrics import RouteMetrics
+from gateway.config.rules import Rule, RuleSet
+from gateway.config.settings import GatewayConfig
+from gateway.config.upstreams import Upstream
+from gateway.config.validation import validate
+from gateway.migration.deprecation import DeprecationHeaders, successor_url
+from gateway.rewrite.link_map import LinkRewriter
 from gateway.routing import Router
-from gateway.rules import Rule, RuleSet
-from gateway.upstreams import Upstream
-from gateway.validation import validate
-
-UNMATCHED = "unmatched"  # the route label of requests no rule matched
+from gateway.telemetry.metrics import RouteMetrics
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from gateway.config.rules import Rule, RuleSet
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.models import RouteMatch
-from gateway.rules import Rule, RuleSet
 
 T = TypeVar("T")
 

@@ -26,9 +26,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from gateway.config import GatewayConfig
-from gateway.consumers import LEDGER_NAME
-from gateway.listen import check_bindable
+from gateway.config.settings import GatewayConfig
+from gateway.migration.consumers import LEDGER_NAME
+from gateway.serving.listen import check_bindable
 
 log = logging.getLogger("gateway")
 
@@ -61,7 +61,7 @@ def _hangup_held() -> Iterator[None]:
 def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run ``config.workers`` worker processes of the same ``serve`` command.
 
-    Raises :class:`~gateway.listen.ListenError` before starting any worker when the address
+    Raises :class:`~gateway.serving.listen.ListenError` before starting any worker when the address
     cannot be bound; a worker that exits 2 (a usage error, e.g. the port was taken meanwhile)
     stops them all with status 2 instead of being restarted.
     """

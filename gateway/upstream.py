@@ -7,7 +7,7 @@ all (the connection could not be made, or closed before a status line arrived) i
 more while the deadline allows; nothing else is retried (a POST may have created a resource,
 a DELETE may have deleted one). aiohttp's own silent retry of idempotent methods (DELETE
 included) is switched off where the session is made, so this module's rule is the only one.
-The body is returned as sent, in its content coding (``gateway.content_coding`` decodes it,
+The body is returned as sent, in its content coding (``gateway.rewrite.content_coding`` decodes it,
 or passes an unknown coding on untouched).
 """
 
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from gateway import memory
 from gateway.errors import (
     GatewayError,
     UpstreamBadResponse,
@@ -30,6 +29,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.models import UpstreamRequest, UpstreamResponse
+from gateway.serving import memory
 
 log = logging.getLogger("gateway")
 JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
@@ -111,7 +111,7 @@ async def _send_once(
             data=request.body or None,
             allow_redirects=False,
             timeout=timeout,
-            auto_decompress=False,  # decoded, or not, by gateway.content_coding
+            auto_decompress=False,  # decoded, or not, by gateway.rewrite.content_coding
             # A client that sent no User-Agent gets none added for it ("Python/3.x aiohttp/...").
             # Asked for only then: skipping costs aiohttp a header copy on every request.
             skip_auto_headers=None if "User-Agent" in request.headers else _NO_USER_AGENT,

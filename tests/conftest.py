@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig, load_config
-from gateway.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.config.settings import GatewayConfig, load_config
+from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from tests.fake_upstream import FakeUpstream
 
-# The three ways gateway.response_rewrite reaches its answer; tests of the rewrite run on each
-# (usefixtures("rewrite_path")). "compiled" is skipped where the C accelerator is not built.
+# The three ways gateway.rewrite.response_rewrite reaches its answer; tests of the rewrite run on
+# each (usefixtures("rewrite_path")). "compiled" is skipped where the C accelerator is not built.
 REWRITE_PATHS = ["compiled", "parse-and-prove", "exact"]
 
 AUTH_HEADER = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjpzZWNyZXQ="
@@ -93,7 +93,7 @@ def gateway_client(
 def rewrite_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Rewriters built while this is active take one path: the compiled accelerator,
     pure-Python parse-and-prove (falling back to the exact scan), or the exact scan alone."""
-    from gateway import link_map, response_rewrite
+    from gateway.rewrite import link_map, response_rewrite
 
     path: str = request.param
     if path == "compiled":

@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIVE, SESSION, create_app, create_metrics_app
+from gateway.config.rules import RuleError
 from gateway.routing import Router
-from gateway.rules import RuleError
 from tests.conftest import make_config, raw_get, raw_http
 
 Client = TestClient[web.Request, web.Application]
@@ -116,7 +116,7 @@ async def test_metrics_public_false_keeps_metrics_off_the_main_listener(
 
 
 def test_metrics_public_false_without_a_metrics_listener_is_refused() -> None:
-    from gateway.config import ConfigError, load_config
+    from gateway.config.settings import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="metrics_listen is not set"):
         load_config({"metrics_public": "false"}, {})

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.server import GatewayRunner
+from gateway.serving.server import GatewayRunner
 from tests.conftest import AUTH_HEADER, make_config, raw_http
 from tests.fake_upstream import FakeUpstream, sid
 

@@ -180,7 +180,7 @@ async def test_gzip_is_decoded_and_rewritten(
 async def test_invalid_json_is_a_502_counted_as_invalid_json(
     upstream: dict[str, tuple[bytes, dict[str, str]]], gateway_client: GatewayFactory
 ) -> None:
-    from gateway import metrics
+    from gateway.telemetry import metrics
 
     failures = metrics.UPSTREAM_FAILURES.labels("invalid_json")
     before = failures._value.get()

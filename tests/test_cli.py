@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import RULE_OPTIONS, main
-from gateway.options import OPTIONS
-from gateway.rules import load_rules
+from gateway.config.options import OPTIONS
+from gateway.config.rules import load_rules
 from tests.processes import free_port, gateway_output, run_gateway
 
 PROJECT = Path(__file__).resolve().parents[1]

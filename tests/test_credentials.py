@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.server import GatewayRunner
+from gateway.serving.server import GatewayRunner
 from tests.conftest import make_config, raw_http
 from tests.fake_upstream import FakeUpstream, sid
 
@@ -310,7 +310,7 @@ async def test_switching_verification_off_works_and_warns_loudly(
 
 
 def test_the_cli_flag_warns_in_its_help() -> None:
-    from gateway.options import OPTIONS_BY_NAME
+    from gateway.config.options import OPTIONS_BY_NAME
 
     option = OPTIONS_BY_NAME["insecure_skip_tls_verify"]
     assert option.default is False

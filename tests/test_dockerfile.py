@@ -137,7 +137,7 @@ def test_build_ships_the_rewrite_rules_and_specs(dockerfile: list[Instruction]) 
     copied = " ".join(ins.args for ins in copies)
     runs = " ".join(ins.args for ins in dockerfile if ins.keyword == "RUN")
     # Every folder pyproject maps into the package (rewrite_rules/ as gateway.default_rules,
-    # specs/ as gateway.specs; tests/test_rules.py checks the wheel) must reach the build.
+    # specs/ as gateway.specs; tests/config/test_rules.py checks the wheel) must reach the build.
     mapped = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"][
         "package-dir"
     ]

@@ -11,7 +11,7 @@ Proven here, against what the test sent:
   ``anonymous``): the bound is reached here and holds, and no call
   is lost to it;
 - a 25 % brownout refuses 25 % +- ``TOLERANCE`` points of the fleet's calls, and a consumer gets
-  the same answer from every replica within a minute (see gateway.brownout.refuses).
+  the same answer from every replica within a minute (see gateway.migration.brownout.refuses).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.brownout import CONSISTENT_SECONDS, parse_schedule, refuses
+from gateway.config.policy import parse_schedule
+from gateway.migration.brownout import CONSISTENT_SECONDS, refuses
 from gateway.simulator import load_seed
 from gateway.tools.report_reader import LAST_SEEN, SUNSET
 from tests.conftest import make_config

@@ -19,8 +19,8 @@ import yaml
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from gateway.brownout import parse_schedule
 from gateway.cli import _parser
+from gateway.config.policy import parse_schedule
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
 from tests.processes import free_port

@@ -22,8 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config import load_config
-from gateway.options import OPTIONS
+from gateway.config.options import OPTIONS
+from gateway.config.settings import load_config
 from gateway.supervisor import GRACE_SECONDS
 from tests.processes import gateway_output, require_binary
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.link_map import ACCELERATOR, NO_EXTENSIONS_ENV
+from gateway.rewrite.link_map import ACCELERATOR, NO_EXTENSIONS_ENV
 from tests.fake_upstream import installed
 from tests.processes import free_port, start_gateway, wait_ready
 

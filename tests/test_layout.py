@@ -1,13 +1,18 @@
-"""Project layout: tests mirror gateway/, the request path never imports the simulator or the
-tools, modules stay small, a small public surface, and nothing reaches outside the repository."""
+"""Project layout: tests mirror gateway/'s parts, the parts import each other one way only (the
+import-linter contracts in pyproject.toml), modules stay small, a small public surface, and
+nothing reaches outside the repository."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import grimp
 import pytest
 
 import gateway
@@ -16,7 +21,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = PROJECT / "gateway"
 TESTS = PROJECT / "tests"
 
-# Modules without a tests/test_<name>.py of their own, and why. Keep this list short.
+# The parts of gateway/ whose modules each have a tests/<part>/test_<module>.py. The front doors
+# and the simulator are tested by behaviour in tests/frontdoor/ and tests/simulator/.
+MIRRORED_PARTS = ("config", "serving", "rewrite", "migration", "telemetry", "tools")
+
+# Modules without a test file of their own, and why. Keep this list short.
 NO_OWN_TEST_FILE = {
     "__init__": "its public surface is checked by test_public_surface_is_exactly_all below",
     "__main__": "two lines; run by test_cli.test_python_dash_m_gateway_help",
@@ -26,8 +35,8 @@ NO_OWN_TEST_FILE = {
     "tests/tools/test_demo",
     "tools/scan_patterns": "the language patterns of gateway scan, each exercised through "
     "scan.scan_text in tests/tools/test_scan",
-    "options": "the option table and its value parsers; every option is parsed in test_config "
-    "and every spelling checked against the README in test_readme",
+    "config/options": "the option table; every option is parsed in config/test_settings and "
+    "every spelling checked against the README in test_readme",
 }
 
 PUBLIC_SURFACE = ["GatewayConfig", "__version__", "create_app", "load_config"]
@@ -35,9 +44,10 @@ MAX_MODULE_LINES = 400  # docs/design: aim under ~300, split before 400
 
 
 def mirrored_modules() -> list[str]:
-    """Modules of the core and of gateway/tools/, as paths relative to gateway/ (no suffix)."""
+    """Modules of the root and of the mirrored parts, as paths relative to gateway/."""
     found = [path.stem for path in PACKAGE.glob("*.py")]
-    found += [f"tools/{p.stem}" for p in (PACKAGE / "tools").glob("*.py") if p.stem != "__init__"]
+    for part in MIRRORED_PARTS:
+        found += [f"{part}/{p.stem}" for p in (PACKAGE / part).glob("*.py") if p.stem != "__init__"]
     return sorted(found)
 
 
@@ -62,6 +72,16 @@ def test_allow_list_holds_only_real_modules_without_test_files() -> None:
     assert len(NO_OWN_TEST_FILE) <= 6
 
 
+def test_every_part_is_a_package_that_says_what_it_may_import() -> None:
+    for part in (*MIRRORED_PARTS, "frontdoor", "simulator"):
+        init = PACKAGE / part / "__init__.py"
+        doc = init.read_text("utf-8")
+        assert doc.startswith('"""'), part
+        assert (TESTS / part / "__init__.py").is_file(), part
+    for part in ("config", "serving", "rewrite", "migration", "telemetry"):
+        assert "import" in (PACKAGE / part / "__init__.py").read_text("utf-8"), part
+
+
 @pytest.mark.parametrize(
     "module", sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")), ids=str
 )
@@ -71,35 +91,105 @@ def test_every_module_stays_small(module: str) -> None:
     assert lines <= MAX_MODULE_LINES, f"gateway/{module} has {lines} lines; split it"
 
 
-def _ruff_findings(source: str, filename: str) -> list[str]:
-    command = [sys.executable, "-m", "ruff", "check", "--select", "TID251"]
-    command += ["--output-format", "concise", "--stdin-filename", filename, "-"]
+# --- One-way imports -------------------------------------------------------------------------
+
+
+def _lint_imports(package_parent: Path) -> tuple[int, str]:
+    """Run import-linter with pyproject.toml's contracts over the gateway/ in ``package_parent``."""
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    run = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+    command = [sys.executable, "-c", run, "--no-cache", "--config", str(PROJECT / "pyproject.toml")]
     result = subprocess.run(
-        command, input=source, cwd=PROJECT, capture_output=True, text=True, check=False
+        command, cwd=package_parent, env=env, capture_output=True, text=True, check=False
     )
-    return [line for line in result.stdout.splitlines() if "TID251" in line]
+    return result.returncode, result.stdout + result.stderr
 
 
-BANNED_FORMS = [
-    "import gateway.simulator",
-    "from gateway.simulator.store import Store",
-    "from gateway import simulator",
-    "from gateway.tools import scan",
-    "import gateway.tools.report",
-    "def f():\n    from gateway.tools.demo import run_verb\n",
+def _contracts() -> list[dict[str, object]]:
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text("utf-8"))
+    contracts: list[dict[str, object]] = pyproject["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def test_the_import_contracts_hold() -> None:
+    code, output = _lint_imports(PROJECT)
+    assert code == 0 and "0 broken" in output, output
+
+
+# One planted module per contract, each breaking exactly that contract: (contract id, file under
+# gateway/, its source).
+PLANTED = [
+    ("face", "serving/planted_face.py", "import gateway\n"),
+    ("parts", "migration/planted_cycle.py", "from gateway.routes import Route\n"),
+    ("config", "config/planted_config.py", "from gateway.serving import headers\n"),
+    ("rewrite", "rewrite/planted_rewrite.py", "from gateway.telemetry import metrics\n"),
+    ("tracking", "telemetry/planted_tracking.py", "from gateway.serving import server\n"),
+    ("tools", "proxy_planted.py", "def f():\n    from gateway.tools import scan\n"),
+    ("simulator", "frontdoor/planted_simulator.py", "import gateway.simulator.store\n"),
 ]
 
 
-@pytest.mark.parametrize("source", BANNED_FORMS)
-def test_ruff_bans_the_simulator_and_the_tools_from_the_request_path(source: str) -> None:
-    """The import boundary is ruff's TID251 rule (run on the whole tree by test_quality)."""
-    assert _ruff_findings(source + "\n", "gateway/proxy.py") != []
+def test_every_contract_is_planted_once() -> None:
+    assert sorted(p[0] for p in PLANTED) == sorted(str(c["id"]) for c in _contracts())
 
 
-@pytest.mark.parametrize("source", BANNED_FORMS)
-def test_the_tools_the_cli_and_the_tests_may_import_them(source: str) -> None:
-    for filename in ("gateway/tools/probe.py", "gateway/cli.py", "tests/test_probe.py"):
-        assert _ruff_findings(source + "\n", filename) == [], filename
+def test_each_contract_fires_on_a_planted_import(tmp_path: Path) -> None:
+    """A copy of gateway/ with one planted import per contract: each contract reports its own."""
+    copy = tmp_path / "gateway"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for _, file, source in PLANTED:
+        (copy / file).write_text(source, "utf-8")
+    code, output = _lint_imports(tmp_path)
+    assert code != 0
+    broken = {str(c["name"]) for c in _contracts()}
+    flat = " ".join(output.split())
+    for contract in _contracts():
+        name = " ".join(str(contract["name"]).split())
+        assert f"{name} BROKEN" in flat, (contract["id"], output)
+    assert f"Contracts: 0 kept, {len(broken)} broken" in flat, output
+
+
+def test_the_forbidden_lists_name_every_part_they_must() -> None:
+    """A new top-level module or part of gateway/ must be placed in the contracts: every one is
+    either allowed to the source by name below or forbidden to it in pyproject.toml."""
+    tops = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    tops -= {"__init__", "__main__"}
+    allowed = {
+        "config": {"config", "errors", "version"},
+        "rewrite": {"rewrite", "config", "errors", "models", "version"},
+        "tracking": {
+            "migration",
+            "telemetry",
+            "config",
+            "errors",
+            "models",
+            "version",
+            "routes",
+            "routing",
+            "request_rewrite",
+            "rewrite",
+        },
+    }
+    by_id = {str(c["id"]): c for c in _contracts()}
+    for contract_id, own in allowed.items():
+        forbidden = {
+            str(m).removeprefix("gateway.") for m in by_id[contract_id]["forbidden_modules"]
+        }
+        assert tops - own == forbidden, contract_id
+
+
+def test_no_import_loop_among_gateway_modules() -> None:
+    """Module level, lazy and type-checking imports included (grimp's graph)."""
+    graph = grimp.build_graph("gateway", cache_dir=None)
+    loops = [
+        (module, other)
+        for module in graph.modules
+        for other in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=other, imported=module)
+    ]
+    assert loops == []
 
 
 def test_public_surface_is_exactly_all() -> None:
@@ -116,8 +206,8 @@ def test_public_surface_is_exactly_all() -> None:
     assert stray == []
     from gateway import GatewayConfig, __version__, create_app, load_config
     from gateway.app import create_app as app_create_app
-    from gateway.config import GatewayConfig as ConfigClass
-    from gateway.config import load_config as config_load
+    from gateway.config.settings import GatewayConfig as ConfigClass
+    from gateway.config.settings import load_config as config_load
 
     assert (create_app, GatewayConfig, load_config) == (app_create_app, ConfigClass, config_load)
     assert __version__ == "0.1.0"
@@ -127,7 +217,7 @@ def test_public_surface_is_exactly_all() -> None:
 
 def test_importing_a_pure_module_does_not_start_the_server_stack() -> None:
     code = (
-        "import sys, gateway.rules, gateway.routing, gateway.response_rewrite; "
+        "import sys, gateway.config.rules, gateway.routing, gateway.rewrite.response_rewrite; "
         "print(sorted(m for m in ('gateway.app', 'gateway.simulator', 'aiohttp.web') "
         "if m in sys.modules))"
     )

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
 from gateway.app import SESSION, create_app
-from gateway.server import GatewayRunner
+from gateway.serving.server import GatewayRunner
 from tests.conftest import make_config
 
 LIST = "/marketplace/AvailableAddOns"

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway import metrics  # noqa: F401  (declares the metrics)
+from gateway.config.options import OPTIONS
 from gateway.errors import GATEWAY_CODES
-from gateway.options import OPTIONS
+from gateway.telemetry import metrics  # noqa: F401  (declares the metrics)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_every_option_has_its_three_spellings(option: object) -> None:
-    from gateway.options import Option
+    from gateway.config.options import Option
 
     assert isinstance(option, Option)
     for spelling in (option.flag, option.env, f"`{option.name}`"):

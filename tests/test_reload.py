@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from gateway.app import LIVE, SESSION, create_app
-from gateway.config import ConfigSource, load_config
-from gateway.options import OPTIONS_BY_NAME
+from gateway.config.options import OPTIONS_BY_NAME
+from gateway.config.settings import ConfigSource, load_config
 from gateway.reload import LIVE_OPTIONS, Reloader, fingerprint, restart_only_changes
 from tests.conftest import AUTH_HEADER, make_config
 from tests.fake_upstream import FakeUpstream
@@ -260,7 +260,7 @@ async def test_watch_reloads_a_changed_file_once(
 
 def test_the_supervisor_process_declares_no_metrics() -> None:
     """cli.py runs the --workers supervisor, which must write no metric files of its own."""
-    code = "import sys, gateway.cli; print('gateway.metrics' in sys.modules)"
+    code = "import sys, gateway.cli; print('gateway.telemetry.metrics' in sys.modules)"
     assert python_output(code) == "False\n"
 
 

@@ -216,7 +216,7 @@ async def test_2000_requests_in_flight_across_a_sighup(
 async def test_broken_rules_or_config_change_nothing(gateway: Starter) -> None:
     gw = await gateway()
     # Valid TOML and a valid rule on its own, but its sunset falls before the configured
-    # deprecation: what gateway.validation (the check of `gateway rules check`) refuses.
+    # deprecation: what gateway.config.validation (the check of `gateway rules check`) refuses.
     broken_rule = rules_text("/v1/New", "2020-01-01T00:00:00Z")
     async with aiohttp.ClientSession() as session:
         (gw.rules / "legacy.toml").write_text(broken_rule)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.headers import VIA
+from gateway.config.rules import Rule, load_rules
 from gateway.models import RouteMatch, UpstreamRequest
 from gateway.request_rewrite import build, upstream_url
 from gateway.routing import Router
-from gateway.rules import Rule, load_rules
+from gateway.serving.headers import VIA
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2

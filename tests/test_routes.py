@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
+from gateway.config.rules import load_rules
 from gateway.routes import compile_routes, routes_of
-from gateway.rules import load_rules
 from tests.conftest import make_config
 
 XE = "XE" + "ab" * 16

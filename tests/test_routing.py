@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config.rules import Rule, build_ruleset, load_rules
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.routing import Router
-from gateway.rules import Rule, build_ruleset, load_rules
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import h11
 
-from gateway import metrics
+from gateway.config.hosts import Target, parse_target
 from gateway.errors import GatewayError, ProxyBusy, ProxyRefused, error_body
-from gateway.frontdoor.targets import Outcome, Target, parse_target
-
-if TYPE_CHECKING:
-    from gateway.frontdoor.listener import ProxyFrontDoor
+from gateway.frontdoor.targets import Outcome, Policy
+from gateway.telemetry import metrics
 
 log = logging.getLogger("gateway")
 
@@ -46,10 +44,26 @@ def error_response(error: GatewayError, base: str) -> bytes:
     return head + body
 
 
+class Door(Protocol):
+    """What a connection needs from the front door it arrived at
+    (:class:`gateway.frontdoor.listener.ProxyFrontDoor`, which owns the connections)."""
+
+    policy: Policy
+    error_base: str
+
+    def admit(self, transport: asyncio.Transport) -> bool: ...
+
+    def release(self, transport: asyncio.Transport) -> None: ...
+
+    def start(
+        self, outcome: Outcome, transport: asyncio.Transport, target: Target, early: bytes
+    ) -> None: ...
+
+
 class ConnectProtocol(asyncio.Protocol):
     """One client connection to the proxy front door, until it is handed on or refused."""
 
-    def __init__(self, door: ProxyFrontDoor) -> None:
+    def __init__(self, door: Door) -> None:
         self._door = door
         self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self._transport: asyncio.Transport | None = None

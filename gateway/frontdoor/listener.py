@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway.config.hosts import Target
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.frontdoor.connect import ESTABLISHED, ConnectProtocol, error_response
 from gateway.frontdoor.intercept import intercept
 from gateway.frontdoor.settings import ProxySettings
-from gateway.frontdoor.targets import Outcome, Target
+from gateway.frontdoor.targets import Outcome
 from gateway.frontdoor.tunnel import open_tunnel
 
 log = logging.getLogger("gateway")

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import ConfigError, GatewayConfig
+from gateway.config.settings import ConfigError, GatewayConfig
 from gateway.frontdoor.certificates import CertificateAuthority, CertificateError, load_ca
 from gateway.frontdoor.leaves import LeafContexts
 from gateway.frontdoor.settings import ProxySettings

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import cast
 
-from gateway.frontdoor.targets import Target
+from gateway.config.hosts import Target
 
 
 class Tunnel:

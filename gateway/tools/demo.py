@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.access_log import configure_logging
-from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.listen import address, listen_error, start_site
-from gateway.parsers import parse_http_url, parse_listen
+from gateway.config.parsers import parse_http_url, parse_listen
+from gateway.config.settings import ConfigError, GatewayConfig, load_config
+from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.serving.listen import address, listen_error, start_site
+from gateway.telemetry.access_log import configure_logging
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
-from gateway.upstreams import NAMES as UPSTREAM_NAMES
 
 if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
     from gateway.frontdoor.listener import ProxyFrontDoor
@@ -191,7 +191,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     sim_app, add_on_sid = _simulator_app(args.seed, None)
     # Imported here to keep the metric declarations out of the other verbs.
     from gateway.app import create_app
-    from gateway.server import GatewayRunner
+    from gateway.serving.server import GatewayRunner
 
     ca_dir = Path(tempfile.mkdtemp(prefix="gateway-demo-ca-"))
     try:

@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.rules import RuleError, RuleSet, load_rules
+from gateway.config.rules import RuleError, RuleSet, load_rules
+from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.report_reader import (
     ReportError,
     Samples,
     read_metrics,
     read_prometheus,
 )
-from gateway.upstreams import ORIGINS as V1_ORIGINS
 
 EXIT_OK = 0
 EXIT_STILL_CALLED = 1

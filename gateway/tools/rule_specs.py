@@ -19,7 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from gateway.rules import Rule, RuleSet, Template
+from gateway.config.rules import Rule, RuleSet, Template
 
 _PLACEHOLDER = re.compile(r"\{[^{}/]+\}")
 HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})

@@ -38,9 +38,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.scan_patterns import PATTERNS, SPLIT_CHAINS, language
-from gateway.upstreams import ORIGINS as V1_ORIGINS
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1

@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.frontdoor.certificates import create_ca
 from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
 from gateway.frontdoor.startup import prepare
-from gateway.server import GatewayRunner
+from gateway.serving.server import GatewayRunner
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from gateway.config.hosts import parse_host_patterns
 from gateway.frontdoor import connect
-from gateway.frontdoor.targets import parse_host_patterns
 
 from .conftest import Decoy, StackFactory, raw_exchange
 

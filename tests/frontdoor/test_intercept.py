@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.brownout import parse_schedule
+from gateway.config.policy import parse_schedule
 from gateway.frontdoor import intercept
 
 from .conftest import ACCOUNT, PREVIEW, TOKEN, StackFactory

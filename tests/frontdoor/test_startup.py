@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_config
+from gateway.config.settings import ConfigError, load_config
 from gateway.frontdoor.certificates import create_ca, load_ca, mint_leaf
 from gateway.frontdoor.startup import main_base, prepare
 

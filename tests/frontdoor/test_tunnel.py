@@ -10,8 +10,8 @@ import os
 import pytest
 from prometheus_client import REGISTRY
 
+from gateway.config.hosts import parse_host_patterns
 from gateway.frontdoor.connect import ESTABLISHED
-from gateway.frontdoor.targets import parse_host_patterns
 
 from .conftest import Decoy, StackFactory, raw_exchange
 

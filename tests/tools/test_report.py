@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from gateway.rules import load_rules
+from gateway.config.rules import load_rules
 from gateway.tools import report, report_reader
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.rules import RuleSet, build_ruleset, load_rules
+from gateway.config.rules import RuleSet, build_ruleset, load_rules
 from gateway.tools.rule_specs import (
     SpecError,
     check,

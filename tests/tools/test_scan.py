@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.rules import load_rules
+from gateway.config.rules import load_rules
 from gateway.tools import scan
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"

@@ -1,0 +1,135 @@
+"""Who is calling: a bounded, secret-free consumer label from the ``Authorization`` header."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.config.parsers import SID
+
+ANONYMOUS = "anonymous"
+UNRECOGNIZED = "unrecognized"
+BEARER = "bearer"
+OTHER = "other"
+DISABLED = "disabled"
+UNAUTHENTICATED = "unauthenticated"
+_FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
+_REFUSED_CREDENTIALS = frozenset({401, 403})
+
+_SID_CACHE = 1024  # distinct Authorization headers remembered per process
+
+# The file in the multiprocess metrics directory where --workers share the admitted labels.
+LEDGER_NAME = "consumer-labels.txt"
+
+
+def consumer_sid(authorization: str | None) -> str:
+    """The Account SID or API key SID of a Basic credential; never the secret.
+
+    Anything that is not a well-formed ``AC``/``SK`` SID collapses to a fixed word, so a
+    secret typed into the username field can never become a label or a log field.
+    """
+    if not authorization:
+        return ANONYMOUS
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return BEARER
+    if scheme.lower() != "basic":
+        return UNRECOGNIZED
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
+        return UNRECOGNIZED
+    username = decoded.partition(":")[0]
+    return username if SID.fullmatch(username) else UNRECOGNIZED
+
+
+class ConsumerLabels:
+    """Maps SIDs to configured names and caps how many distinct labels the gateway emits.
+
+    A SID becomes a label only once an upstream has accepted its credentials (answered with
+    anything but 401 or 403), so a caller cannot fill the cap with made-up SIDs or have calls
+    counted against someone else's. Under ``--workers N`` the workers share one cap through
+    ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
+    an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
+    level. A config reload makes a new one with :meth:`reconfigured`, which shares the labels
+    admitted so far and the ledger, so the cap holds across reloads.
+    """
+
+    def __init__(
+        self,
+        names: Mapping[str, str],
+        cap: int,
+        enabled: bool,
+        ledger: Path | None = None,
+        admitted: set[str] | None = None,
+    ) -> None:
+        self._names = dict(names)
+        self._cap = cap
+        self._enabled = enabled
+        self._ledger = ledger
+        self._admitted: set[str] = set() if admitted is None else admitted
+        self._refused: set[str] = set()  # over the cap for good (admissions are never undone)
+        # Authorization header -> SID, so a kept-alive client's base64 is decoded once.
+        # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
+        self._sids: dict[str, str] = {}
+
+    def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
+        """Labels with new names, cap and switch, counting against this one's admitted labels
+        and ledger; labels it refused are weighed again against the new cap."""
+        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted)
+
+    def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
+        """``(label, overflowed)`` for a request's ``Authorization`` header, given what the
+        upstream answered (``None`` when it was not called)."""
+        if not self._enabled:
+            return DISABLED, False
+        if upstream_status in _REFUSED_CREDENTIALS:
+            return UNAUTHENTICATED, False
+        sid = self._sid(authorization)
+        if sid in _FIXED_WORDS:
+            return sid, False
+        label = self._names.get(sid, sid)
+        if label in self._admitted:
+            return label, False
+        if upstream_status is None:  # never checked by an upstream: not yet a consumer
+            return UNAUTHENTICATED, False
+        if label in self._refused or not self._admit(label):
+            if len(self._refused) < 10 * self._cap + 1000:
+                self._refused.add(label)
+            return OTHER, True
+        self._admitted.add(label)
+        return label, False
+
+    def log_label(self, authorization: str | None, upstream_status: int | None) -> str:
+        """The caller as the access log names it (no cap; refused credentials named so)."""
+        if upstream_status in _REFUSED_CREDENTIALS:
+            return UNAUTHENTICATED
+        sid = self._sid(authorization)
+        return self._names.get(sid, sid)
+
+    def _sid(self, authorization: str | None) -> str:
+        if authorization is None:
+            return ANONYMOUS
+        sid = self._sids.get(authorization)
+        if sid is None:
+            if len(self._sids) >= _SID_CACHE:
+                self._sids.clear()
+            sid = self._sids[authorization] = consumer_sid(authorization)
+        return sid
+
+    def _admit(self, label: str) -> bool:
+        """Whether ``label`` may be admitted: under the cap, counted gateway-wide."""
+        if self._ledger is None:
+            return len(self._admitted) < self._cap
+        with open(self._ledger, "a+", encoding="ascii") as ledger:
+            fcntl.flock(ledger, fcntl.LOCK_EX)  # released when the file is closed
+            ledger.seek(0)
+            listed = set(ledger.read().split())
+            if label in listed:
+                return True
+            if len(listed) >= self._cap:
+                return False
+            ledger.write(label + "\n")
+            return True

@@ -1,0 +1,187 @@
+"""gateway.rewrite.link_map: which URLs are the upstream's and where they lead on the gateway."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config.rules import SEGMENT_VALUE, load_rules
+from gateway.rewrite import link_map
+from gateway.rewrite.link_map import FAST_SEGMENT, LinkRewriter, PathMap
+from tests.paths import ROOT
+
+PROJECT = ROOT
+PREVIEW_RULES = [r for r in load_rules().rules if r.deprecated and r.upstream == "marketplace"]
+V1 = "https://marketplace.twilio.com"
+GW = "https://gw.example"
+
+
+def test_the_fast_placeholder_regex_accepts_exactly_what_routing_accepts() -> None:
+    alphabet = "aZ9_~.-%2fG/?#!é"
+    for length in range(1, 5):
+        for chars in itertools.product(alphabet, repeat=length):
+            text = "".join(chars)
+            assert (re.fullmatch(FAST_SEGMENT, text) is None) == (
+                re.fullmatch(SEGMENT_VALUE, text) is None
+            ), text
+
+
+@pytest.mark.parametrize(
+    ("path", "mapped"),
+    [
+        ("/v1/InstalledAddOns", "/marketplace/InstalledAddOns"),
+        ("/v1/InstalledAddOns/XE1", "/marketplace/InstalledAddOns/XE1"),
+        ("/v1/InstalledAddOns/X%2A/Extensions", "/marketplace/InstalledAddOns/X%2A/Extensions"),
+        ("/v1/AvailableAddOns/XB/Extensions/XF", "/marketplace/AvailableAddOns/XB/Extensions/XF"),
+        ("/v1/InstalledAddOns/XE1/Usage", "/v1/InstalledAddOns/XE1/Usage"),  # no preview twin
+        ("/v1/InstalledAddOns/XE!1", "/v1/InstalledAddOns/XE!1"),  # routing would refuse "!"
+        ("/v1/InstalledAddOns/XE%zz", "/v1/InstalledAddOns/XE%zz"),
+        ("/v1/InstalledAddOns/", "/v1/InstalledAddOns/"),
+        ("/v1/Listings", "/v1/Listings"),
+        ("/v2/InstalledAddOns", "/v2/InstalledAddOns"),
+    ],
+)
+def test_path_map_follows_the_deprecated_rules(path: str, mapped: str) -> None:
+    path_map = PathMap.build(PREVIEW_RULES)
+    assert path_map.swap == ("/v1", "/marketplace")
+    assert path_map.map(path) == mapped
+    tails = re.compile("/v1" + path_map.tails_regex())
+    assert (tails.fullmatch(path) is not None) == (mapped != path)
+
+
+def test_path_map_templates_for_the_accelerator() -> None:
+    templates = PathMap.build(PREVIEW_RULES).templates()
+    assert (b"/v1/InstalledAddOns/", None, b"/Extensions/", None) in templates
+    assert (b"/v1/AvailableAddOns",) in templates
+    assert PathMap.build([]).templates() == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"{V1}/v1/InstalledAddOns/XE1", f"{GW}/marketplace/InstalledAddOns/XE1"),
+        (f"{V1}/v1/InstalledAddOns?P=1&T=a%3D=", f"{GW}/marketplace/InstalledAddOns?P=1&T=a%3D="),
+        (f"{V1}/v1/InstalledAddOns/XE1/Usage", f"{GW}/v1/InstalledAddOns/XE1/Usage"),
+        (V1, f"{GW}/"),
+        (f"{V1}?a=1", f"{GW}/?a=1"),
+        (f"{V1}.evil/v1/InstalledAddOns", f"{V1}.evil/v1/InstalledAddOns"),
+        (f"{V1}@evil/v1", f"{V1}@evil/v1"),
+        (
+            "http://marketplace.twilio.com/v1/InstalledAddOns",
+            "http://marketplace.twilio.com/v1/InstalledAddOns",
+        ),
+        ("/v1/InstalledAddOns", "/v1/InstalledAddOns"),
+    ],
+)
+def test_url(value: str, expected: str) -> None:
+    assert LinkRewriter.build((V1,), PREVIEW_RULES).url(value, GW) == expected
+
+
+def test_the_longest_prefix_at_a_boundary_wins() -> None:
+    rewriter = LinkRewriter.build(("http://h", "http://h/v1"), PREVIEW_RULES)
+    assert rewriter.prefixes == ("http://h/v1", "http://h")
+    # under "http://h/v1" the path is /InstalledAddOns: not a deprecated target
+    assert rewriter.url("http://h/v1/InstalledAddOns", GW) == f"{GW}/InstalledAddOns"
+    assert rewriter.url("http://h/v1x/InstalledAddOns", GW) == f"{GW}/v1x/InstalledAddOns"
+    assert rewriter.substitutions is None  # nested prefixes: parse-and-prove cannot be exact
+
+
+@pytest.mark.parametrize(
+    ("body", "may"),
+    [
+        (b'{"url":"https://marketplace.twilio.com/v1"}', True),
+        (b'{"url":"https:\\/\\/marketplace.twilio.com\\/v1"}', True),
+        (b'{"url":"https://marketplace.twilio.com.evil"}', True),  # cheap check: may, not is
+        (b'{"url":"\\u0068ttps://marketplace.twilio.com/v1"}', True),
+        (b'{"url":"https://marketplace.twilio\\u002ecom/v1"}', True),
+        (b'{"url":"https://example.com/v1","name":"caf\\u00e9"}', False),  # not ASCII: no URL
+        (b'{"url":"https://example.com/v1"}', False),
+    ],
+)
+def test_may_hold_upstream_urls(body: bytes, may: bool) -> None:
+    assert LinkRewriter.build((V1,), []).may_hold_upstream_urls(body) is may
+
+
+@pytest.mark.parametrize(
+    "prefix", ['https://a"b', "https://a\\b", "https://é.example", "http://a\nb"]
+)
+def test_prefixes_that_cannot_be_matched_in_json_bytes_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="upstream URL prefix"):
+        LinkRewriter.build((prefix,), [])
+
+
+def test_asking_for_the_accelerator_when_it_is_not_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(link_map.NO_EXTENSIONS_ENV, "1")
+    assert link_map.load_accelerator() is None
+    with pytest.raises(RuntimeError, match="not available"):
+        LinkRewriter.build((V1,), [], accelerate=True)
+    assert LinkRewriter.build((V1,), [], accelerate=False).compiled is None
+
+
+def test_the_environment_switch_turns_the_accelerator_off_for_the_whole_process() -> None:
+    code = "import gateway.rewrite.link_map as m; print(m.ACCELERATOR is None)"
+    for value, off in (("1", "True"), ("", str(link_map.load_accelerator() is None))):
+        env = {**os.environ, link_map.NO_EXTENSIONS_ENV: value}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == off
+
+
+def test_ci_runs_the_compiled_path_too() -> None:
+    """A CI run with the accelerator silently missing would test the pure path only."""
+    if not os.environ.get("CI") or os.environ.get(link_map.NO_EXTENSIONS_ENV):
+        pytest.skip("only checked in CI (CI=true), where the build must have a C compiler")
+    assert link_map.ACCELERATOR is not None, "gateway/rewrite/_rewrite_accel.c was not built"
+
+
+@pytest.mark.slow
+def test_without_a_compiler_the_wheel_builds_installs_and_runs_in_pure_python(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "CC": "false", "LDSHARED": "false"}
+    env.pop(link_map.NO_EXTENSIONS_ENV, None)
+    out, site = tmp_path / "dist", tmp_path / "site"
+
+    def pip(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", *args],
+            env=env, capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    source = tmp_path / "src"  # a copy: no build/ left in the checkout, no in-place build used
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "build")
+    for name in ("gateway", "rewrite_rules", "specs"):  # what the wheel packages
+        shutil.copytree(PROJECT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(PROJECT / name, source / name)
+    built = pip("wheel", str(source), "--no-deps", "-v", "-w", str(out))
+    assert "the optional C accelerator was not built" in built
+    (wheel,) = out.glob("*.whl")
+    pip("install", "--no-deps", "-q", "--target", str(site), str(wheel))
+    assert [p.name for p in site.rglob("_rewrite_accel*")] == ["_rewrite_accel.pyi"]
+    doc = b'{"url":"https://marketplace.twilio.com/v1/X","n":1.50}'
+    code = (  # without the editable install's finder, which would find the checkout's build
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+        "import gateway, gateway.rewrite.link_map as m, gateway.rewrite.response_rewrite as r;"
+        "w = m.LinkRewriter.build(('https://marketplace.twilio.com',), []);"
+        f"print(gateway.__file__, m.ACCELERATOR, r.rewrite_body({doc!r}, 'application/json', w,"
+        " 'https://gw'))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(str(site))
+    expected = doc.replace(b"https://marketplace.twilio.com", b"https://gw")
+    assert run.stdout.split(" ", 2)[1:] == ["None", f"{expected!r}\n"]
