@@ -4,6 +4,7 @@ nothing reaches outside the repository."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -35,8 +36,10 @@ NO_OWN_TEST_FILE = {
     "tests/tools/test_demo",
     "tools/scan_patterns": "the language patterns of gateway scan, each exercised through "
     "scan.scan_text in tests/tools/test_scan",
-    "config/options": "the option table; every option is parsed in config/test_settings and "
-    "every spelling checked against the README in test_readme",
+    "config/option": "the Option type; its three spellings are checked for every option in "
+    "config/test_options and against the docs in test_readme",
+    "config/options_*": "the option table's groups, data only; config/test_options checks that "
+    "each option sits in exactly one and --help shows it under the group's title",
 }
 
 PUBLIC_SURFACE = ["GatewayConfig", "__version__", "create_app", "load_config"]
@@ -51,6 +54,10 @@ def mirrored_modules() -> list[str]:
     return sorted(found)
 
 
+def _allowed_without_test_file(module: str) -> bool:
+    return any(fnmatch.fnmatchcase(module, pattern) for pattern in NO_OWN_TEST_FILE)
+
+
 def _test_file(module: str) -> Path:
     folder, _, name = module.rpartition("/")
     return TESTS / folder / f"test_{name}.py"
@@ -59,17 +66,19 @@ def _test_file(module: str) -> Path:
 @pytest.mark.parametrize("module", mirrored_modules())
 def test_every_module_has_a_test_file_or_a_reason(module: str) -> None:
     test_file = _test_file(module)
-    assert test_file.is_file() or module in NO_OWN_TEST_FILE, (
+    assert test_file.is_file() or _allowed_without_test_file(module), (
         f"gateway/{module}.py has no {test_file.relative_to(PROJECT)}; write one, or add it to "
         "NO_OWN_TEST_FILE in tests/test_layout.py with the reason"
     )
 
 
 def test_allow_list_holds_only_real_modules_without_test_files() -> None:
-    for module in NO_OWN_TEST_FILE:
-        assert (PACKAGE / f"{module}.py").is_file(), module
-        assert not _test_file(module).exists(), f"{module} has tests now; unlist it"
-    assert len(NO_OWN_TEST_FILE) <= 6
+    for pattern in NO_OWN_TEST_FILE:
+        matched = [m for m in [*mirrored_modules(), "__init__"] if fnmatch.fnmatchcase(m, pattern)]
+        assert matched, pattern
+        for module in matched:
+            assert not _test_file(module).exists(), f"{module} has tests now; unlist it"
+    assert len(NO_OWN_TEST_FILE) <= 7
 
 
 def test_every_part_is_a_package_that_says_what_it_may_import() -> None:

@@ -17,7 +17,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_every_option_has_its_three_spellings(option: object) -> None:
-    from gateway.config.options import Option
+    from gateway.config.option import Option
 
     assert isinstance(option, Option)
     for spelling in (option.flag, option.env, f"`{option.name}`"):

@@ -19,7 +19,8 @@ from typing import Any
 
 from gateway.config.hosts import HostPattern
 from gateway.config.instants import parse_instant
-from gateway.config.options import OPTIONS, OPTIONS_BY_NAME, Option
+from gateway.config.option import Option
+from gateway.config.options import OPTIONS, OPTIONS_BY_NAME
 from gateway.config.policy import DeprecationPolicy, Schedule
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from gateway.config.upstreams import Upstream
@@ -35,46 +36,47 @@ class GatewayConfig:
     :func:`load_config`; never mutated."""
 
     listen: tuple[str, int]
-    marketplace_upstream: str
-    marketplace_public_origins: tuple[str, ...]
-    api_upstream: str
-    api_public_origins: tuple[str, ...]
     public_base_url: str | None
     trust_forwarded_headers: bool
     forwarded_header: str
     forwarded_hops: int
-    rules: Path | None
-    watch_config: bool
-    log_level: str
-    connect_timeout: float
-    read_timeout: float
-    total_timeout: float
-    max_body_size: int
-    max_response_size: int
-    insecure_skip_tls_verify: bool
-    ca_bundle: Path | None
-    pool_size: int
-    pool_size_per_host: int
-    keepalive_timeout: float
     client_header_timeout: float
     client_body_timeout: float
     client_body_total_timeout: float
     client_keepalive_timeout: float
     client_send_timeout: float
     max_client_connections: int
+    max_body_size: int
     max_buffered_body_size: int
     workers: int
+    rules: Path | None
+    watch_config: bool
+    log_level: str
+    access_log: bool
+    access_log_level: str
     metrics_listen: tuple[str, int] | None
     metrics_public: bool
-    consumer_labels: bool
-    consumer_cap: int
-    consumer_names: Mapping[str, str]
+    marketplace_upstream: str
+    marketplace_public_origins: tuple[str, ...]
+    api_upstream: str
+    api_public_origins: tuple[str, ...]
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_response_size: int
+    insecure_skip_tls_verify: bool
+    ca_bundle: Path | None
+    pool_size: int
+    pool_size_per_host: int
+    keepalive_timeout: float
     deprecation_date: str
     sunset_date: str
     deprecation_link: str | None
     sunset_link: str | None
     brownouts: Schedule
-    # The HTTPS front doors (gateway/frontdoor/).
+    consumer_labels: bool
+    consumer_cap: int
+    consumer_names: Mapping[str, str]
     tls_cert: Path | None
     tls_key: Path | None
     proxy_listen: tuple[str, int] | None
@@ -84,8 +86,6 @@ class GatewayConfig:
     proxy_max_tunnels: int
     proxy_tunnel_idle_timeout: float
     proxy_tunnel_total_timeout: float
-    access_log: bool
-    access_log_level: str
 
     @property
     def listen_host(self) -> str:

@@ -404,17 +404,6 @@ def test_ca_bundle_and_trusted_forwarding_flags() -> None:
     assert config.trust_forwarded_headers is True
 
 
-def test_every_option_has_a_flag_an_env_twin_and_a_file_key() -> None:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    help_text = " ".join(parser.format_help().split())
-    for option in OPTIONS:
-        assert option.flag == "--" + option.name.replace("_", "-")
-        assert option.env == "GATEWAY_" + option.name.upper()
-        assert option.flag in help_text
-        assert f"env {option.env}" in help_text
-
-
 def test_one_field_per_option_and_defaults_only_in_the_option_table() -> None:
     """Option names are GatewayConfig's field names, in order; no field has a default of its
     own (load_config fills every field from the option table)."""

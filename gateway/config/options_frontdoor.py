@@ -1,0 +1,70 @@
+"""The option table's "HTTPS front doors" group: the TLS listener and the HTTPS-proxy front door."""
+
+from __future__ import annotations
+
+from gateway.config.hosts import DEFAULT_TUNNEL_HOSTS, parse_host_patterns
+from gateway.config.option import Option
+from gateway.config.parsers import (
+    parse_optional_listen,
+    parse_optional_path,
+    parse_positive_float,
+    parse_positive_int,
+)
+
+TITLE = "HTTPS front doors"
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "tls_cert",
+        parse_optional_path,
+        None,
+        "serve the main listener over HTTPS with this PEM certificate chain (with --tls-key)",
+        "FILE",
+    ),
+    Option("tls_key", parse_optional_path, None, "the private key of --tls-cert (PEM)", "FILE"),
+    Option(
+        "proxy_listen",
+        parse_optional_listen,
+        None,
+        "also serve the HTTPS-proxy front door (CONNECT) on this address",
+        "HOST:PORT",
+    ),
+    Option(
+        "proxy_ca_cert",
+        parse_optional_path,
+        None,
+        "interception CA certificate from `gateway tls init` (its Name Constraints name the "
+        "intercepted hosts)",
+        "FILE",
+    ),
+    Option("proxy_ca_key", parse_optional_path, None, "the interception CA's private key", "FILE"),
+    Option(
+        "proxy_tunnel_hosts",
+        parse_host_patterns,
+        DEFAULT_TUNNEL_HOSTS,
+        "CONNECT targets tunnelled blindly, 'HOST:PORT' or '*.DOMAIN:PORT', comma-separated "
+        "(empty: none)",
+        "PATTERNS",
+    ),
+    Option(
+        "proxy_max_tunnels",
+        parse_positive_int,
+        256,
+        "proxy connections open at once, intercepted and tunnelled (503 above)",
+        "N",
+    ),
+    Option(
+        "proxy_tunnel_idle_timeout",
+        parse_positive_float,
+        300.0,
+        "close a blind tunnel after this long without a byte either way",
+        "SECONDS",
+    ),
+    Option(
+        "proxy_tunnel_total_timeout",
+        parse_positive_float,
+        3600.0,
+        "close a proxy connection (blind, or intercepted once its request is done) after this long",
+        "SECONDS",
+    ),
+)
