@@ -125,7 +125,7 @@ async def _lean(upstream: str) -> Fetch:
     from gateway import upstream as forwarding
     from gateway.config.settings import load_config
     from gateway.models import UpstreamRequest
-    from gateway.transport import make_transport
+    from gateway.transport.factory import make_transport
 
     config = load_config({"upstream_transport": "lean"}, {})
     transport = make_transport(config)
