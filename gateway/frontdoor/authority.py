@@ -7,8 +7,9 @@ The root's key signs the two certificates and is then dropped: it is never seria
 file and no log can hold it, and the intermediate (``pathLenConstraint=0``) cannot make a CA.
 
 The constraints permit each host (and, by the rules of DNS constraints, its subdomains),
-exclude the subdomains again with a leading-dot subtree (``.preview.twilio.com``: OpenSSL and
-Go honour it, Java does not), and exclude every IPv4 and IPv6 address.
+exclude the subdomains again with a leading-dot subtree (``.preview.twilio.com``, which OpenSSL,
+Go and Java all apply: tests/frontdoor/test_forged_leaves.py), and exclude every IPv4 and IPv6
+address.
 """
 
 from __future__ import annotations

@@ -16,19 +16,25 @@ JAVA_STORE = "gateway-trust.p12"
 JAVA_STORE_PASSWORD = "changeit"
 
 
-def java_trust_lines(root: str, proxy: str = "127.0.0.1", port: int = 8443) -> list[str]:
-    """A PKCS12 trust store holding the JDK's own CAs and ``root``, and the JVM flags."""
+def java_trust_commands(root: str, proxy: str = "127.0.0.1", port: int = 8443) -> list[str]:
+    """Three shell commands, continued over lines: a PKCS12 trust store with the JDK's own CAs,
+    ``root`` added to it, and the JVM flags that use it and the proxy."""
     store, password = JAVA_STORE, JAVA_STORE_PASSWORD
     return [
-        'keytool -importkeystore -noprompt -srckeystore "$JAVA_HOME/lib/security/cacerts" \\',
-        f"  -srcstorepass changeit -destkeystore {store} -deststoretype PKCS12 \\",
+        'keytool -importkeystore -noprompt -srckeystore "$JAVA_HOME/lib/security/cacerts" \\\n'
+        f"  -srcstorepass changeit -destkeystore {store} -deststoretype PKCS12 \\\n"
         f"  -deststorepass {password}    # the JDK's public CAs",
-        f"keytool -importcert -noprompt -alias marketplace-gateway -file {root} \\",
+        f"keytool -importcert -noprompt -alias marketplace-gateway -file {root} \\\n"
         f"  -keystore {store} -storetype PKCS12 -storepass {password}",
-        f'java -Djavax.net.ssl.trustStore="$PWD/{store}" -Djavax.net.ssl.trustStoreType=PKCS12 \\',
-        f"  -Djavax.net.ssl.trustStorePassword={password} \\",
+        f'java -Djavax.net.ssl.trustStore="$PWD/{store}" -Djavax.net.ssl.trustStoreType=PKCS12 \\\n'
+        f"  -Djavax.net.ssl.trustStorePassword={password} \\\n"
         f"  -Dhttps.proxyHost={proxy} -Dhttps.proxyPort={port} -jar app.jar",
     ]
+
+
+def java_trust_lines(root: str) -> list[str]:
+    """:func:`java_trust_commands` as printed lines."""
+    return [line for command in java_trust_commands(root) for line in command.splitlines()]
 
 
 def trust_instructions(root_path: Path, key_path: Path, hosts: list[str]) -> str:
@@ -59,6 +65,6 @@ Point the app at the proxy, HTTPS_PROXY=http://127.0.0.1:8443 and HTTP_PROXY=htt
     for Go; on Windows, as administrator: certutil -addstore -f Root {root}
 
 Keep {key} secret (mode 0600): the gateway needs it, the apps never do.
-Whoever holds it can pass as {names} to the apps that trust this CA (and to Java apps as
-their subdomains too), and as no other site: see "What a leaked key can do" in the docs.
+Whoever holds it can pass as {names} to the apps that trust this CA, and as no other
+site, subdomain or IP address: see "What a leaked CA key can do" in the docs.
 """

@@ -40,6 +40,8 @@ from gateway.serving.server import GatewayRunner
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 
+from .jvm_go_clients import GoClient, JavaClient
+
 PREVIEW = "preview.twilio.com"
 ACCOUNT = "AC" + "5" * 32
 TOKEN = "front-door-token"
@@ -243,3 +245,16 @@ async def decoy() -> AsyncIterator[Decoy]:
     started = await Decoy().start()
     yield started
     await started.stop()
+
+
+@pytest.fixture(scope="session")
+def java_client(tmp_path_factory: pytest.TempPathFactory) -> JavaClient:
+    """tests/clients/java compiled once per session (skipped, or failed under CI, without
+    a JDK)."""
+    return JavaClient.build(tmp_path_factory.mktemp("java-client"))
+
+
+@pytest.fixture(scope="session")
+def go_client(tmp_path_factory: pytest.TempPathFactory) -> GoClient:
+    """tests/clients/go built once per session (skipped, or failed under CI, without Go)."""
+    return GoClient.build(tmp_path_factory.mktemp("go-client"))
