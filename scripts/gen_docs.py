@@ -99,8 +99,10 @@ def _meaning(cls: type[errors.GatewayError]) -> str:
         return f"**{title}.** {_cell(explanation)}"
     doc = (cls.__doc__ or "").strip()
     if not doc:
-        raise SystemExit(f"gen_docs: {cls.__name__} (code {cls.code}) has neither a docstring "
-                         "nor an entry in GATEWAY_CODES to document it with")
+        raise SystemExit(
+            f"gen_docs: {cls.__name__} (code {cls.code}) has neither a docstring "
+            "nor an entry in GATEWAY_CODES to document it with"
+        )
     return _cell(" ".join(doc.split()).replace("``", "`"))  # reST literals to Markdown
 
 
