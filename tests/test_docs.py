@@ -257,6 +257,7 @@ async def test_both_front_doors_run_as_written(
         ["gateway", "serve"],
         ["curl", "-s"],
         ["curl", "-s"],
+        ["curl", "-s"],
     ]
     for serve in (c for c in written if c.startswith("gateway serve")):
         for flag in ("--marketplace-upstream", "--api-upstream"):
@@ -270,6 +271,7 @@ async def test_both_front_doors_run_as_written(
     printed = await _run_as_written(commands, tmp_path, servers)
     pages = [json.loads(out) for out in printed if out.startswith("{")]
     assert len(pages) == 2, printed
+    assert 'front_door="proxy"' in printed[-1] and "gateway_requests_total" in printed[-1]
     for page in pages:
         assert len(page["available_add_ons"]) == 2
         for url in (page["meta"]["url"], page["meta"]["next_page_url"]):
