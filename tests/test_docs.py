@@ -120,11 +120,12 @@ def _nav_pages() -> list[str]:
 
 
 def _mkdocs_build(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
-    """``mkdocs build --strict``; as root, inside a network namespace of its own (no network at
-    all), so that a build that fetches anything fails."""
+    """``mkdocs build --strict``; where it may (as root), inside a network namespace of its own
+    with no network at all, so that a build that fetches anything fails."""
     command = [str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "-d", str(site)]
-    if os.geteuid() == 0 and shutil.which("unshare"):
-        command = ["unshare", "--net", *command]
+    offline = ["unshare", "--net"]
+    if shutil.which("unshare") and subprocess.run([*offline, "true"], check=False).returncode == 0:
+        command = [*offline, *command]
     return subprocess.run(
         command, cwd=project, env=MKDOCS_ENV, capture_output=True, text=True, check=False
     )
