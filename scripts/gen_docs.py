@@ -49,12 +49,14 @@ def _cell(text: str) -> str:
             parts[index] = parts[index].replace(char, "\\" + char)
         parts[index] = parts[index].replace("<", "&lt;")
     for index in range(1, len(parts), 2):
-        parts[index] = parts[index].replace("|", "\\|")
+        parts[index] = parts[index].replace("|", "`\\|`")
     return "`".join(parts)
 
 
 def _code(text: str) -> str:
-    return "`" + text.replace("|", "\\|") + "`"
+    """A code span for a table cell. A pipe stays outside the code, escaped: inside it GitHub
+    needs the escape and MkDocs would show it."""
+    return "`" + text.replace("|", "`\\|`") + "`"
 
 
 def _default(value: object) -> str:
