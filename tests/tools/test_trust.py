@@ -6,7 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from gateway.tools.trust import java_trust_lines, trust_instructions
+from gateway.tools.trust import java_trust_commands, java_trust_lines, trust_instructions
+from tests.paths import ROOT
 
 
 def test_paths_are_quoted_for_the_shell() -> None:
@@ -27,3 +28,8 @@ def test_the_java_lines_are_three_commands() -> None:
         ["java", "-Djavax.net.ssl.trustStore=$PWD/gateway-trust.p12"],
     ]
     assert "-Djavax.net.ssl.trustStorePassword=changeit" in commands[2]
+
+
+def test_the_docs_show_the_java_lines_that_are_printed_and_tested() -> None:
+    page = (ROOT / "docs" / "https-front-doors.md").read_text("utf-8")
+    assert "\n".join(java_trust_commands("./gateway-ca/ca.pem", "gateway", 3128)) in page
