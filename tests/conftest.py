@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import upstream
 from gateway.app import create_app
 from gateway.config.settings import GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
@@ -64,14 +65,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(autouse=True)
-def upstream_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def upstream_transport(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """The transport this test's gateways use: its parameter (tests marked ``upstream``), or
-    the default."""
+    the default. An unmarked test whose in-process gateway calls upstream.forward fails, so a
+    new test that reaches an upstream cannot run on one transport only unnoticed."""
     name: str | None = getattr(request, "param", None)
-    if name is None:
-        return DEFAULT_TRANSPORT
-    monkeypatch.setenv(TRANSPORT_ENV, name)
-    return name
+    if name is not None:
+        monkeypatch.setenv(TRANSPORT_ENV, name)
+        yield name
+        return
+    reached: list[str] = []
+    forward = upstream.forward
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        reached.append(args[1].url if len(args) > 1 else "")
+        return await forward(*args, **kwargs)
+
+    monkeypatch.setattr(upstream, "forward", watched)
+    yield DEFAULT_TRANSPORT
+    assert not reached, (
+        f"{request.node.nodeid} reaches an upstream ({reached[0]}): mark it "
+        "@pytest.mark.upstream so that it runs on every transport"
+    )
 
 
 def make_config(upstream_url: str | None = None, **overrides: Any) -> GatewayConfig:

@@ -273,6 +273,7 @@ async def test_head_gets_a_405_without_a_body(gateway: Gateway) -> None:
     assert gateway.upstream.received == []
 
 
+@pytest.mark.upstream
 async def test_the_connection_survives_a_refused_request_only_when_it_parsed(
     gateway: Gateway,
 ) -> None:
@@ -297,6 +298,7 @@ async def test_the_connection_survives_a_refused_request_only_when_it_parsed(
         writer.close()
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_host_and_forwarded_headers_never_choose_the_upstream(
     trusted: bool, fake_upstream: FakeUpstream
@@ -346,6 +348,7 @@ PASS_THROUGH = [
 ]
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize(("name", "body"), PASS_THROUGH, ids=[n for n, _ in PASS_THROUGH])
 async def test_odd_bodies_reach_the_upstream_untouched(
     name: str, body: bytes, gateway: Gateway

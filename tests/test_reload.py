@@ -133,6 +133,7 @@ def test_fingerprint_reads_through_symlinks_and_skips_dot_entries(tmp_path: Path
     assert fingerprint(None, rules) != first  # same names, new content
 
 
+@pytest.mark.upstream
 async def test_reload_swaps_rules_and_settings_and_keeps_the_transport_and_cap_state(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
@@ -154,6 +155,7 @@ async def test_reload_swaps_rules_and_settings_and_keeps_the_transport_and_cap_s
     assert new.recorder.consumers.label(OTHER_AUTH, 200) == ("other", True)
 
 
+@pytest.mark.upstream
 async def test_invalid_files_change_nothing(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
@@ -178,6 +180,7 @@ async def test_invalid_files_change_nothing(
     assert await upstream_path(client, fake_upstream) == OLD
 
 
+@pytest.mark.upstream
 async def test_restart_only_settings_are_reported_and_the_rest_applied(
     files: Files,
     fake_upstream: FakeUpstream,
@@ -233,6 +236,7 @@ async def test_signals_in_a_burst_make_one_reload(
         assert reloads("success") == before + expected
 
 
+@pytest.mark.upstream
 async def test_watch_reloads_a_changed_file_once(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:

@@ -13,7 +13,7 @@ codes); what is decided above a transport (the retry of a GET, the size cap and 
 the total deadline) lives in :mod:`gateway.upstream`, never here.
 
 It may import config, serving (the deadline timer, and aiohttp's private API, which only
-``serving.server`` touches), and the shared :mod:`gateway.errors` and :mod:`gateway.models`;
-never the request pipeline (``upstream``, ``proxy``, ``app``), rewrite, telemetry, migration,
-the front doors, the tools or the simulator.
+``serving.server`` touches; through it telemetry and migration are reached), and the shared
+:mod:`gateway.errors` and :mod:`gateway.models`; never the request pipeline (``upstream``,
+``proxy``, ``app``, ...), the front doors, the tools or the simulator.
 """

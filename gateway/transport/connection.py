@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -26,23 +26,24 @@ from gateway.serving.deadline import Deadline
 from gateway.transport import seam
 from gateway.transport.seam import NoAnswer
 
-if TYPE_CHECKING:
-    from gateway.transport.pool import Pool
-
 log = logging.getLogger("gateway")
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers (aiohttp's client: 8190 a line)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")  # as aiohttp decodes a header
+class Owner(Protocol):
+    """What a connection tells its pool (:class:`gateway.transport.pool.Pool`)."""
+
+    def release(self, connection: Connection, reusable: bool) -> None: ...
+
+    def lost(self, connection: Connection) -> None: ...
 
 
 class Connection(asyncio.Protocol):
-    """One kept-alive connection to one origin, owned by its :class:`Pool`."""
+    """One kept-alive connection to one origin, owned by its pool."""
 
-    def __init__(self, pool: Pool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pool: Owner, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
         self._loop = loop
         self.transport: asyncio.Transport | None = None
@@ -214,7 +215,10 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._head_done:  # after the head: a chunked body's trailer, dropped
-            self._raw_headers.append((_text(name), _text(value)))
+            # decoded as aiohttp decodes a header
+            self._raw_headers.append(
+                (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            )
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

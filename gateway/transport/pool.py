@@ -30,18 +30,21 @@ _Grant = asyncio.Future[Connection | None]
 class Slots:
     """Connections in use across the pools of a transport, against ``pool_size``."""
 
-    __slots__ = ("limit", "used", "pools")
+    __slots__ = ("limit", "used", "pools", "waiting")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
         self.pools: list[Pool] = []
+        self.waiting = 0  # requests queued in all pools
 
     def has_room(self) -> bool:
         return not self.limit or self.used < self.limit
 
     def serve_waiters(self) -> None:
         """Give room that was freed to the requests waiting for it (few pools: one per origin)."""
+        if not self.waiting:
+            return
         for pool in self.pools:
             if not self.has_room():
                 return
@@ -89,6 +92,7 @@ class Pool:
         if self._waiters or not self.has_room():
             grant: _Grant = asyncio.get_running_loop().create_future()
             self._waiters.append(grant)
+            self._slots.waiting += 1
             self.serve_waiters()  # room may be free with others still queued before it
             try:
                 handed = await grant
@@ -130,6 +134,7 @@ class Pool:
         waiters = self._waiters
         while waiters and self.has_room():
             grant = waiters.popleft()
+            self._slots.waiting -= 1
             if grant.done():  # cancelled while waiting
                 continue
             handed = self._pop_idle()
@@ -169,6 +174,7 @@ class Pool:
             grant.cancel()
             if grant in self._waiters:
                 self._waiters.remove(grant)
+                self._slots.waiting -= 1
             return
         handed = grant.result()
         if handed is not None:

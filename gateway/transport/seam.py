@@ -10,8 +10,7 @@ came back is wrapped in :class:`NoAnswer`, which marks it as safe to try again f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from multidict import CIMultiDictProxy
 
@@ -25,11 +24,10 @@ from gateway.errors import (
 from gateway.models import UpstreamRequest
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
+class Timeouts(NamedTuple):
     """The deadlines of one attempt, in seconds from its start: ``connect`` bounds the wait for
     a pooled connection plus the connect itself; ``read`` the wait for each next piece of the
-    response; ``total`` the whole attempt, body included."""
+    response; ``total`` the whole attempt, body included. (A tuple: one is made per attempt.)"""
 
     connect: float
     read: float
