@@ -59,7 +59,8 @@ class Connection(asyncio.Protocol):
         self._read = 0.0
         self._total_at = 0.0
         self._head_only = False
-        self._head_size = 0
+        self._head_size = 0  # bytes received before the head was complete
+        self._head_bytes = 0  # bytes of the header names and values parsed
         self._raw_headers: list[tuple[str, str]] = []
         self._head_done = False
         self._complete = False
@@ -171,11 +172,9 @@ class Connection(asyncio.Protocol):
             self._out_of_turn()
             return
         self._deadline.set_at(min(self._loop.time() + self._read, self._total_at))
-        if not self._head_done:
+        in_head = not self._head_done
+        if in_head:
             self._head_size += len(data)
-            if self._head_size > MAX_HEAD:
-                self._fail(seam.malformed())
-                return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
@@ -183,6 +182,9 @@ class Connection(asyncio.Protocol):
                 self._out_of_turn()
             else:
                 self._fail(seam.truncated() if self._head_done else seam.malformed())
+            return
+        if in_head and not self._head_done and self._head_size > MAX_HEAD:
+            self._fail(seam.malformed())  # still no end of the head: no more is read
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost decides what the end means
@@ -212,9 +214,13 @@ class Connection(asyncio.Protocol):
             self._stray = True
             raise _Stray
         self._raw_headers = []
+        self._head_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._head_done:  # after the head: a chunked body's trailer, dropped
+            self._head_bytes += len(name) + len(value)
+            if self._head_bytes > MAX_HEAD:
+                raise _Stray  # a head this large is refused however it arrived
             # decoded as aiohttp decodes a header
             self._raw_headers.append(
                 (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
@@ -275,4 +281,4 @@ class Connection(asyncio.Protocol):
 
 
 class _Stray(Exception):
-    """Raised inside the parser to stop it at bytes nobody asked for."""
+    """Raised inside the parser to stop it: at bytes nobody asked for, or a head too large."""

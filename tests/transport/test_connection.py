@@ -328,3 +328,20 @@ class _closed_ok:
 
     def __exit__(self, *exc: object) -> bool:
         return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
+
+
+async def test_a_head_over_the_bound_is_refused_while_it_still_arrives(wire: Wire) -> None:
+    task = wire.send()
+    await wire.feed([b"HTTP/1.1 200 OK\r\nX-Big: ", b"a" * 40_000, b"a" * 40_000])
+    with pytest.raises(GatewayError) as caught:
+        async with asyncio.timeout(5):
+            await task
+    assert caught.value.kind == "bad_response" and wire.connection.closed
+
+
+async def test_a_large_body_read_with_its_head_is_no_large_head(wire: Wire) -> None:
+    body = b"x" * (4 * MAX_HEAD)
+    answer, got = await exchange(
+        wire, [b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body]
+    )
+    assert (answer.status, got) == (200, body)
