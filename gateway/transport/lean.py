@@ -62,6 +62,8 @@ class LeanTransport:
             pool.close()
 
     async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> Connection:
+        if self._closed:  # the app is shutting down
+            raise seam.failed()
         total_at = asyncio.get_running_loop().time() + timeouts.total
         origin, target = split_url(request.url)
         pool = self._pools.get(origin)
@@ -81,8 +83,6 @@ class LeanTransport:
         return await connection.send(head, body, timeouts.read, total_at)
 
     def _pool(self, origin: str) -> Pool:
-        if self._closed:
-            raise seam.failed()
         pool = Pool(
             Origin.parse(origin),
             self._slots,

@@ -158,3 +158,6 @@ async def test_closing_the_transport_closes_the_idle_connections(held: Held) -> 
     assert not answer.closed
     await lean.close()
     assert answer.closed and lean.closed
+    with pytest.raises(GatewayError):  # nothing new is dialled once it is closed
+        await get(lean, held.url)
+    assert held.upstream is not None and held.upstream.connections == 1
