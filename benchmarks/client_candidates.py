@@ -12,6 +12,7 @@ CLIENT is one of:
   pyreqwest pyreqwest's Client (Rust: reqwest and hyper on their own threads)
   curl_cffi curl_cffi.requests.AsyncSession (libcurl's multi interface on the loop)
   lean      the gateway's lean transport (gateway.transport), through gateway.upstream.forward
+  lean-transport  the lean transport alone (send, read, release), as the libraries above are
 
 Each serves ``GET /marketplace/<tail>`` from ``<upstream>/v1/<tail>`` on aiohttp's low-level
 ``web.Server`` and replaces the URLs with ``bytes.replace``. The libraries other than aiohttp
@@ -139,6 +140,28 @@ async def _lean(upstream: str) -> Fetch:
     return fetch
 
 
+async def _lean_transport(upstream: str) -> Fetch:
+    from multidict import CIMultiDict
+
+    from gateway.config.settings import load_config
+    from gateway.models import UpstreamRequest
+    from gateway.transport.factory import make_transport
+    from gateway.transport.seam import Timeouts
+
+    transport = make_transport(load_config({"upstream_transport": "lean"}, {}))
+    timeouts = Timeouts(5.0, 30.0, 60.0)
+
+    async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        answer = await transport.send(
+            UpstreamRequest("GET", url, CIMultiDict(headers), b""), timeouts
+        )
+        body = await answer.read()
+        await answer.release()
+        return answer.status, answer.headers.get("Content-Type", ""), body
+
+    return fetch
+
+
 CLIENTS = {
     "raw": _raw,
     "aiohttp": _aiohttp,
@@ -147,6 +170,7 @@ CLIENTS = {
     "pyreqwest": _pyreqwest,
     "curl_cffi": _curl_cffi,
     "lean": _lean,
+    "lean-transport": _lean_transport,
 }
 
 
