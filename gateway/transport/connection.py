@@ -137,9 +137,8 @@ class Connection(asyncio.Protocol):
     async def read_chunk(self) -> bytes:
         while True:
             chunks = self._chunks
-            if chunks:
-                self._chunks = []
-                return b"".join(chunks)
+            if chunks:  # one piece as it came: a large body is never copied on the loop here
+                return chunks.pop(0) if len(chunks) > 1 else chunks.pop()
             if self._complete:
                 return b""
             if self._failure is not None:
