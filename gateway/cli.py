@@ -34,6 +34,7 @@ from gateway.tools import report, rule_specs, scan, tls
 from gateway.version import __version__
 
 EXIT_USAGE = 2
+COMMAND_PARSER = "_command_parser"  # each verb's parser, as its own default (usage errors)
 
 # The options that decide whether rules validate and where they send a call; `rules` and
 # `brownout` show only these (and the brownout windows) in their --help.
@@ -124,7 +125,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
     _add_simulator_verbs(verbs)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give every verb's parser itself as a default, so that :func:`_parse` finds the one that
+    parsed the command line (the innermost verb's default is the one left standing)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(**{COMMAND_PARSER: sub})
+                _remember_parsers(sub)
 
 
 def _add_simulator_verbs(verbs: Any) -> None:
@@ -208,8 +220,10 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     ruleset = load_rules(config.rules)
     validate(ruleset, config)
     if "://" in target:
-        url = URL(target, encoded=True)
-        target = url.raw_path_qs
+        try:
+            target = URL(target, encoded=True).raw_path_qs
+        except ValueError as exc:  # e.g. "http://[bad": yarl's reason, one line
+            raise ConfigError(f"URL {target!r}: {exc}") from None
     try:
         match: RouteMatch[Rule] = Router.from_ruleset(ruleset).match(method.upper(), target)
     except GatewayError as exc:
@@ -255,9 +269,21 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
     return 0
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown flag is reported by the verb's own parser (its
+    usage, and a last line naming the flag) rather than by the top-level one, whose usage
+    ``gateway [-h] [--version] COMMAND ...`` says nothing about the verb's flags."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        verb: argparse.ArgumentParser = getattr(args, COMMAND_PARSER, parser)
+        verb.error(f"unrecognized arguments: {' '.join(unknown)}")
+    vars(args).pop(COMMAND_PARSER, None)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of the ``gateway`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     env = os.environ if environ is None else environ
     try:
         if args.verb in ("simulate", "demo"):

@@ -10,6 +10,7 @@ value raises :class:`ConfigError` naming where it came from.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -134,6 +135,11 @@ def _read_file(path: str) -> dict[str, Any]:
             data = tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the decoder's error through
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from exc
     section = data.get("gateway", data)
@@ -149,17 +155,35 @@ def _read_file(path: str) -> dict[str, Any]:
 
 
 def _file_value(option: Option, raw: Any, path: str) -> Any:
-    """A TOML value may be typed already; lists become comma-joined text."""
+    """A TOML value may be typed already; lists become comma-joined text. A relative path is
+    relative to the file's folder (as nginx and Prometheus read theirs), not to the current
+    directory: the folder as named, symlinks not followed, so that a Kubernetes ConfigMap
+    mount (``gateway.toml -> ..data/gateway.toml``) resolves beside the mount point."""
     if isinstance(raw, bool):
         raw = "true" if raw else "false"
     elif isinstance(raw, dict):
         raw = ",".join(f"{key}={value}" for key, value in raw.items())
     elif isinstance(raw, list):
         raw = ",".join(str(item) for item in raw)
+    where = f"config file {path}, key {option.name}"
     try:
-        return option.parse(str(raw))
+        value = option.parse(str(raw))
     except ValueError as exc:
-        raise ConfigError(f"config file {path}, key {option.name}: {exc}") from exc
+        raise ConfigError(f"{where}: {exc}") from exc
+    if isinstance(value, Path):
+        hint = ""
+        if not value.is_absolute():
+            value = Path(os.path.abspath(path)).parent / value
+            hint = " (a relative path in a config file is relative to its folder)"
+        _check_exists(value, where, hint)
+    return value
+
+
+def _check_exists(path: Path, where: str, hint: str = "") -> None:
+    """A file or folder an option names must be there from the start: said now, naming the
+    option and where it was set, rather than as a traceback when it is first opened."""
+    if not path.exists():
+        raise ConfigError(f"{where}: {path}: no such file or directory{hint}")
 
 
 def _value(
@@ -178,9 +202,12 @@ def _value(
     else:
         source, text = "default", option.default
     try:
-        return option.parse(text)
+        value = option.parse(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    if isinstance(value, Path):  # relative to the current directory, as a shell user expects
+        _check_exists(value, source)
+    return value
 
 
 def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> GatewayConfig:
