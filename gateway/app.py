@@ -128,10 +128,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         own = _error_doc
     if own is None:
         return await proxy.handle(request, request.app[LIVE], request.app[SESSION])
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out
         raise errors.MethodNotAllowed(
-            f"Method {request.method} is not allowed on {path}; allowed: GET",
-            headers={"Allow": "GET"},
+            f"Method {request.method} is not allowed on {path}; allowed: GET, HEAD",
+            headers={"Allow": "GET, HEAD"},
         )
     return await own(request)
 
@@ -186,9 +186,7 @@ def create_metrics_app(config: GatewayConfig | None = None) -> web.Application:
     """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
     _harden(app, config)
-    app.router.add_get(
-        "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
-    )
+    app.router.add_get("/metrics", metrics.metrics_handler, expect_handler=_expect)
     return app
 
 
