@@ -1,5 +1,5 @@
 """Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan
-| tls init | tls issue | simulate | demo``.
+| tls init | tls issue | healthcheck | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.settings.load_config`) and starts servers, and the only core module that
@@ -30,7 +30,7 @@ from gateway.routing import Router
 from gateway.serving.listen import ListenError
 from gateway.supervisor import WORKER_ENV
 from gateway.telemetry.access_log import configure_logging
-from gateway.tools import report, rule_specs, scan, tls
+from gateway.tools import healthcheck, report, rule_specs, scan, tls
 from gateway.version import __version__
 
 EXIT_USAGE = 2
@@ -124,6 +124,15 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
+    healthcheck.add_arguments_to(
+        verbs.add_parser(
+            "healthcheck",
+            help="check that the configured gateway answers /healthz (for a HEALTHCHECK)",
+            description="Read the configuration as `gateway serve` does (flags, GATEWAY_* "
+            "variables, the config file) and ask /healthz on the main listener (HTTPS with "
+            "--tls-cert) and on --tls-listen. Exit 0 when every one answers 200, else 1.",
+        )
+    )
     _add_simulator_verbs(verbs)
     _remember_parsers(parser)
     return parser
@@ -296,6 +305,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return scan.run(args)
         if args.verb == "tls":
             return tls.run(args)
+        if args.verb == "healthcheck":
+            return healthcheck.run(args, env)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             source = ConfigSource(vars(args), dict(env))

@@ -104,15 +104,17 @@ async def wait_for_200(
     seconds: float = 15,
     headers: dict[str, str] | None = None,
     process: subprocess.Popen[bytes] | None = None,
+    ssl: bool = True,
 ) -> None:
     """Poll ``url`` until it answers 200; fail with ``failure`` when time runs out, or at once
-    if ``process`` (the server behind it) exits."""
+    if ``process`` (the server behind it) exits. ``ssl=False``: an https URL's certificate is
+    not verified (a probe that only waits for the server)."""
     deadline = asyncio.get_running_loop().time() + seconds
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
             assert process is None or process.poll() is None, "the server exited early"
             try:
-                async with session.get(url, headers=headers) as response:
+                async with session.get(url, headers=headers, ssl=ssl) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -129,15 +131,52 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
 
 
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None
+    log: Path | None, *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains)."""
+    """``python -m gateway ARGV`` (in ``cwd``, default this one); output to ``log`` (a file,
+    never a pipe nobody drains)."""
     command = [sys.executable, "-m", "gateway", *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
-        return subprocess.Popen(command, env=environment)
+        return subprocess.Popen(command, env=environment, cwd=cwd)
     with log.open("wb") as sink:
-        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+        return subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=environment, cwd=cwd
+        )
+
+
+LOOPS = ("uvloop", "asyncio")  # the container's event loop, and the standard library's
+
+# ``gateway ARGV`` on a chosen event loop: the launcher replaces lifecycle's choice (uvloop when
+# installed) and says which loop it handed over, so a test can check it ran on that one.
+_ON_LOOP = """\
+import sys
+import gateway.lifecycle as lifecycle
+from gateway.cli import main
+loop = sys.argv.pop(1)
+def factory():
+    print("event loop:", loop, flush=True)
+    if loop == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    return None
+lifecycle._loop_factory = factory
+sys.exit(main())
+"""
+
+
+def spawn_on(
+    loop: str, log: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``gateway ARGV`` (a ``serve``) running on ``loop``, one of :data:`LOOPS`; output to
+    ``log``, whose first line names the loop."""
+    assert loop in LOOPS, loop
+    command = [sys.executable, "-c", _ON_LOOP, loop, *argv]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env=environment
+        )
 
 
 def start_gateway(

@@ -255,7 +255,7 @@ def test_compose_services_and_commands() -> None:
     assert gateway[gateway.index("--marketplace-upstream") + 1] == "http://simulator:8081"
     assert gateway[gateway.index("--api-upstream") + 1] == "http://simulator:8081"
     assert services["simulator"]["command"] == ["simulate", "--listen", "0.0.0.0:8081"]
-    # the image's HEALTHCHECK probes :8080/healthz, which only the gateway serves
+    # the image's HEALTHCHECK asks the `gateway serve` of PID 1; the simulator has its own
     assert "8081" in " ".join(services["simulator"]["healthcheck"]["test"])
     for service in services.values():
         image = service.get("image", "")

@@ -80,6 +80,7 @@ class GatewayConfig:
     consumer_names: Mapping[str, str]
     tls_cert: Path | None
     tls_key: Path | None
+    tls_listen: tuple[str, int] | None
     proxy_listen: tuple[str, int] | None
     proxy_ca_cert: Path | None
     proxy_ca_key: Path | None
@@ -95,6 +96,12 @@ class GatewayConfig:
     @property
     def listen_port(self) -> int:
         return self.listen[1]
+
+    @property
+    def main_is_tls(self) -> bool:
+        """Whether the main listener speaks HTTPS: ``tls_cert`` without ``tls_listen`` (with
+        ``tls_listen`` the HTTPS listener is a second one, the main one stays plain HTTP)."""
+        return self.tls_cert is not None and self.tls_listen is None
 
     @property
     def tls_verify(self) -> bool:
@@ -241,6 +248,10 @@ def _check_front_doors(config: GatewayConfig) -> None:
     """Options that only work together are given together."""
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key must be given together")
+    if config.tls_listen is not None and config.tls_cert is None:
+        raise ConfigError("tls_listen needs tls_cert and tls_key (the certificate it serves)")
+    if config.tls_listen is not None and config.tls_listen == config.listen:
+        raise ConfigError("tls_listen must differ from listen (one port speaks one protocol)")
     if config.proxy_listen is not None and (
         config.proxy_ca_cert is None or config.proxy_ca_key is None
     ):
