@@ -17,6 +17,11 @@ import pytest
 from tests.paths import ROOT
 
 
+def runs_uvloop(pid: int) -> bool:
+    """Whether process ``pid`` has uvloop's extension mapped (it imported uvloop)."""
+    return "uvloop" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -130,52 +135,33 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
     )
 
 
+# ``python -m gateway`` as an install without uvloop runs it: the import of uvloop fails, so
+# ``serve`` falls back to asyncio's loop (gateway.lifecycle._loop_factory).
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "
+    "from gateway.cli import main; raise SystemExit(main())"
+)
+LOOPS = ("uvloop", "asyncio")  # what ``serve`` runs on with and without uvloop installed
+
+
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    log: Path | None,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    loop: str = "uvloop",
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """``python -m gateway ARGV`` (in ``cwd``, default this one); output to ``log`` (a file,
-    never a pipe nobody drains)."""
-    command = [sys.executable, "-m", "gateway", *argv]
+    never a pipe nobody drains). ``loop="asyncio"``: as if uvloop were not installed."""
+    assert loop in LOOPS, loop
+    entry = ["-m", "gateway"] if loop == "uvloop" else ["-c", WITHOUT_UVLOOP]
+    command = [sys.executable, *entry, *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
         return subprocess.Popen(command, env=environment, cwd=cwd)
     with log.open("wb") as sink:
         return subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env=environment, cwd=cwd
-        )
-
-
-LOOPS = ("uvloop", "asyncio")  # the container's event loop, and the standard library's
-
-# ``gateway ARGV`` on a chosen event loop: the launcher replaces lifecycle's choice (uvloop when
-# installed) and says which loop it handed over, so a test can check it ran on that one.
-_ON_LOOP = """\
-import sys
-import gateway.lifecycle as lifecycle
-from gateway.cli import main
-loop = sys.argv.pop(1)
-def factory():
-    print("event loop:", loop, flush=True)
-    if loop == "uvloop":
-        import uvloop
-        return uvloop.new_event_loop
-    return None
-lifecycle._loop_factory = factory
-sys.exit(main())
-"""
-
-
-def spawn_on(
-    loop: str, log: Path, *argv: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """``gateway ARGV`` (a ``serve``) running on ``loop``, one of :data:`LOOPS`; output to
-    ``log``, whose first line names the loop."""
-    assert loop in LOOPS, loop
-    command = [sys.executable, "-c", _ON_LOOP, loop, *argv]
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env=environment
         )
 
 

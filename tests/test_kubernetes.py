@@ -39,9 +39,15 @@ KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 MIN_KUBECTL = (1, 22)  # the first whose Kustomize (4.2) has components and labels
 MEASURED_RSS_MIB = 48  # one process at 200 concurrent requests (benchmarks: ~47 MB at 100k)
 IMAGE_UID = 10001  # Dockerfile: USER 10001:10001
-# The files the https-front-doors component mounts: what `gateway tls init` and `gateway tls
-# issue` write into its tls/ folder.
-TLS_FILES = {"ca.pem", "ca-key.pem", "preview.twilio.com.pem", "preview.twilio.com-key.pem"}
+# The files the https-front-doors component mounts: what `gateway tls init` (the two-level CA)
+# and `gateway tls issue` write into its tls/ folder.
+TLS_FILES = {
+    "ca.pem",
+    "intermediate.pem",
+    "ca-key.pem",
+    "preview.twilio.com.pem",
+    "preview.twilio.com-key.pem",
+}
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 
 Object = dict[str, Any]

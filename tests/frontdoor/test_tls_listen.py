@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.settings import ConfigError, load_config
-from tests.processes import LOOPS, free_port, gateway_output, spawn, spawn_on, wait_ready
+from tests.processes import LOOPS, free_port, gateway_output, spawn, wait_ready
 
 from .conftest import ACCOUNT, PREVIEW, TOKEN
 from .test_serve import curl
@@ -88,12 +88,13 @@ async def test_one_process_serves_http_on_listen_and_https_on_tls_listen(
 ) -> None:
     port, tls_port = free_port(), free_port()
     log = tmp_path / "gateway.log"
-    process = spawn_on(
-        loop, log,
+    process = spawn(
+        log,
         "serve", "--listen", f"127.0.0.1:{port}", "--tls-listen", f"127.0.0.1:{tls_port}",
         "--marketplace-upstream", simulator, "--api-upstream", simulator,
         "--tls-cert", str(certificates / f"{PREVIEW}.pem"),
         "--tls-key", str(certificates / f"{PREVIEW}-key.pem"),
+        loop=loop,
     )  # fmt: skip
     ca = certificates / "ca.pem"
     plain = f"http://127.0.0.1:{port}"
@@ -136,7 +137,6 @@ async def test_one_process_serves_http_on_listen_and_https_on_tls_listen(
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
     lines = log.read_text().splitlines()
-    assert lines[0] == f"event loop: {loop}"
     assert f"gateway 0.1.0 listening on http://127.0.0.1:{port}" in lines
     assert f"HTTPS listener on https://127.0.0.1:{tls_port}" in lines
 
