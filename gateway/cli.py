@@ -24,6 +24,7 @@ from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
 from gateway.config.settings import ConfigError, ConfigSource, GatewayConfig, load_config
 from gateway.config.validation import validate
 from gateway.errors import GatewayError
+from gateway.migration.standing import coverage, selectors_text
 from gateway.models import RouteMatch
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
@@ -102,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         "plan",
         help="print the configured brownout windows that are active or still to come",
         description="Print the brownout windows (from --brownouts, GATEWAY_BROWNOUTS or the "
-        "config file) that are active now or still to come, in start order.",
+        "config file's brownouts and [[brownout]] tables) that are active now or still to "
+        "come, in start order, each with its selectors and the [[consumers]] it covers.",
     )
     add_arguments(plan, only=("brownouts",))
     report.add_arguments(
@@ -228,11 +230,11 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
 
 
 def brownout_plan(config: GatewayConfig, now: float) -> int:
-    windows = config.brownouts.upcoming(now)
-    over = len(config.brownouts.windows) - len(windows)
+    windows = config.schedule.upcoming(now)
+    over = len(config.schedule.windows) - len(windows)
     if not windows:
         if over:  # configured, but nothing left to happen: say so rather than "none"
-            last = max(window.end for window in config.brownouts.windows)
+            last = max(window.end for window in config.schedule.windows)
             print(
                 f"all {over} configured brownout window(s) are over (the last ended "
                 f"{last:%Y-%m-%d %H:%M:%S} UTC); none is active or still to come"
@@ -247,6 +249,14 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
             f"{window.start:%Y-%m-%d %H:%M:%S}   {window.end:%Y-%m-%d %H:%M:%S}   "
             f"{window.percentage:>5g}%  {status}"
         )
+        if not config.consumers and window.targets is None:
+            continue  # every caller, and no list to say whom that covers
+        print(f"  selects: {selectors_text(window)}")
+        covers, exempt, everyone = coverage(window, config.consumers)
+        listed = ", ".join(covers) or "no listed consumer"
+        print(f"  covers:  {listed}" + (" and every caller not on the list" if everyone else ""))
+        if exempt:
+            print(f"  exempt:  {', '.join(exempt)} (exempt_until after the window's start)")
     print(
         "\nDuring a window deprecated routes answer 410 (code 88010) with Retry-After; "
         "/v1 and 2010 routes are untouched."
