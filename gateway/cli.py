@@ -1,5 +1,5 @@
-"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan
-| tls init | tls issue | simulate | demo``.
+"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report |
+consumers | scan | tls init | tls issue | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.settings.load_config`) and starts servers, and the only core module that
@@ -31,7 +31,7 @@ from gateway.routing import Router
 from gateway.serving.listen import ListenError
 from gateway.supervisor import WORKER_ENV
 from gateway.telemetry.access_log import configure_logging
-from gateway.tools import report, rule_specs, scan, tls
+from gateway.tools import consumers, report, rule_specs, scan, tls
 from gateway.version import __version__
 
 EXIT_USAGE = 2
@@ -114,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
             description="Read a running gateway's /metrics (or a Prometheus server scraping "
             "it) and print, per deprecated route: requests and consumers, last call, days "
             "until sunset and the Marketplace v1 replacement. Exit 2 if the source is unreachable.",
+        )
+    )
+    consumers.add_arguments(
+        verbs.add_parser(
+            "consumers",
+            help="print where each consumer stands in the staged migration",
+            description="One row per consumer, listed in the config's [[consumers]] or seen "
+            "calling: name, SID, group, owner, stage (calling, quiet, exempt until DATE, cut off "
+            "since DATE, unknown), deprecated calls, last deprecated call, cut-off and days "
+            "left; read from a running gateway's /metrics or a Prometheus server. Exit 1 with "
+            "--fail-if-called while a consumer past its cut-off still calls, 2 if the source "
+            "or the config cannot be read.",
         )
     )
     scan.add_arguments(
@@ -276,6 +288,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_verb(args, env)
         if args.verb == "report":
             return report.run(args)
+        if args.verb == "consumers":
+            return consumers.run(args, env)
         if args.verb == "scan":
             return scan.run(args)
         if args.verb == "tls":
