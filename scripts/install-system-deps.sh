@@ -5,7 +5,10 @@
 #   - kubectl (Debian's kubernetes-client, when no kubectl is on PATH), used by
 #     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`;
 #   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
-#     tests (scripts/install-node-clients.sh then installs those from npm).
+#     tests (scripts/install-node-clients.sh then installs those from npm);
+#   - chromium and chromium-driver (Debian packages) and a font, with which the migration
+#     page's tests load /migration in a real headless browser (selenium drives the system
+#     chromedriver: nothing downloads a browser or a driver).
 # Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
@@ -32,13 +35,16 @@ command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 # NodeSource's nodejs package carries npm itself; Debian's comes apart from it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20)"
+    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20, Chromium and its chromedriver)"
     exit 1
 fi
 
@@ -100,7 +106,7 @@ if [ -x /etc/init.d/prometheus ] && [ ! -d /run/systemd/system ]; then
     fi
 fi
 
-for tool in prometheus node npm; do
+for tool in prometheus node npm chromium chromedriver; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         log "packages installed but no $tool on PATH"
         exit 1
