@@ -68,10 +68,12 @@ class MigrationPage:
     tally and its clock, read afresh at each request so a reload shows at once)."""
 
     def __init__(
-        self, state: Callable[[], tuple[GatewayConfig, Tally, Callable[[], float]]]
+        self,
+        state: Callable[[], tuple[GatewayConfig, Tally, Callable[[], float]]],
+        prometheus: PrometheusCounts | None = None,
     ) -> None:
         self._state = state
-        self.prometheus = PrometheusCounts()
+        self.prometheus = prometheus or PrometheusCounts()
 
     async def data(self) -> dict[str, Any]:
         config, tally, clock = self._state()
