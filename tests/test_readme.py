@@ -36,7 +36,7 @@ def test_every_metric_is_documented() -> None:
         for family in REGISTRY.collect()
         if family.name.startswith("gateway_")
     }
-    assert len(names) == 14
+    assert len(names) == 16
     for name in names:
         assert f"`{name}`" in DOCUMENTED, name
 
@@ -55,6 +55,7 @@ def test_every_command_is_documented() -> None:
         "gateway rules explain",
         "gateway brownout plan",
         "gateway report",
+        "gateway consumers",
         "gateway scan",
         "gateway tls init",
         "gateway tls issue",
