@@ -128,11 +128,25 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
     )
 
 
+# ``python -m gateway`` as an install without the fast extra runs it: on asyncio's own loop.
+_WITHOUT_UVLOOP = (
+    "import runpy, sys; sys.modules['uvloop'] = None; "
+    "runpy.run_module('gateway', run_name='__main__', alter_sys=True)"
+)
+EVENT_LOOPS = ("uvloop", "asyncio")  # what ``event_loop`` may name
+
+
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None
+    log: Path | None,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    event_loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains)."""
-    command = [sys.executable, "-m", "gateway", *argv]
+    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains).
+    ``event_loop="asyncio"`` hides uvloop from it, so it serves on asyncio's loop."""
+    assert event_loop in EVENT_LOOPS, event_loop
+    launch = ["-m", "gateway"] if event_loop == "uvloop" else ["-c", _WITHOUT_UVLOOP]
+    command = [sys.executable, *launch, *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
         return subprocess.Popen(command, env=environment)
@@ -146,8 +160,10 @@ def start_gateway(
     *extra: str,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    event_loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``, on
+    ``event_loop`` (``uvloop``, as the container runs it, or ``asyncio``)."""
     return spawn(
         log,
         "serve",
@@ -161,4 +177,5 @@ def start_gateway(
         "false",
         *extra,
         env=env,
+        event_loop=event_loop,
     )
