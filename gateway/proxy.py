@@ -192,7 +192,9 @@ async def _answer(
         incoming = await upstream.forward(session, outgoing, pipeline.limits, answer)
         exchange.upstream_status, exchange.upstream_seconds = incoming.status, incoming.seconds
         base = pipeline.public_base(request)
-        return await _respond(match, incoming, base, pipeline.limits.max_response_size, answer)
+        limits = pipeline.limits
+        within = limits.total - incoming.seconds  # what is left of the upstream call's deadline
+        return await _respond(match, incoming, base, limits.max_response_size, answer, within)
     except GatewayError as error:
         exchange.failure, exchange.brownout = error.kind, isinstance(error, Brownout)
         headers: CIMultiDict[str] = CIMultiDict()
@@ -214,6 +216,7 @@ async def _respond(
     base: str,
     max_size: int,
     hold: ResponseHold,
+    within: float,
 ) -> web.Response:
     """The client's response: the upstream's, with URLs, headers and deprecation rewritten.
 
@@ -222,13 +225,13 @@ async def _respond(
 
     ``hold`` holds the upstream body's bytes; it is made to hold the client's body if that is
     larger. A coded body is claimed at its decoded size before it is decoded, which refuses a GET
-    at once when there is no room (see :mod:`gateway.serving.response_budget`); the rewrite's
-    few bytes more are counted as they are. A body sent a slice at a time keeps its hold until
-    its last slice is written; any other is released when the request is done."""
+    when there is no room within ``within`` seconds (see :mod:`gateway.serving.response_budget`);
+    the rewrite's few bytes more are counted as they are. A body sent a slice at a time keeps its
+    hold until its last slice is written; any other is released when the request is done."""
     route = match.route
     expected = min(response_body.expected_size(incoming), max_size)
     if expected > hold.held:
-        await hold.claim(expected - hold.held, 0)
+        await hold.claim(expected - hold.held, within)
     prepare = functools.partial(
         response_body.prepare, incoming, route.rewriter, base, route.deprecated, max_size
     )
@@ -250,24 +253,29 @@ async def _respond(
 
 
 _SLICE = 256 * 1024
-_SLICED_ABOVE = 4 * _SLICE
+_SLICED_ABOVE = 64 * 1024
 
 
 class _SlicedBody(Payload):
-    """A large body written a slice at a time, each once the client took most of the one
-    before: what the client has not read yet then waits in the socket buffer, not in a second
-    copy of the body (asyncio's transport copies whatever it cannot send at once). It holds the
-    response budget's bytes for the body until the last slice is written (or, when it is never
-    written, the client gone first, until it is dropped)."""
+    """A body of more than 64 KiB, written a slice at a time, each once the client took most of
+    the one before: what the client has not read yet then waits in the socket buffer, not in a
+    second copy of the body (asyncio's transport copies whatever it cannot send at once).
+
+    Once written, the body is dropped: aiohttp keeps a connection's last response until the
+    next request on it, so a body kept by its response would stay in memory for as long as the
+    client keeps the connection idle (75 s by default), outside any budget. Until then it holds
+    the response budget's bytes for the body (or, when it is never written, the client gone
+    first, until it is dropped)."""
 
     def __init__(self, body: bytes, hold: ResponseHold) -> None:
-        super().__init__(body, content_type=None)
+        super().__init__(None, content_type=None)  # the body lives in _body alone
         self._body = body
+        self._length = len(body)
         self._hold = hold.hand_over(self)
 
     @property
     def size(self) -> int:
-        return len(self._body)
+        return self._length
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return self._body.decode(encoding, errors)
@@ -278,6 +286,7 @@ class _SlicedBody(Payload):
             for start in range(0, len(view), _SLICE):
                 await writer.write(view[start : start + _SLICE])  # drains past 64 KiB
         finally:
+            self._body = b""
             self._hold.release()
 
 

@@ -10,12 +10,14 @@ the client (:meth:`ResponseHold.hand_over`); otherwise when the request is done.
 
 What a claim that does not fit does depends on the request's method:
 
-- A GET (or HEAD) waits for room, first come first served among those that fit, within the
-  upstream call's deadline; failing that it is answered 503 (88006) with ``Retry-After``, and
-  the body is never read (the upstream connection is closed, not pooled). A claim made while the
-  request already holds part of a body (a chunked one, or a decoded body larger than its coded
-  form) does not wait but is refused at once: waiting while holding memory others may be
-  waiting for could leave every holder waiting on the others.
+- A GET (or HEAD) waits for room within the upstream call's deadline; failing that it is
+  answered 503 (88006) with ``Retry-After``. A declared body is then never read (the upstream
+  connection is closed, not pooled). Claims that grow a body already partly held (a chunked
+  one, or a decoded body larger than its coded form) go first when room is given back, since
+  their memory is in use already; new claims wait behind them, and among each kind a claim
+  that fits is granted before an older one that does not. A growing claim that would wait
+  while every byte of the budget is held by claims waiting to grow is refused at once, as
+  nobody would give any back.
 - Any other method (POST, DELETE) changes state upstream, and by the time its answer's length
   is known the upstream has executed it: refusing it then would report a failure for a change
   that was made, and a client that retries would make it twice. Its claim is therefore always
@@ -46,12 +48,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 class ResponseBudget:
     """The response-body bytes one process holds, its cap, and the claims waiting for room."""
 
-    __slots__ = ("capacity", "used", "_waiting")
+    __slots__ = ("capacity", "used", "stalled", "_growing", "_new")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
-        self._waiting: deque[_Waiter] = deque()
+        self.stalled = 0  # bytes held by claims waiting to grow
+        self._growing: deque[_Waiter] = deque()  # served first
+        self._new: deque[_Waiter] = deque()
 
     def hold(self, method: str) -> ResponseHold:
         """A request's claim on this budget, empty until it claims bytes; ``method`` decides
@@ -61,22 +65,25 @@ class ResponseBudget:
     @property
     def waiting(self) -> int:
         """Claims waiting for room."""
-        return len(self._waiting)
+        return len(self._growing) + len(self._new)
 
     def _grant(self, hold: ResponseHold, size: int) -> None:
         self.used += size
         hold.held += size
 
     def _given_back(self) -> None:
-        """Grant the waiting claims that fit now, oldest first."""
-        waiting = self._waiting
+        """Grant the waiting claims that fit now: growing ones first, then new ones while no
+        growing one is left waiting; oldest first within each."""
         room = self.capacity - self.used
-        for waiter in list(waiting):
-            if waiter.size <= room and not waiter.future.done():
-                waiting.remove(waiter)
-                self._grant(waiter.hold, waiter.size)
-                waiter.future.set_result(None)
-                room -= waiter.size
+        for queue in (self._growing, self._new):
+            for waiter in list(queue):
+                if waiter.size <= room:
+                    queue.remove(waiter)
+                    self._grant(waiter.hold, waiter.size)
+                    waiter.future.set_result(None)
+                    room -= waiter.size
+            if queue:
+                return
 
 
 class _Waiter:
@@ -107,24 +114,29 @@ class ResponseHold:
         """Claim ``size`` more bytes before reading them, waiting up to ``within`` seconds for
         room; raise :class:`GatewayBusy` (503) when a refusable claim gets none."""
         budget = self.budget
-        if not self.refusable or budget.used + size <= budget.capacity:
+        holding = self.held
+        fits = budget.used + size <= budget.capacity
+        if not self.refusable or (fits and (holding or not budget._growing)):
             budget._grant(self, size)
             return
-        if self.held or within <= 0:
+        if within <= 0 or (holding and budget.stalled + holding >= budget.used):
             raise _refused()
-        future = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(self, size, future)
-        budget._waiting.append(waiter)
+        waiter = _Waiter(self, size, asyncio.get_running_loop().create_future())
+        queue = budget._growing if holding else budget._new
+        queue.append(waiter)
+        budget.stalled += holding
         try:
             async with asyncio.timeout(within):
-                await future
+                await waiter.future
         except TimeoutError:
             if not waiter.granted:
                 raise _refused() from None
             # granted as the time ran out: the room is this request's
         finally:
+            budget.stalled -= holding
             if not waiter.granted:  # timed out, or the request was cancelled
-                budget._waiting.remove(waiter)
+                queue.remove(waiter)
+                budget._given_back()  # new claims may have waited behind this one
 
     def take(self, size: int) -> None:
         """Count ``size`` more bytes already in memory, past the cap if need be."""
