@@ -253,19 +253,22 @@ async def _respond(
 
 
 _SLICE = 256 * 1024
-_SLICED_ABOVE = 64 * 1024
+# aiohttp keeps a connection's last response until the next request on it: a body up to this
+# size is kept with it while the connection idles (a body passed as bytes cannot be dropped).
+_SLICED_ABOVE = 16 * 1024
 
 
 class _SlicedBody(Payload):
-    """A body of more than 64 KiB, written a slice at a time, each once the client took most of
+    """A body of more than 16 KiB, written a slice at a time, each once the client took most of
     the one before: what the client has not read yet then waits in the socket buffer, not in a
     second copy of the body (asyncio's transport copies whatever it cannot send at once).
 
     Once written, the body is dropped: aiohttp keeps a connection's last response until the
     next request on it, so a body kept by its response would stay in memory for as long as the
-    client keeps the connection idle (75 s by default), outside any budget. Until then it holds
-    the response budget's bytes for the body (or, when it is never written, the client gone
-    first, until it is dropped)."""
+    client keeps the connection idle (75 s by default), outside any budget (1,000 idle
+    connections that had a 1 MB answer each held 1 GB). Until then it holds the response
+    budget's bytes for the body (or, when it is never written, the client gone first, until it
+    is dropped)."""
 
     def __init__(self, body: bytes, hold: ResponseHold) -> None:
         super().__init__(None, content_type=None)  # the body lives in _body alone

@@ -340,6 +340,35 @@ async def test_many_large_answers_at_once_stay_within_the_budget(
     assert peak - before < 2 * 64 * MiB + 32 * MiB
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+async def test_idle_connections_do_not_keep_their_last_answer(
+    event_loop: str, serve: Callable[..., Awaitable[tuple[str, int, int]]]
+) -> None:
+    """aiohttp keeps each connection's last response until the next request on it. 100 clients
+    keep their connections open after a 1 MB answer each: before the bodies were dropped once
+    written, RSS stayed 100 MB up (1 MB per idle connection, outside any budget)."""
+    url, port, pid = await serve(event_loop)
+    size = 1_000_000
+    before = rss(pid)
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+    try:
+        for _, writer in streams:
+            writer.write(f"GET {LIST}?size={size} HTTP/1.1\r\nHost: gw\r\n\r\n".encode())
+        for reader, _ in streams:
+            async with asyncio.timeout(30):
+                answer = await reader.readuntil(b"\r\n\r\n")
+                assert answer.startswith(b"HTTP/1.1 200 ")
+                await reader.readexactly(size)  # and the connection stays open, idle
+        await asyncio.sleep(0.5)
+        idle = rss(pid)
+    finally:
+        for _, writer in streams:
+            writer.close()
+    print(f"\n{event_loop}: 100 idle connections after 1 MB each: +{(idle - before) / MiB:.1f} MiB")
+    assert idle - before < 24 * MiB
+
+
 class NonReader:
     """A client that asks for a large answer and reads none of it (a tiny receive buffer)."""
 
