@@ -157,7 +157,9 @@ def serve(config: GatewayConfig, argv: Sequence[str], source: ConfigSource) -> i
     if config.tls_cert is not None or config.proxy_listen is not None:
         from gateway.frontdoor.startup import prepare
 
-        prepare(config)  # certificates and keys too
+        # Certificates and keys too; their warnings are logged here once (not again by each
+        # worker, whose own CLI run has WORKER_ENV set, nor by the process that serves).
+        prepare(config, warn=WORKER_ENV not in source.environ)
     if config.workers > 1 and WORKER_ENV not in source.environ:
         from gateway.supervisor import supervise
 

@@ -23,9 +23,9 @@ failure's metric label. Nothing fills them in later. An error whose ``closes_con
 connection cannot be trusted. :mod:`gateway.serving.error_response` renders
 them, for the middleware, the pipeline and unparseable requests alike.
 
-Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
-the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
-gateway codes at ``/errors/<code>`` on the gateway itself.
+Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's. docs/errors.md lists
+them all in a table that scripts/gen_docs.py writes from these classes. ``more_info`` for Twilio
+codes points at Twilio's error pages and for gateway codes at ``/errors/<code>`` on the gateway.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import orjson
 
 TWILIO_ERROR_DOCS = "https://www.twilio.com/docs/errors/"
 
-# code -> (title, explanation); served at /errors/<code> and listed in the README.
+# code -> (title, explanation); served at /errors/<code> and listed in docs/errors.md.
 GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88001: (
         "Upstream unavailable",
@@ -94,11 +94,17 @@ class GatewayError(Exception):
 
 
 class RouteNotFound(GatewayError):
+    """Twilio's own code: no rule matches the path, or a path parameter was refused (a ``..``
+    or encoded separator, or a value outside its spec pattern)."""
+
     status = 404
     code = 20404
 
 
 class MethodNotAllowed(GatewayError):
+    """Twilio's own code: a rule matches the path but not the method; ``Allow`` lists the
+    methods."""
+
     status = 405
     code = 20004
 

@@ -50,7 +50,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     if uses_front_doors(config):  # certificates: only then is `cryptography` loaded at all
         from gateway.frontdoor.startup import prepare
 
-        doors = prepare(config)
+        doors = prepare(config, warn=False)  # cli.serve checked them and warned once
         tls, proxy_settings = doors.tls, doors.proxy
     app = create_app(config)
     reloader = Reloader(app[LIVE], source)

@@ -22,8 +22,10 @@ from aiohttp import web
 from gateway.config.parsers import parse_http_url, parse_listen
 from gateway.config.settings import ConfigError, GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.frontdoor.names import INTERMEDIATE_FILE
 from gateway.serving.listen import address, listen_error, start_site
 from gateway.telemetry.access_log import configure_logging
+from gateway.tools.safe_files import write_file
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
@@ -225,16 +227,16 @@ async def _start_proxy(
     config: GatewayConfig, runner: web.AppRunner, ca_dir: Path, listen: str
 ) -> tuple[ProxyFrontDoor, str]:
     """The proxy front door on ``listen`` with a throwaway CA in ``ca_dir``, and its URL."""
-    from gateway.frontdoor.certificates import create_ca
+    from gateway.frontdoor.authority import create_ca
     from gateway.frontdoor.listener import start_proxy
     from gateway.frontdoor.startup import prepare
 
     host, port = _listen("--proxy-listen", listen)
-    cert_pem, key_pem = create_ca(["preview.twilio.com"])
-    (ca_dir / "ca.pem").write_bytes(cert_pem)
+    created = create_ca(["preview.twilio.com"])
+    (ca_dir / INTERMEDIATE_FILE).write_bytes(created.intermediate_pem)
+    (ca_dir / "ca.pem").write_bytes(created.root_pem)
     key_file = ca_dir / "ca-key.pem"
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(key_pem)
+    write_file(key_file, created.key_pem, private=True)
     proxied = replace(
         config,
         proxy_listen=(host, port),

@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestServer
 
 from gateway.serving import memory
 from tests.processes import (
-    EVENT_LOOPS,
+    LOOPS,
     free_port,
     python_output,
     rss,
+    runs_uvloop,
     start_gateway,
     wait_ready,
 )
@@ -125,7 +126,7 @@ async def _until_closed(reader: asyncio.StreamReader) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+@pytest.mark.parametrize("event_loop", LOOPS)
 async def test_memory_held_by_slow_bodies_and_slowloris_is_given_back(
     event_loop: str,
     aiohttp_server: Callable[..., Awaitable[TestServer]],
@@ -144,14 +145,12 @@ async def test_memory_held_by_slow_bodies_and_slowloris_is_given_back(
         "--client-header-timeout",
         "2",
         log=tmp_path / "gateway.log",
-        event_loop=event_loop,
+        loop=event_loop,
     )
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_ready(url, process)
-        assert ("uvloop" in Path(f"/proc/{process.pid}/maps").read_text()) == (
-            event_loop == "uvloop"
-        )
+        assert runs_uvloop(process.pid) == (event_loop == "uvloop")
         async with aiohttp.ClientSession() as session:  # warm pools, caches and arenas
             for _ in range(20):
                 async with session.get(url + LIST) as response:

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 
 from gateway.errors import GatewayBusy
 from gateway.serving.response_budget import ResponseBudget
-from tests.processes import EVENT_LOOPS, free_port, rss, start_gateway, wait_ready
+from tests.processes import LOOPS, free_port, rss, start_gateway, wait_ready
 from tests.raw_upstream import RawUpstream, head
 
 
@@ -276,7 +276,7 @@ async def serve(
             port,
             *flags,
             log=tmp_path / f"gateway-{port}.log",
-            event_loop=event_loop,
+            loop=event_loop,
         )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -294,7 +294,7 @@ async def serve(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+@pytest.mark.parametrize("event_loop", LOOPS)
 async def test_many_large_answers_at_once_stay_within_the_budget(
     event_loop: str, serve: Callable[..., Awaitable[tuple[str, int, int]]]
 ) -> None:
@@ -341,7 +341,7 @@ async def test_many_large_answers_at_once_stay_within_the_budget(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+@pytest.mark.parametrize("event_loop", LOOPS)
 async def test_idle_connections_do_not_keep_their_last_answer(
     event_loop: str, serve: Callable[..., Awaitable[tuple[str, int, int]]]
 ) -> None:
@@ -380,7 +380,7 @@ class NonReader:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+@pytest.mark.parametrize("event_loop", LOOPS)
 async def test_a_get_without_room_is_refused_unread_and_a_post_is_never_refused(
     event_loop: str,
     serve: Callable[..., Awaitable[tuple[str, int, int]]],
