@@ -95,4 +95,7 @@ class Trimmer:
         self.pending = 0
         self._last = loop.time()
         self.trims += 1
-        loop.run_in_executor(None, trim)
+        try:
+            loop.run_in_executor(None, trim)
+        except RuntimeError:  # the worker threads were shut down: the process is ending
+            pass
