@@ -366,7 +366,9 @@ async def test_idle_connections_do_not_keep_their_last_answer(
         for _, writer in streams:
             writer.close()
     print(f"\n{event_loop}: 100 idle connections after 1 MB each: +{(idle - before) / MiB:.1f} MiB")
-    assert idle - before < 24 * MiB
+    # Each kept 1 MB before. On asyncio's loop a connection may keep the capacity of its write
+    # buffer (at most a 256 KiB slice and 64 KiB more: 31 MiB for 100); uvloop keeps none.
+    assert idle - before < 40 * MiB
 
 
 class NonReader:
