@@ -6,7 +6,7 @@
     ├── BadRequest              400   88007  a request the gateway refuses to forward
     ├── RequestTooLarge         413   88004  request body over ``max_body_size``
     ├── RequestTimeout          408   88008  the client sent its request too slowly
-    ├── GatewayBusy             503   88006  bodies in memory at ``max_buffered_body_size``
+    ├── GatewayBusy             503   88006  connections or bodies in memory at their cap
     ├── UpstreamUnavailable     502   88001  connection refused or reset
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
@@ -48,8 +48,8 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88004: ("Request body too large", "The request body is over the configured limit."),
     88006: (
         "Gateway busy",
-        "The gateway is at its limit of client connections or of request bodies held in memory; "
-        "retry shortly.",
+        "The gateway is at its limit of client connections, or of request or upstream response "
+        "bodies held in memory; retry shortly.",
     ),
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),

@@ -40,6 +40,7 @@ from gateway.serving.error_response import CLOSE_AT_ONCE, render_error
 from gateway.serving.headers import inbound, map_locations, refusal
 from gateway.serving.public_url import TrustedProxies, local_host, public_base
 from gateway.serving.request_body import BodyBudget, BodyLimits, expects_continue, read_body
+from gateway.serving.response_budget import ResponseBudget, ResponseHold
 from gateway.telemetry import metrics
 from gateway.telemetry.access_log import AccessLog
 from gateway.telemetry.recorder import Exchange, Recorder
@@ -55,6 +56,7 @@ class Pipeline:
     limits: upstream.Limits
     body_limits: BodyLimits
     bodies: BodyBudget  # request-body bytes this process holds, against its cap
+    responses: ResponseBudget  # upstream response-body bytes this process holds, against its cap
     recorder: Recorder
     trusted_proxies: TrustedProxies | None
     clock: Callable[[], float] = time.time
@@ -70,6 +72,7 @@ class Pipeline:
         chance: Callable[[], float] = random.random,
         consumers: ConsumerLabels | None = None,
         bodies: BodyBudget | None = None,
+        responses: ResponseBudget | None = None,
         tally: Tally | None = None,
     ) -> Pipeline:
         """Compile the routes (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
@@ -92,6 +95,7 @@ class Pipeline:
                 config.max_body_size, config.client_body_timeout, config.client_body_total_timeout
             ),
             bodies=bodies or BodyBudget(config.max_buffered_body_size),
+            responses=responses or ResponseBudget(config.max_buffered_response_size),
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
                 consumers,
@@ -107,8 +111,9 @@ class Pipeline:
 
     def rebuilt(self, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
         """A pipeline for a reloaded config and rule set that keeps this one's clock, chance,
-        consumer-label cap state, per-day tally and request-body budget (the bodies in flight
-        hold it) (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
+        consumer-label cap state, per-day tally and request- and response-body budgets (the
+        bodies in flight hold them) (raises :class:`~gateway.config.rules.RuleError` when
+        invalid)."""
         consumers = self.recorder.consumers.reconfigured(*_label_settings(config))
         return Pipeline.build(
             config,
@@ -117,6 +122,7 @@ class Pipeline:
             chance=self.chance,
             consumers=consumers,
             bodies=self.bodies,
+            responses=self.responses,
             tally=self.recorder.tally,
         )
 
@@ -189,6 +195,7 @@ async def _answer(
 ) -> web.Response:
     deprecation: tuple[tuple[str, str], ...] = ()  # the headers of a deprecated route's answer
     hold = pipeline.bodies.hold()
+    answer = pipeline.responses.hold(request.method)
     try:
         reason = refusal(request.headers)
         if reason is not None:
@@ -210,10 +217,14 @@ async def _answer(
         outgoing = request_rewrite.build(
             match, route.upstream.base, request.method, request.headers, body
         )
-        incoming = await upstream.forward(session, outgoing, pipeline.limits)
+        incoming = await upstream.forward(session, outgoing, pipeline.limits, answer)
         exchange.upstream_status, exchange.upstream_seconds = incoming.status, incoming.seconds
         base = pipeline.public_base(request)
-        return await _respond(match, incoming, base, pipeline.limits.max_response_size, deprecation)
+        limits = pipeline.limits
+        within = limits.total - incoming.seconds  # what is left of the upstream call's deadline
+        return await _respond(
+            match, incoming, base, limits.max_response_size, answer, within, deprecation
+        )
     except GatewayError as error:
         exchange.failure = error.kind
         response = render_error(error, pipeline.public_base(request), deprecation)
@@ -223,6 +234,7 @@ async def _answer(
         return response
     finally:
         hold.release()
+        answer.release()  # nothing, when a sliced body took it over
 
 
 def _refused(exchange: Exchange, decision: Refuse) -> None:
@@ -238,13 +250,24 @@ async def _respond(
     incoming: UpstreamResponse,
     base: str,
     max_size: int,
+    hold: ResponseHold,
+    within: float,
     deprecation: tuple[tuple[str, str], ...],
 ) -> web.Response:
     """The client's response: the upstream's, with URLs, headers and deprecation rewritten.
 
     The body step (decode the content coding, rewrite) runs in a worker thread for a large
-    body, so that one 15 MB answer does not hold every other request back."""
+    body, so that one 15 MB answer does not hold every other request back.
+
+    ``hold`` holds the upstream body's bytes; it is made to hold the client's body if that is
+    larger. A coded body is claimed at its decoded size before it is decoded, which refuses a GET
+    when there is no room within ``within`` seconds (see :mod:`gateway.serving.response_budget`);
+    the rewrite's few bytes more are counted as they are. A body sent a slice at a time keeps its
+    hold until its last slice is written; any other is released when the request is done."""
     route = match.route
+    expected = min(response_body.expected_size(incoming), max_size)
+    if expected > hold.held:
+        await hold.claim(expected - hold.held, within)
     prepare = functools.partial(
         response_body.prepare, incoming, route.rewriter, base, route.deprecated, max_size
     )
@@ -257,34 +280,51 @@ async def _respond(
     if deprecation:
         add_headers(headers, deprecation)
     body = out.body
+    if len(body) > hold.held:
+        hold.take(len(body) - hold.held)
     return web.Response(
         status=incoming.status,
         headers=headers,
-        body=body if len(body) <= _SLICED_ABOVE else _SlicedBody(body),
+        body=body if len(body) <= _SLICED_ABOVE else _SlicedBody(body, hold),
     )
 
 
 _SLICE = 256 * 1024
-_SLICED_ABOVE = 4 * _SLICE
+# aiohttp keeps a connection's last response until the next request on it: a body up to this
+# size is kept with it while the connection idles (a body passed as bytes cannot be dropped).
+_SLICED_ABOVE = 16 * 1024
 
 
 class _SlicedBody(Payload):
-    """A large body written a slice at a time, each once the client took most of the one
-    before: what the client has not read yet then waits in the socket buffer, not in a second
-    copy of the body (asyncio's transport copies whatever it cannot send at once)."""
+    """A body of more than 16 KiB, written a slice at a time, each once the client took most of
+    the one before: what the client has not read yet then waits in the socket buffer, not in a
+    second copy of the body (asyncio's transport copies whatever it cannot send at once).
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body, content_type=None)
+    Once written, the body is dropped: aiohttp keeps a connection's last response until the
+    next request on it, so a body kept by its response would stay in memory for as long as the
+    client keeps the connection idle (75 s by default), outside any budget (1,000 idle
+    connections that had a 1 MB answer each held 1 GB). Until then it holds the response
+    budget's bytes for the body (or, when it is never written, the client gone first, until it
+    is dropped)."""
+
+    def __init__(self, body: bytes, hold: ResponseHold) -> None:
+        super().__init__(None, content_type=None)  # the body lives in _body alone
         self._body = body
+        self._length = len(body)
+        self._hold = hold.hand_over(self)
 
     @property
     def size(self) -> int:
-        return len(self._body)
+        return self._length
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return self._body.decode(encoding, errors)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         view = memoryview(self._body)
-        for start in range(0, len(view), _SLICE):
-            await writer.write(view[start : start + _SLICE])  # drains past 64 KiB
+        try:
+            for start in range(0, len(view), _SLICE):
+                await writer.write(view[start : start + _SLICE])  # drains past 64 KiB
+        finally:
+            self._body = b""
+            self._hold.release()

@@ -66,6 +66,7 @@ class GatewayConfig:
     read_timeout: float
     total_timeout: float
     max_response_size: int
+    max_buffered_response_size: int
     insecure_skip_tls_verify: bool
     ca_bundle: Path | None
     pool_size: int
@@ -232,16 +233,27 @@ def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Gateway
             "/metrics would be served nowhere"
         )
     _check_front_doors(config)
-    if config.max_buffered_body_size < config.max_body_size:
-        raise ConfigError(
-            "max_buffered_body_size must not be smaller than max_body_size "
-            "(a body of the largest accepted size could never be buffered)"
-        )
+    check_budgets(config)
     try:
         config.deprecation  # noqa: B018 (building the policy checks the dates' order)
     except ValueError as exc:
         raise ConfigError(f"sunset_date/deprecation_date: {exc}") from exc
     return config
+
+
+def check_budgets(config: GatewayConfig) -> None:
+    """Each memory budget holds at least one body of the largest size it lets in. (A reload
+    checks again: it keeps the running budgets, which need a restart, with new size caps.)"""
+    if config.max_buffered_body_size < config.max_body_size:
+        raise ConfigError(
+            "max_buffered_body_size must not be smaller than max_body_size "
+            "(a body of the largest accepted size could never be buffered)"
+        )
+    if config.max_buffered_response_size < config.max_response_size:
+        raise ConfigError(
+            "max_buffered_response_size must not be smaller than max_response_size "
+            "(an answer of the largest accepted size could never be buffered)"
+        )
 
 
 def _check_front_doors(config: GatewayConfig) -> None:

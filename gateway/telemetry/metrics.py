@@ -113,7 +113,7 @@ CLIENT_CONNECTIONS = Gauge(
 CLIENT_LIMIT_HITS = Counter(
     "gateway_client_limit_hits",
     "Client connections or requests cut off by a bound, by limit (header_timeout, body_timeout, "
-    "send_timeout, max_client_connections, max_buffered_body_size).",
+    "send_timeout, max_client_connections, max_buffered_body_size, max_buffered_response_size).",
     ["limit"],
 )
 BUILD_INFO = Gauge(
