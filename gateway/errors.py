@@ -12,6 +12,7 @@
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
     ├── Brownout                410   88010  a scheduled brownout window is active
+    ├── CutOff                  410   88013  the consumer's cut-off (or the closed list's) passed
     ├── ProxyRefused            403   88011  the proxy front door refuses a request or target
     ├── ProxyBusy               503   88012  the proxy front door has its maximum connections
     └── InternalError           500   88099  an unexpected exception inside the gateway
@@ -57,6 +58,11 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
         "The client took too long to send its request line and headers or its body.",
     ),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88013: (
+        "Cut off",
+        "The deprecated route no longer answers this consumer: its cut-off date has passed, or "
+        "the list of consumers that may still call it is closed. Call the Marketplace v1 API.",
+    ),
     88011: (
         "Proxy request refused",
         "The proxy front door accepts only CONNECT to the intercepted hosts and to the hosts "
@@ -153,6 +159,11 @@ class UpstreamTimeout(GatewayError):
 class Brownout(GatewayError):
     status = 410
     code = 88010
+
+
+class CutOff(GatewayError):
+    status = 410
+    code = 88013
 
 
 class ProxyRefused(GatewayError):

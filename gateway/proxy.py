@@ -1,5 +1,6 @@
-"""The request pipeline, top to bottom: match, (brownout), rewrite the request, forward,
-rewrite the response, add headers, record."""
+"""The request pipeline, top to bottom: match, decide the migration policy (forward, or refuse:
+cut-off, brownout, rehearsal), rewrite the request, forward, rewrite the response, add headers,
+record."""
 
 from __future__ import annotations
 
@@ -14,15 +15,23 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
-from multidict import CIMultiDict
 
 from gateway import request_rewrite, upstream
 from gateway.config.rules import RuleSet
 from gateway.config.settings import GatewayConfig
-from gateway.errors import BadRequest, Brownout, GatewayError
+from gateway.errors import BadRequest, GatewayError
 from gateway.frontdoor.door import front_door, intercepted_host
-from gateway.migration.brownout import refuses
 from gateway.migration.consumers import ConsumerLabels
+from gateway.migration.deprecation import add_headers
+from gateway.migration.policy import (
+    BROWNOUT,
+    REHEARSAL,
+    REHEARSAL_HEADER,
+    Caller,
+    Policy,
+    Refuse,
+)
+from gateway.migration.tally import Tally
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.routes import Route, compile_routes
 from gateway.routing import Router
@@ -43,6 +52,7 @@ class Pipeline:
 
     config: GatewayConfig
     router: Router[Route]
+    policy: Policy  # the migration policy: decides each deprecated call's fate
     limits: upstream.Limits
     body_limits: BodyLimits
     bodies: BodyBudget  # request-body bytes this process holds, against its cap
@@ -63,18 +73,18 @@ class Pipeline:
         consumers: ConsumerLabels | None = None,
         bodies: BodyBudget | None = None,
         responses: ResponseBudget | None = None,
+        tally: Tally | None = None,
     ) -> Pipeline:
         """Compile the routes (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
         if consumers is None:
+            names, cap, enabled, listed = _label_settings(config)
             consumers = ConsumerLabels(
-                config.consumer_names,
-                config.consumer_cap,
-                config.consumer_labels,
-                metrics.consumer_ledger(),
+                names, cap, enabled, metrics.consumer_ledger(), listed=listed
             )
         return cls(
             config=config,
             router=compile_routes(config, ruleset),
+            policy=Policy.build(config, chance),
             limits=upstream.Limits(
                 connect=config.connect_timeout,
                 read=config.read_timeout,
@@ -90,6 +100,7 @@ class Pipeline:
                 AccessLog.create(config.access_log, config.access_log_level),
                 consumers,
                 clock,
+                tally or Tally(),
             ),
             trusted_proxies=TrustedProxies(config.forwarded_hops, config.forwarded_header)
             if config.trust_forwarded_headers
@@ -100,11 +111,10 @@ class Pipeline:
 
     def rebuilt(self, config: GatewayConfig, ruleset: RuleSet) -> Pipeline:
         """A pipeline for a reloaded config and rule set that keeps this one's clock, chance,
-        consumer-label cap state and request- and response-body budgets (the bodies in flight
-        hold them) (raises :class:`~gateway.config.rules.RuleError` when invalid)."""
-        consumers = self.recorder.consumers.reconfigured(
-            config.consumer_names, config.consumer_cap, config.consumer_labels
-        )
+        consumer-label cap state, per-day tally and request- and response-body budgets (the
+        bodies in flight hold them) (raises :class:`~gateway.config.rules.RuleError` when
+        invalid)."""
+        consumers = self.recorder.consumers.reconfigured(*_label_settings(config))
         return Pipeline.build(
             config,
             ruleset,
@@ -113,6 +123,7 @@ class Pipeline:
             consumers=consumers,
             bodies=self.bodies,
             responses=self.responses,
+            tally=self.recorder.tally,
         )
 
     def public_base(self, request: web.BaseRequest) -> str:
@@ -133,6 +144,14 @@ class Pipeline:
                 self.config.listen_port,
             ),
         )
+
+
+def _label_settings(config: GatewayConfig) -> tuple[dict[str, str], int, bool, frozenset[str]]:
+    """What consumer labelling takes from ``config``: SID -> name (``consumer_names`` and the
+    list), the cap, the switch, and the listed SIDs (always labelled)."""
+    names = dict(config.consumer_names)
+    listed = {sid: consumer.name for consumer in config.consumers for sid in consumer.sids}
+    return {**names, **listed}, config.consumer_cap, config.consumer_labels, frozenset(listed)
 
 
 class Live:
@@ -174,7 +193,7 @@ async def handle(request: web.Request, live: Live, session: aiohttp.ClientSessio
 async def _answer(
     request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession, exchange: Exchange
 ) -> web.Response:
-    match: RouteMatch[Route] | None = None
+    deprecation: tuple[tuple[str, str], ...] = ()  # the headers of a deprecated route's answer
     hold = pipeline.bodies.hold()
     answer = pipeline.responses.hold(request.method)
     try:
@@ -184,7 +203,16 @@ async def _answer(
         match = pipeline.router.match(request.method, request.raw_path)
         exchange.route = route = match.route
         if route.deprecated:
-            _check_brownout(pipeline, match, exchange.authorization)
+            decision = pipeline.policy.decide(
+                route,
+                route.successor_url(match.params),
+                Caller(exchange.authorization, request.headers.get(REHEARSAL_HEADER)),
+                pipeline.clock(),
+            )
+            deprecation = decision.headers
+            if isinstance(decision, Refuse):
+                _refused(exchange, decision)
+                raise decision.error
         body = await read_body(request, pipeline.body_limits, hold)
         outgoing = request_rewrite.build(
             match, route.upstream.base, request.method, request.headers, body
@@ -194,13 +222,12 @@ async def _answer(
         base = pipeline.public_base(request)
         limits = pipeline.limits
         within = limits.total - incoming.seconds  # what is left of the upstream call's deadline
-        return await _respond(match, incoming, base, limits.max_response_size, answer, within)
+        return await _respond(
+            match, incoming, base, limits.max_response_size, answer, within, deprecation
+        )
     except GatewayError as error:
-        exchange.failure, exchange.brownout = error.kind, isinstance(error, Brownout)
-        headers: CIMultiDict[str] = CIMultiDict()
-        if match is not None:
-            match.route.add_deprecation(headers, match.params)
-        response = render_error(error, pipeline.public_base(request), headers.items())
+        exchange.failure = error.kind
+        response = render_error(error, pipeline.public_base(request), deprecation)
         if expects_continue(request) and not request.content.is_eof():
             response.force_close()  # the client holds the body back: nothing else may follow
             response[CLOSE_AT_ONCE] = True
@@ -210,6 +237,14 @@ async def _answer(
         answer.release()  # nothing, when a sliced body took it over
 
 
+def _refused(exchange: Exchange, decision: Refuse) -> None:
+    """Note on the exchange how the policy refused it, for the metrics and the access line."""
+    exchange.refusal = decision.reason
+    exchange.brownout = decision.reason == BROWNOUT
+    exchange.policy_consumer = decision.consumer
+    exchange.rehearsal = decision.reason in (REHEARSAL, "")  # "": a malformed rehearsal header
+
+
 async def _respond(
     match: RouteMatch[Route],
     incoming: UpstreamResponse,
@@ -217,6 +252,7 @@ async def _respond(
     max_size: int,
     hold: ResponseHold,
     within: float,
+    deprecation: tuple[tuple[str, str], ...],
 ) -> web.Response:
     """The client's response: the upstream's, with URLs, headers and deprecation rewritten.
 
@@ -241,7 +277,8 @@ async def _respond(
         out = prepare()
     headers = inbound(incoming.headers, body_rewritten=out.changed, encoded=out.encoded)
     map_locations(headers, lambda url: route.rewriter.url(url, base))
-    route.add_deprecation(headers, match.params)
+    if deprecation:
+        add_headers(headers, deprecation)
     body = out.body
     if len(body) > hold.held:
         hold.take(len(body) - hold.held)
@@ -291,18 +328,3 @@ class _SlicedBody(Payload):
         finally:
             self._body = b""
             self._hold.release()
-
-
-def _check_brownout(
-    pipeline: Pipeline, match: RouteMatch[Route], authorization: str | None
-) -> None:
-    now = pipeline.clock()
-    window = pipeline.config.brownouts.active(now)
-    if window is None or not refuses(window, authorization, now, pipeline.chance):
-        return
-    raise Brownout(
-        f"The Preview Marketplace API is switched off during a scheduled brownout until "
-        f"{window.end.isoformat()}; call the Marketplace v1 API instead: "
-        f"{match.route.successor_url(match.params)}",
-        headers={"Retry-After": str(window.retry_after(now))},
-    )

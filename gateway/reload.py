@@ -66,6 +66,10 @@ LIVE_OPTIONS: frozenset[str] = frozenset(
         "deprecation_link",
         "sunset_link",
         "brownouts",
+        "brownout",
+        "consumers",
+        "unknown_consumers_cutoff",
+        "migration_prometheus_url",
         "access_log",
         "access_log_level",
     }
