@@ -171,8 +171,10 @@ def start_gateway(
     *extra: str,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``, on ``loop``
+    (one of :data:`LOOPS`)."""
     return spawn(
         log,
         "serve",
@@ -186,4 +188,5 @@ def start_gateway(
         "false",
         *extra,
         env=env,
+        loop=loop,
     )

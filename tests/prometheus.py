@@ -79,16 +79,47 @@ def scrape_job(
     }
 
 
+def promtool_binary() -> str:
+    return require_binary(
+        "promtool",
+        "run scripts/install-system-deps.sh (as root; Debian's prometheus package ships promtool) "
+        "and try again",
+    )
+
+
+async def backfill(openmetrics: str, directory: Path) -> None:
+    """Write ``openmetrics`` (OpenMetrics text with timestamps, ending in ``# EOF``) as TSDB
+    blocks into ``directory / "data"``, the storage :func:`running_prometheus` then opens:
+    ``promtool tsdb create-blocks-from openmetrics``, as an operator backfills history."""
+    source = directory / "backfill.om"
+    source.write_text(openmetrics, "utf-8")
+    process = await asyncio.create_subprocess_exec(
+        promtool_binary(),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--quiet",
+        str(source),
+        str(directory / "data"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
 @asynccontextmanager
 async def running_prometheus(
     targets: Sequence[str],
     directory: Path,
     scrape_interval: str = "1s",
     jobs: Sequence[dict[str, Any]] = (),
+    retention: str = "15d",
 ) -> AsyncIterator[Prometheus]:
     """Prometheus scraping ``targets`` (``host:port``, path /metrics) in one job ``gateway``,
-    and the ``jobs`` of :func:`scrape_job`, with its config, data and log under ``directory``;
-    stopped on exit."""
+    and the ``jobs`` of :func:`scrape_job`, with its config, data and log under ``directory``,
+    keeping ``retention`` of history; stopped on exit."""
     binary = prometheus_binary()
     port = free_port()
     config = directory / "prometheus.yml"
@@ -112,6 +143,7 @@ async def running_prometheus(
             f"--config.file={config}",
             f"--storage.tsdb.path={directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.retention.time={retention}",
             "--log.level=warn",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,

@@ -52,7 +52,9 @@ class ConsumerLabels:
     anything but 401 or 403), so a caller cannot fill the cap with made-up SIDs or have calls
     counted against someone else's. Under ``--workers N`` the workers share one cap through
     ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
-    an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
+    an exclusive lock); it outlives a worker's restart. A SID on the ``[[consumers]]`` list
+    (``listed``) is always labelled with its name, past the cap and before any upstream has
+    seen it, since the config file bounds their number. Lives on the application, not at module
     level. A config reload makes a new one with :meth:`reconfigured`, which shares the labels
     admitted so far and the ledger, so the cap holds across reloads.
     """
@@ -64,8 +66,10 @@ class ConsumerLabels:
         enabled: bool,
         ledger: Path | None = None,
         admitted: set[str] | None = None,
+        listed: frozenset[str] = frozenset(),
     ) -> None:
         self._names = dict(names)
+        self._listed = listed  # SIDs on the [[consumers]] list: labelled by name, uncapped
         self._cap = cap
         self._enabled = enabled
         self._ledger = ledger
@@ -75,10 +79,16 @@ class ConsumerLabels:
         # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
         self._sids: dict[str, str] = {}
 
-    def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
-        """Labels with new names, cap and switch, counting against this one's admitted labels
-        and ledger; labels it refused are weighed again against the new cap."""
-        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted)
+    def reconfigured(
+        self,
+        names: Mapping[str, str],
+        cap: int,
+        enabled: bool,
+        listed: frozenset[str] = frozenset(),
+    ) -> ConsumerLabels:
+        """Labels with new names, cap, switch and list, counting against this one's admitted
+        labels and ledger; labels it refused are weighed again against the new cap."""
+        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted, listed)
 
     def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
         """``(label, overflowed)`` for a request's ``Authorization`` header, given what the
@@ -90,6 +100,8 @@ class ConsumerLabels:
         sid = self._sid(authorization)
         if sid in _FIXED_WORDS:
             return sid, False
+        if sid in self._listed:  # bounded by the config file: always labelled, past the cap
+            return self._names[sid], False
         label = self._names.get(sid, sid)
         if label in self._admitted:
             return label, False

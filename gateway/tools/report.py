@@ -6,7 +6,7 @@ called, days until its Sunset and the Marketplace v1 path to move to (from the g
 
 From ``/metrics`` the counts are totals since the gateway process started; from Prometheus they
 are the calls within ``--window`` (default 7d), summed over every scraped gateway (counted
-exactly, not extrapolated: see :func:`gateway.tools.report_reader.calls_over`).
+exactly, not extrapolated: see :func:`gateway.migration.series.calls_over`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ EXIT_USAGE = 2
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
 DEFAULT_WINDOW = "7d"
 
-_WINDOW = re.compile(r"[1-9][0-9]*[smhdwy]")
+WINDOW_PATTERN = re.compile(r"[1-9][0-9]*[smhdwy]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +294,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
                 f"--window {args.window}: only with --prometheus-url (a gateway's /metrics "
                 "counts since it started; it has no window)"
             )
-        if not _WINDOW.fullmatch(args.window):
+        if not WINDOW_PATTERN.fullmatch(args.window):
             return f"--window {args.window!r}: expected e.g. 1h, 7d, 4w"
     urls = (("--metrics-url", args.metrics_url), ("--prometheus-url", args.prometheus_url))
     for flag, url in urls:
