@@ -21,6 +21,28 @@ def best_of(action: Callable[[], object], runs: int = 15) -> float:
     return best
 
 
+def growth(
+    small: Callable[[], object], large: Callable[[], object], bound: float, rounds: int = 8
+) -> tuple[float, float]:
+    """``(small seconds, large seconds)`` of the round whose ratio large/small is lowest,
+    each the best of 5 runs, rounds alternating the two until one is under ``bound``.
+
+    A large input is slowed more than a small one by others' load on a shared machine (it
+    leaves the caches that the small one stays in), and the load comes and goes: the round
+    with the least of it tells how the work itself grows. Work that grows faster than the
+    bound allows is over it in every round.
+    """
+    best: tuple[float, float] | None = None
+    for _ in range(rounds):
+        measured = (best_of(small, 5), best_of(large, 5))
+        if best is None or measured[1] * best[0] < best[1] * measured[0]:
+            best = measured
+        if best[1] < bound * best[0]:
+            break
+    assert best is not None
+    return best
+
+
 class TooSlow(AssertionError):
     """Raised in the main thread when a :func:`deadline` passes."""
 

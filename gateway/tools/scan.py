@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
-from gateway.config.template_regex import template_regex
+from gateway.config.template_regex import Alphabet, template_regex
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.scan_patterns import PATTERNS, SPLIT_CHAINS, language
 
@@ -124,7 +124,10 @@ def map_preview_url(rest: str, rules: RuleSet) -> tuple[str | None, str | None]:
 def _shape(rule: Rule) -> re.Pattern[str]:
     """``rule``'s ``from`` with each placeholder standing for any text within one segment
     (matched in linear time, see :mod:`gateway.config.template_regex`)."""
-    return re.compile(template_regex(rule.source.text, names=True, unit="[^/?#]", run="[^/?#]++"))
+    return re.compile(template_regex(rule.source.text, names=True, alphabet=_ANY_IN_A_SEGMENT))
+
+
+_ANY_IN_A_SEGMENT = Alphabet("/?#", negated=True)
 
 
 def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.config.rules import load_rules
 from gateway.tools import scan, scan_patterns
-from tests.timing import best_of, deadline
+from tests.timing import deadline, growth
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"
 RULES = load_rules()
@@ -276,7 +276,7 @@ def test_scan_time_is_linear_in_the_line(shape: str) -> None:
         scan.scan_text(LONG_LINES[shape](length), "a.py", RULES)
 
     with deadline(10, f"scanning a {shape} line"):
-        small, large = best_of(lambda: run(10_000), 3), best_of(lambda: run(100_000), 3)
+        small, large = growth(lambda: run(10_000), lambda: run(100_000), 30)
     # ten times the text: about ten times the time when linear, a hundred when quadratic
     assert large < 30 * small, (small, large)
 
