@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gateway.config.rules import load_rules
 from gateway.rewrite import link_map
 from gateway.rewrite.link_map import LinkRewriter, PathMap
 from gateway.rewrite.response_rewrite import rewrite_body
+from tests.conftest import AUTH_HEADER as AUTH
 from tests.paths import ROOT
+from tests.processes import free_port, start_gateway, wait_ready
 from tests.timing import best_of, deadline, growth
 
 PROJECT = ROOT
@@ -78,6 +87,61 @@ def test_rewrite_time_is_linear_in_a_url_segment(tail: str, maps: bool) -> None:
         runs[length] = run
     small, large = growth(runs[1_000], runs[100_000], 100)
     assert large < 100 * small, (small, large)
+
+
+async def test_a_gateway_in_pure_python_answers_usage_links_promptly(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """A real ``gateway serve`` without the accelerator, before an upstream whose installed
+    add-on carries v1's links.usage for a segment of 34, 1,000 or 100,000 characters: each
+    answer comes at once, and /healthz asked meanwhile answers at once too."""
+
+    async def installed(request: web.Request) -> web.Response:
+        length = int(request.query["Length"])
+        segment = ("XE" + "0123456789abcdef" * (length // 16 + 1))[:length]
+        url = f"{origin}/v1/InstalledAddOns/{segment}"
+        links = {"extensions": f"{url}/Extensions", "usage": f"{url}/Usage"}
+        return web.json_response({"sid": segment, "url": url, "links": links})
+
+    upstream = web.Application()
+    upstream.router.add_get("/v1/InstalledAddOns/{sid}", installed)
+    origin = str((await aiohttp_server(upstream)).make_url("")).rstrip("/")
+    port = free_port()
+    process = start_gateway(
+        origin, port, env={link_map.NO_EXTENSIONS_ENV: "1"}, log=tmp_path / "gateway.log"
+    )
+    base = f"http://127.0.0.1:{port}"
+    sid = "XE" + "0123456789abcdef" * 2
+    try:
+        await wait_ready(base, process)
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"Authorization": AUTH}
+        ) as client:
+
+            async def timed(url: str) -> tuple[float, Any]:
+                started = time.monotonic()
+                async with client.get(url) as response:
+                    assert response.status == 200, await response.text()
+                    body = await response.json()
+                return time.monotonic() - started, body
+
+            for length in (34, 1_000, 100_000):
+                fetch = timed(f"{base}/marketplace/InstalledAddOns/{sid}?Length={length}")
+                (seconds, body), (health, _) = await asyncio.gather(fetch, timed(f"{base}/healthz"))
+                segment = body["sid"]
+                assert body["links"] == {
+                    "extensions": f"{base}/marketplace/InstalledAddOns/{segment}/Extensions",
+                    "usage": f"{base}/v1/InstalledAddOns/{segment}/Usage",
+                }
+                assert len(segment) == length and seconds < 1 and health < 1, (seconds, health)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # a gateway pinned in a regex heeds no SIGTERM
+            process.kill()
+            process.wait(10)
 
 
 def test_path_map_templates_for_the_accelerator() -> None:
