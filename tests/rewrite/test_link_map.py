@@ -23,6 +23,7 @@ from gateway.config.rules import load_rules
 from gateway.rewrite import link_map
 from gateway.rewrite.link_map import LinkRewriter, PathMap
 from gateway.rewrite.response_rewrite import rewrite_body
+from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import AUTH_HEADER as AUTH
 from tests.paths import ROOT
 from tests.processes import free_port, start_gateway, wait_ready
@@ -32,6 +33,8 @@ PROJECT = ROOT
 PREVIEW_RULES = [r for r in load_rules().rules if r.deprecated and r.upstream == "marketplace"]
 V1 = "https://marketplace.twilio.com"
 GW = "https://gw.example"
+CATALOGUE = [add_on.sid for add_on in load_seed().available_add_ons]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.mark.parametrize(
@@ -92,49 +95,69 @@ def test_rewrite_time_is_linear_in_a_url_segment(tail: str, maps: bool) -> None:
 async def test_a_gateway_in_pure_python_answers_usage_links_promptly(
     aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
 ) -> None:
-    """A real ``gateway serve`` without the accelerator, before an upstream whose installed
-    add-on carries v1's links.usage for a segment of 34, 1,000 or 100,000 characters: each
-    answer comes at once, and /healthz asked meanwhile answers at once too."""
+    """A real ``gateway serve`` without the accelerator, before the simulator, whose installed
+    add-ons carry v1's links.usage: every answer comes at once, and so does /healthz asked at
+    the same time. Then installed add-ons whose SID segment is 1,000 and 100,000 characters
+    long (the simulator answers them when asked with ``Length``)."""
 
-    async def installed(request: web.Request) -> web.Response:
+    @web.middleware
+    async def long_segments(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "Length" not in request.query:
+            return await handler(request)
         length = int(request.query["Length"])
         segment = ("XE" + "0123456789abcdef" * (length // 16 + 1))[:length]
         url = f"{origin}/v1/InstalledAddOns/{segment}"
         links = {"extensions": f"{url}/Extensions", "usage": f"{url}/Usage"}
         return web.json_response({"sid": segment, "url": url, "links": links})
 
-    upstream = web.Application()
-    upstream.router.add_get("/v1/InstalledAddOns/{sid}", installed)
-    origin = str((await aiohttp_server(upstream)).make_url("")).rstrip("/")
+    simulator = create_simulator_app()
+    simulator.middlewares.append(long_segments)
+    origin = str((await aiohttp_server(simulator)).make_url("")).rstrip("/")
     port = free_port()
     process = start_gateway(
         origin, port, env={link_map.NO_EXTENSIONS_ENV: "1"}, log=tmp_path / "gateway.log"
     )
     base = f"http://127.0.0.1:{port}"
-    sid = "XE" + "0123456789abcdef" * 2
+    timeout = aiohttp.ClientTimeout(total=5)
     try:
         await wait_ready(base, process)
-        timeout = aiohttp.ClientTimeout(total=5)
         async with aiohttp.ClientSession(
             timeout=timeout, headers={"Authorization": AUTH}
         ) as client:
 
-            async def timed(url: str) -> tuple[float, Any]:
+            async def timed(method: str, url: str, **kw: Any) -> tuple[float, Any]:
                 started = time.monotonic()
-                async with client.get(url) as response:
-                    assert response.status == 200, await response.text()
+                async with client.request(method, url, **kw) as response:
+                    assert response.status < 300, await response.text()
                     body = await response.json()
                 return time.monotonic() - started, body
 
-            for length in (34, 1_000, 100_000):
-                fetch = timed(f"{base}/marketplace/InstalledAddOns/{sid}?Length={length}")
-                (seconds, body), (health, _) = await asyncio.gather(fetch, timed(f"{base}/healthz"))
+            async def with_health(method: str, url: str, **kw: Any) -> Any:
+                call, probe = timed(method, url, **kw), timed("GET", f"{base}/healthz")
+                (seconds, body), (health, _) = await asyncio.gather(call, probe)
+                assert seconds < 1 and health < 1, (url, seconds, health)
+                return body
+
+            form = {"AvailableAddOnSid": CATALOGUE[0], "AcceptTermsOfService": "true"}
+            form["Configuration"] = '{"bad_words": true}'
+            created = await with_health("POST", f"{base}/marketplace/InstalledAddOns", data=form)
+            own = f"{base}/marketplace/InstalledAddOns/{created['sid']}"
+            usage = f"{base}/v1/InstalledAddOns/{created['sid']}/Usage"  # no preview twin
+            assert created["links"]["usage"] == usage and created["url"] == own
+            assert (await with_health("GET", own))["links"]["usage"] == usage
+            page = await with_health("GET", f"{base}/marketplace/InstalledAddOns")
+            assert [item["links"]["usage"] for item in page["installed_add_ons"]] == [usage]
+            billed = {"billable_items": [{"sid": "BI" + "c" * 32, "quantity": 1}]}
+            await with_health("POST", usage, json=billed)  # the link leads back through us
+
+            for length in (1_000, 100_000):
+                body = await with_health("GET", f"{own}?Length={length}")
                 segment = body["sid"]
+                assert len(segment) == length
                 assert body["links"] == {
                     "extensions": f"{base}/marketplace/InstalledAddOns/{segment}/Extensions",
                     "usage": f"{base}/v1/InstalledAddOns/{segment}/Usage",
                 }
-                assert len(segment) == length and seconds < 1 and health < 1, (seconds, health)
     finally:
         process.terminate()
         try:
