@@ -6,12 +6,13 @@
     ├── BadRequest              400   88007  a request the gateway refuses to forward
     ├── RequestTooLarge         413   88004  request body over ``max_body_size``
     ├── RequestTimeout          408   88008  the client sent its request too slowly
-    ├── GatewayBusy             503   88006  bodies in memory at ``max_buffered_body_size``
+    ├── GatewayBusy             503   88006  connections or bodies in memory at their cap
     ├── UpstreamUnavailable     502   88001  connection refused or reset
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
     ├── Brownout                410   88010  a scheduled brownout window is active
+    ├── CutOff                  410   88013  the consumer's cut-off (or the closed list's) passed
     ├── ProxyRefused            403   88011  the proxy front door refuses a request or target
     ├── ProxyBusy               503   88012  the proxy front door has its maximum connections
     └── InternalError           500   88099  an unexpected exception inside the gateway
@@ -23,9 +24,9 @@ failure's metric label. Nothing fills them in later. An error whose ``closes_con
 connection cannot be trusted. :mod:`gateway.serving.error_response` renders
 them, for the middleware, the pipeline and unparseable requests alike.
 
-Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
-the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
-gateway codes at ``/errors/<code>`` on the gateway itself.
+Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's. docs/errors.md lists
+them all in a table that scripts/gen_docs.py writes from these classes. ``more_info`` for Twilio
+codes points at Twilio's error pages and for gateway codes at ``/errors/<code>`` on the gateway.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import orjson
 
 TWILIO_ERROR_DOCS = "https://www.twilio.com/docs/errors/"
 
-# code -> (title, explanation); served at /errors/<code> and listed in the README.
+# code -> (title, explanation); served at /errors/<code> and listed in docs/errors.md.
 GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88001: (
         "Upstream unavailable",
@@ -47,8 +48,8 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88004: ("Request body too large", "The request body is over the configured limit."),
     88006: (
         "Gateway busy",
-        "The gateway is at its limit of client connections or of request bodies held in memory; "
-        "retry shortly.",
+        "The gateway is at its limit of client connections, or of request or upstream response "
+        "bodies held in memory; retry shortly.",
     ),
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
@@ -57,6 +58,11 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
         "The client took too long to send its request line and headers or its body.",
     ),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88013: (
+        "Cut off",
+        "The deprecated route no longer answers this consumer: its cut-off date has passed, or "
+        "the list of consumers that may still call it is closed. Call the Marketplace v1 API.",
+    ),
     88011: (
         "Proxy request refused",
         "The proxy front door accepts only CONNECT to the intercepted hosts and to the hosts "
@@ -94,11 +100,17 @@ class GatewayError(Exception):
 
 
 class RouteNotFound(GatewayError):
+    """Twilio's own code: no rule matches the path, or a path parameter was refused (a ``..``
+    or encoded separator, or a value outside its spec pattern)."""
+
     status = 404
     code = 20404
 
 
 class MethodNotAllowed(GatewayError):
+    """Twilio's own code: a rule matches the path but not the method; ``Allow`` lists the
+    methods."""
+
     status = 405
     code = 20004
 
@@ -147,6 +159,11 @@ class UpstreamTimeout(GatewayError):
 class Brownout(GatewayError):
     status = 410
     code = 88010
+
+
+class CutOff(GatewayError):
+    status = 410
+    code = 88013
 
 
 class ProxyRefused(GatewayError):

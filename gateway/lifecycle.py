@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.app import LIVE, create_app, create_metrics_app
+from gateway.app import LIVE, MIGRATION_PAGE, create_app, create_metrics_app
 from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
 from gateway.serving import memory
@@ -50,7 +50,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     if uses_front_doors(config):  # certificates: only then is `cryptography` loaded at all
         from gateway.frontdoor.startup import prepare
 
-        doors = prepare(config)
+        doors = prepare(config, warn=False)  # cli.serve checked them and warned once
         tls, proxy_settings = doors.tls, doors.proxy
     app = create_app(config)
     reloader = Reloader(app[LIVE], source)
@@ -89,7 +89,8 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
         if config.metrics_listen is not None:
-            metrics_runner = GatewayRunner(create_metrics_app(config), access_log=None)
+            metrics_app = create_metrics_app(config, app[MIGRATION_PAGE])
+            metrics_runner = GatewayRunner(metrics_app, access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)

@@ -26,7 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from gateway.config.rules import RuleError, RuleSet, load_rules, rule_files
-from gateway.config.settings import FIELD_NAMES, ConfigError, ConfigSource, GatewayConfig
+from gateway.config.settings import (
+    FIELD_NAMES,
+    ConfigError,
+    ConfigSource,
+    GatewayConfig,
+    check_budgets,
+)
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from gateway.proxy import Live
 from gateway.routes import routes_of
@@ -60,6 +66,10 @@ LIVE_OPTIONS: frozenset[str] = frozenset(
         "deprecation_link",
         "sunset_link",
         "brownouts",
+        "brownout",
+        "consumers",
+        "unknown_consumers_cutoff",
+        "migration_prometheus_url",
         "access_log",
         "access_log_level",
     }
@@ -187,6 +197,7 @@ class Reloader:
         new = self._source.load()
         kept = restart_only_changes(running, new)
         config = replace(new, **{name: getattr(running, name) for name in kept})
+        check_budgets(config)  # a new max_response_size against the running budget
         return config, load_rules(config.rules), kept
 
     def _refuse(self, trigger: str, reason: str) -> str:

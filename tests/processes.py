@@ -17,6 +17,11 @@ import pytest
 from tests.paths import ROOT
 
 
+def runs_uvloop(pid: int) -> bool:
+    """Whether process ``pid`` has uvloop's extension mapped (it imported uvloop)."""
+    return "uvloop" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -128,11 +133,23 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
     )
 
 
+# ``python -m gateway`` as an install without uvloop runs it: the import of uvloop fails, so
+# ``serve`` falls back to asyncio's loop (gateway.lifecycle._loop_factory).
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "
+    "from gateway.cli import main; raise SystemExit(main())"
+)
+LOOPS = ("uvloop", "asyncio")  # what ``serve`` runs on with and without uvloop installed
+
+
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None
+    log: Path | None, *argv: str, env: dict[str, str] | None = None, loop: str = "uvloop"
 ) -> subprocess.Popen[bytes]:
-    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains)."""
-    command = [sys.executable, "-m", "gateway", *argv]
+    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains).
+    ``loop="asyncio"``: as if uvloop were not installed."""
+    assert loop in LOOPS, loop
+    entry = ["-m", "gateway"] if loop == "uvloop" else ["-c", WITHOUT_UVLOOP]
+    command = [sys.executable, *entry, *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
         return subprocess.Popen(command, env=environment)
@@ -146,8 +163,10 @@ def start_gateway(
     *extra: str,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``, on ``loop``
+    (one of :data:`LOOPS`)."""
     return spawn(
         log,
         "serve",
@@ -161,4 +180,5 @@ def start_gateway(
         "false",
         *extra,
         env=env,
+        loop=loop,
     )

@@ -65,12 +65,46 @@ class Prometheus:
         await self.wait_for("Prometheus to be ready", ready, timeout)
 
 
+def promtool_binary() -> str:
+    return require_binary(
+        "promtool",
+        "run scripts/install-system-deps.sh (as root; Debian's prometheus package ships promtool) "
+        "and try again",
+    )
+
+
+async def backfill(openmetrics: str, directory: Path) -> None:
+    """Write ``openmetrics`` (OpenMetrics text with timestamps, ending in ``# EOF``) as TSDB
+    blocks into ``directory / "data"``, the storage :func:`running_prometheus` then opens:
+    ``promtool tsdb create-blocks-from openmetrics``, as an operator backfills history."""
+    source = directory / "backfill.om"
+    source.write_text(openmetrics, "utf-8")
+    process = await asyncio.create_subprocess_exec(
+        promtool_binary(),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--quiet",
+        str(source),
+        str(directory / "data"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
 @asynccontextmanager
 async def running_prometheus(
-    targets: Sequence[str], directory: Path, scrape_interval: str = "1s"
+    targets: Sequence[str],
+    directory: Path,
+    scrape_interval: str = "1s",
+    retention: str = "15d",
 ) -> AsyncIterator[Prometheus]:
     """Prometheus scraping ``targets`` (``host:port``, path /metrics) in one job ``gateway``,
-    with its config, data and log under ``directory``; stopped on exit."""
+    with its config, data and log under ``directory``, keeping ``retention`` of history;
+    stopped on exit."""
     binary = prometheus_binary()
     port = free_port()
     config = directory / "prometheus.yml"
@@ -99,6 +133,7 @@ async def running_prometheus(
             f"--config.file={config}",
             f"--storage.tsdb.path={directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.retention.time={retention}",
             "--log.level=warn",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,

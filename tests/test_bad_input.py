@@ -2,9 +2,9 @@
 
 Requests go over a raw socket (no client-side normalising) to a gateway started the way
 ``gateway serve`` starts it (:class:`gateway.app.GatewayRunner`), because requests aiohttp
-cannot parse never reach the app's middleware. ``BAD_INPUT`` below is the table the README's
-security section reproduces; a second table proves that odd-but-valid bodies and queries
-reach the upstream byte for byte instead of being "fixed".
+cannot parse never reach the app's middleware. ``BAD_INPUT`` below is the table that
+docs/security-and-reliability.md reproduces; a second table proves that odd-but-valid bodies and
+queries reach the upstream byte for byte instead of being "fixed".
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ import pytest
 
 from gateway.config.policy import parse_schedule
 from gateway.migration.brownout import CONSISTENT_SECONDS, refuses
+from gateway.migration.series import LAST_SEEN, SUNSET
 from gateway.simulator import load_seed
-from gateway.tools.report_reader import LAST_SEEN, SUNSET
 from tests.conftest import make_config
 from tests.fleet import (
     Call,

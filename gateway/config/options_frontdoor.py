@@ -33,11 +33,17 @@ OPTIONS: tuple[Option, ...] = (
         "proxy_ca_cert",
         parse_optional_path,
         None,
-        "interception CA certificate from `gateway tls init` (its Name Constraints name the "
-        "intercepted hosts)",
+        "ca.pem from `gateway tls init` (intermediate.pem is then read beside it), or the "
+        "intermediate itself; its Name Constraints name the intercepted hosts",
         "FILE",
     ),
-    Option("proxy_ca_key", parse_optional_path, None, "the interception CA's private key", "FILE"),
+    Option(
+        "proxy_ca_key",
+        parse_optional_path,
+        None,
+        "ca-key.pem from `gateway tls init`: the key of the intermediate CA that signs",
+        "FILE",
+    ),
     Option(
         "proxy_tunnel_hosts",
         parse_host_patterns,

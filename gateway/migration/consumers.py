@@ -64,9 +64,11 @@ class ConsumerLabels:
     which :func:`proves_credentials` holds), so a caller cannot fill the cap with made-up SIDs
     (not even while the upstream is down or rate limiting) or have calls counted against
     someone else's; an admitted SID keeps its label on any answer but 401 and 403. Under
-    ``--workers N`` the workers share one cap through
-    ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
-    an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
+    ``--workers N`` the workers share one cap through ``ledger``, a file in the metrics
+    directory that lists the admitted labels (appended under an exclusive lock); it outlives
+    a worker's restart. A SID on the ``[[consumers]]`` list
+    (``listed``) is always labelled with its name, past the cap and before any upstream has
+    seen it, since the config file bounds their number. Lives on the application, not at module
     level. A config reload makes a new one with :meth:`reconfigured`, which shares the labels
     admitted so far and the ledger, so the cap holds across reloads.
     """
@@ -78,8 +80,10 @@ class ConsumerLabels:
         enabled: bool,
         ledger: Path | None = None,
         admitted: set[str] | None = None,
+        listed: frozenset[str] = frozenset(),
     ) -> None:
         self._names = dict(names)
+        self._listed = listed  # SIDs on the [[consumers]] list: labelled by name, uncapped
         self._cap = cap
         self._enabled = enabled
         self._ledger = ledger
@@ -89,10 +93,16 @@ class ConsumerLabels:
         # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
         self._sids: dict[str, str] = {}
 
-    def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
-        """Labels with new names, cap and switch, counting against this one's admitted labels
-        and ledger; labels it refused are weighed again against the new cap."""
-        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted)
+    def reconfigured(
+        self,
+        names: Mapping[str, str],
+        cap: int,
+        enabled: bool,
+        listed: frozenset[str] = frozenset(),
+    ) -> ConsumerLabels:
+        """Labels with new names, cap, switch and list, counting against this one's admitted
+        labels and ledger; labels it refused are weighed again against the new cap."""
+        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted, listed)
 
     def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
         """``(label, overflowed)`` for a request's ``Authorization`` header, given what the
@@ -104,11 +114,13 @@ class ConsumerLabels:
         sid = self._sid(authorization)
         if sid in _FIXED_WORDS:
             return sid, False
+        if sid in self._listed:  # bounded by the config file: always labelled, past the cap
+            return self._names[sid], False
         label = self._names.get(sid, sid)
         if label in self._admitted:
             return label, False
         if not proves_credentials(upstream_status):  # not (yet) shown to be a consumer...
-            if self._ledger is not None and label not in self._refused and self._listed(label):
+            if self._ledger is not None and label not in self._refused and self._in_ledger(label):
                 self._admitted.add(label)  # ...unless another worker admitted it
                 return label, False
             return UNAUTHENTICATED, False
@@ -136,7 +148,7 @@ class ConsumerLabels:
             sid = self._sids[authorization] = consumer_sid(authorization)
         return sid
 
-    def _listed(self, label: str) -> bool:
+    def _in_ledger(self, label: str) -> bool:
         """Whether the workers' ledger lists ``label`` (admitted by any worker)."""
         assert self._ledger is not None
         try:

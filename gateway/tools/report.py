@@ -6,7 +6,7 @@ called, days until its Sunset and the Marketplace v1 path to move to (from the g
 
 From ``/metrics`` the counts are totals since the gateway process started; from Prometheus they
 are the calls within ``--window`` (default 7d), summed over every scraped gateway (counted
-exactly, not extrapolated: see :func:`gateway.tools.report_reader.calls_over`).
+exactly, not extrapolated: see :func:`gateway.migration.series.calls_over`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ EXIT_USAGE = 2
 
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
 
-_WINDOW = re.compile(r"[1-9][0-9]*[smhdwy]")
+WINDOW_PATTERN = re.compile(r"[1-9][0-9]*[smhdwy]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +285,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gateway report``: 0 on success, 2 when the source is unreachable or unusable."""
-    if not _WINDOW.fullmatch(args.window):
+    if not WINDOW_PATTERN.fullmatch(args.window):
         print(
             f"gateway report: --window {args.window!r}: expected e.g. 1h, 7d, 4w", file=sys.stderr
         )

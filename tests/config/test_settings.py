@@ -56,6 +56,7 @@ def test_defaults() -> None:
     assert config.client_send_timeout == 60.0
     assert config.max_client_connections == 1024
     assert config.max_buffered_body_size == 64 * 1024 * 1024
+    assert config.max_buffered_response_size == 64 * 1024 * 1024
 
 
 # (option, flag value, env value, file TOML value, GatewayConfig attribute, value per layer)
@@ -131,7 +132,8 @@ def test_precedence_flag_env_file_default(
 def test_precedence_through_argparse_and_gateway_config(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
-        '[gateway]\nread_timeout = 11\nmax_response_size = "1G"\nlog_level = "error"\n',
+        '[gateway]\nread_timeout = 11\nmax_response_size = "1G"\nlog_level = "error"\n'
+        'max_buffered_response_size = "1G"\n',
     )
     config = from_argv(
         ["--read-timeout", "9", "--max-body-size", "10KB"],
@@ -319,6 +321,13 @@ def test_a_body_buffer_smaller_than_one_body_is_refused() -> None:
         load_config({"max_body_size": "2M", "max_buffered_body_size": "1M"}, {})
     config = load_config({"max_body_size": "2M", "max_buffered_body_size": "2M"}, {})
     assert config.max_buffered_body_size == config.max_body_size
+
+
+def test_a_response_buffer_smaller_than_one_answer_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_buffered_response_size must not be smaller"):
+        load_config({"max_buffered_response_size": "8M"}, {})  # max_response_size is 16M
+    config = load_config({"max_response_size": "8M", "max_buffered_response_size": "8M"}, {})
+    assert config.max_buffered_response_size == config.max_response_size == 8 * 1024**2
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many"])

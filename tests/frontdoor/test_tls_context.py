@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateway.frontdoor import tls_context
-from gateway.frontdoor.certificates import CertificateError, create_ca, load_ca, mint_leaf
+from gateway.frontdoor.certificates import CertificateError, mint_leaf
 from gateway.frontdoor.tls_context import context_from_memory, listener_context, server_context
+
+from .conftest import new_ca
 
 
 def test_protocol_settings() -> None:
@@ -21,8 +23,8 @@ def test_protocol_settings() -> None:
 
 
 def _leaf() -> tuple[bytes, bytes]:
-    leaf = mint_leaf(load_ca(*create_ca(["preview.twilio.com"])), "preview.twilio.com")
-    return leaf.cert_pem, leaf.key_pem
+    leaf = mint_leaf(new_ca(), "preview.twilio.com")
+    return leaf.full_chain_pem, leaf.key_pem
 
 
 def test_a_leaf_is_loaded_without_a_file_on_disk(

@@ -175,6 +175,22 @@ def test_parse_names() -> None:
             parse_names(bad)
 
 
+def test_listed_consumers_are_always_labelled_past_the_cap() -> None:
+    """A SID on the [[consumers]] list is labelled with its name before any upstream saw it
+    (a call the policy refused) and past the cap; an unlisted one still waits for an upstream's
+    acceptance and counts against the cap."""
+    listed, stranger, other = "AC" + "1" * 32, "AC" + "2" * 32, "AC" + "3" * 32
+    labels = ConsumerLabels({listed: "billing-api"}, 1, True, listed=frozenset({listed}))
+    assert labels.label(basic(f"{stranger}:pw"), None) == ("unauthenticated", False)
+    assert labels.label(basic(f"{stranger}:pw"), 200) == (stranger, False)  # fills the cap
+    assert labels.label(basic(f"{other}:pw"), 200) == ("other", True)
+    assert labels.label(basic(f"{listed}:pw"), None) == ("billing-api", False)
+    assert labels.label(basic(f"{listed}:pw"), 200) == ("billing-api", False)
+    assert labels.label(basic(f"{listed}:wrong"), 401) == ("unauthenticated", False)
+    again = labels.reconfigured({listed: "billing-api"}, 1, True, frozenset({listed}))
+    assert again.label(basic(f"{listed}:pw"), None) == ("billing-api", False)
+
+
 FAILURES = [503, 429, 500, 502, 504, 407]
 
 
