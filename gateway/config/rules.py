@@ -14,7 +14,9 @@ A rule file holds an optional ``[defaults]`` table and any number of ``[[rule]]`
     patterns = { Sid = "^XE[0-9a-fA-F]{32}$" }  # optional: what each placeholder must match
 
 A ``{Name}`` placeholder matches exactly one path segment (or part of one, as in
-``{Sid}.json``); ``to`` may use only placeholders that ``from`` defines. ``patterns`` gives a
+``{Sid}.json``; how several in one segment split, and why matching is linear in the path, is
+in :mod:`gateway.config.template_regex`); ``to`` may use only placeholders that ``from``
+defines. ``patterns`` gives a
 placeholder the regular expression its (%-decoded) value must match as a whole, copied from
 the OpenAPI spec's ``schema.pattern`` of that path parameter (``gateway rules check`` compares
 them); a request whose value does not match is answered 404 and never forwarded. Any mistake
