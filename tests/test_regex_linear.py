@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import itertools
 import re
@@ -67,10 +68,13 @@ class Site:
     assigned: str | None  # the module-level name the compiled pattern is assigned to
 
 
-def _modules() -> Iterator[tuple[str, ast.Module]]:
+@functools.cache
+def _modules() -> list[tuple[str, ast.Module]]:
+    found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = ".".join(("gateway", *path.relative_to(PACKAGE).with_suffix("").parts))
-        yield name.removesuffix(".__init__"), ast.parse(path.read_text("utf-8"))
+        found.append((name.removesuffix(".__init__"), ast.parse(path.read_text("utf-8"))))
+    return found
 
 
 def _is_re_call(node: ast.AST) -> bool:
@@ -529,7 +533,13 @@ def adversarial(case: Case, length: int) -> Iterator[Any]:
     followers = sorted(set(_followers(data, is_bytes)))
     units = [[c] for c in chars] + [[a, b] for a, b in itertools.pairwise(start[-3:])]
     units += [[c, f] for c in chars for f in followers if c != f]
-    ends = [[], *([c] for c in chars), *([c] for c in set(start[-3:]))]
+    # what ends the run: nothing, a character nothing takes (the last representative), and a
+    # few of the others (every one would multiply the cost, seldom the findings)
+    ends = [
+        [],
+        *([c] for c in chars[-1:] + chars[: len(chars) - 1 : 3]),
+        *([c] for c in set(start[-2:])),
+    ]
     for unit, end in itertools.product(units, ends):
         codes = start + unit * (length // len(unit)) + end
         yield bytes(codes) if is_bytes else "".join(map(chr, codes))
