@@ -25,7 +25,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.config.rules import RuleError, RuleSet, load_rules
+from gateway.config.rules import RuleError, RuleSet, load_rules, rule_files
 from gateway.config.settings import (
     FIELD_NAMES,
     ConfigError,
@@ -92,7 +92,7 @@ def fingerprint(config_path: Path | None, rules: Path | None) -> Fingerprint:
     its ``..data`` link, so names stay and contents change); a missing file digests to None."""
     files = [config_path] if config_path is not None else []
     if rules is not None:
-        files.extend(sorted(rules.glob("*.toml")))  # what load_rules reads; no dot files
+        files.extend(rule_files(rules))  # what load_rules reads
     found: list[tuple[str, bytes | None]] = []
     for path in files:
         try:

@@ -31,6 +31,7 @@ no file was scanned at all (an empty folder, only binary or over-large files).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
@@ -41,6 +42,7 @@ from pathlib import Path
 
 from gateway.config.parsers import parse_size
 from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.config.template_regex import Alphabet, template_regex
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.scan_patterns import PATTERNS, SPLIT_CHAINS, language
 
@@ -122,13 +124,12 @@ def map_preview_url(rest: str, rules: RuleSet) -> tuple[str | None, str | None]:
 
 
 def _shape(rule: Rule) -> re.Pattern[str]:
-    """``rule``'s ``from`` with each placeholder standing for any text within one segment."""
-    return re.compile(
-        "".join(
-            f"(?P<{text}>[^/?#]+)" if is_param else re.escape(text)
-            for is_param, text in rule.source.pieces
-        )
-    )
+    """``rule``'s ``from`` with each placeholder standing for any text within one segment
+    (matched in linear time, see :mod:`gateway.config.template_regex`)."""
+    return re.compile(template_regex(rule.source.text, names=True, alphabet=_ANY_IN_A_SEGMENT))
+
+
+_ANY_IN_A_SEGMENT = Alphabet("/?#", negated=True)
 
 
 def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
@@ -146,10 +147,13 @@ def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
 def _scan_split_chains(text: str, path: str) -> list[Finding]:
     hits: list[Finding] = []
     for pattern in SPLIT_CHAINS:
-        for found in pattern.regex.finditer(text):
+        counted, line, line_start = 0, 1, 0  # counted forwards from hit to hit: linear
+        for found in pattern.finditer(text):
             start = found.start()
-            line = text.count("\n", 0, start) + 1
-            column = start - (text.rfind("\n", 0, start) + 1) + 1
+            line += text.count("\n", counted, start)
+            line_start = max(line_start, text.rfind("\n", counted, start) + 1)
+            counted = start
+            column = start - line_start + 1
             shown = " ".join(found.group(0).split())
             kind = language(pattern.kind, path)
             hits.append(Finding(path, line, column, shown, pattern.replace(found), kind))
@@ -163,14 +167,17 @@ def _scan_line(line: str, number: int, path: str, rules: RuleSet) -> list[Findin
         shown = url.group(0).rstrip(".:!?")  # sentence punctuation after a URL in prose
         rest = url.group("rest")[: len(url.group("rest")) - (len(url.group(0)) - len(shown))]
         replacement, rule = map_preview_url(rest, rules)
-        taken.append(url.span())
+        taken.append(url.span())  # in order, and apart: the list stays sorted
         hits.append(Finding(path, number, url.start() + 1, shown, replacement, "url", rule))
     for pattern in PATTERNS:
-        for found in pattern.regex.finditer(line):
+        for found in pattern.finditer(line):
             start, end = found.span()
-            if any(start < e and end > s for s, e in taken):
+            # Taken spans never overlap, so only the last one starting before ``end`` can
+            # overlap this one (a sorted list: a line of many hits is not quadratic).
+            before = bisect.bisect_left(taken, (end,))
+            if before and taken[before - 1][1] > start:
                 continue  # a more specific pattern already reported this text
-            taken.append((start, end))
+            bisect.insort(taken, (start, end))
             kind = language(pattern.kind, path)
             hits.append(
                 Finding(path, number, start + 1, found.group(0), pattern.replace(found), kind)

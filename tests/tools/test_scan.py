@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 from pathlib import Path
 
 import pytest
 
 from gateway.config.rules import load_rules
-from gateway.tools import scan
+from gateway.tools import scan, scan_patterns
+from tests.timing import deadline, growth
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"
 RULES = load_rules()
@@ -229,6 +231,54 @@ def test_split_chains_that_are_not_the_marketplace_are_not_reported() -> None:
         "client.preview\n  .marketplaceish",
     ):
         assert findings_of(text, "a.py") == [], text
+
+
+# The receiver patterns find their matches from the anchor backwards (Pattern.finditer); the
+# textbook regex (the same regex, run by finditer alone) is the reference for what they find.
+RECEIVER_CASES = [
+    "a.b.preview.marketplace",
+    "é.a.preview.marketplace x@a.preview.marketplace @@a.preview.marketplace",
+    "@a.b.preview.marketplace.c.preview.marketplace$d.preview.marketplace",
+    "9b.c.preview.marketplace (x).y.preview.marketplace a..b.preview.marketplace",
+    "a.preview.marketplaceish.b.preview.marketplace _$.$_.preview.marketplace",
+    "a.preview \\\n .marketplace b.preview.\n  marketplace.c.preview\n\n.marketplace",
+]
+
+
+def test_receiver_chains_are_found_as_the_regex_alone_finds_them() -> None:
+    rng = random.Random(17)
+    pieces = ["a", "b9", "é", "$", "@", ".", " ", "(", "\n", ".preview.marketplace", "\\\n"]
+    corpus = RECEIVER_CASES + [
+        "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30))) for _ in range(3000)
+    ]
+    for pattern in (*scan_patterns.PATTERNS, *scan_patterns.SPLIT_CHAINS):
+        for text in corpus:
+            found = [(m.span(), m.groupdict()) for m in pattern.finditer(text)]
+            assert found == [(m.span(), m.groupdict()) for m in pattern.regex.finditer(text)], text
+
+
+# Lines that made the receiver and line-break patterns quadratic: a long chain of names
+# without the marketplace, a long run of blanks after ".preview", a PHP chain; and lines of
+# many findings (each once checked against all the earlier ones).
+LONG_LINES = {
+    "chain": lambda n: "a." * (n // 2) + "x review",
+    "chain-found": lambda n: "a." * (n // 2) + "preview.marketplace",
+    "blanks": lambda n: "c.preview" + " " * n + "x\n.marketplace",
+    "php": lambda n: "$a" + "->a" * (n // 3) + " review",
+    "many": lambda n: "a.preview.marketplace." * (n // 22),
+    "many-split": lambda n: "a.preview.\nmarketplace." * (n // 23),
+}
+
+
+@pytest.mark.parametrize("shape", LONG_LINES)
+def test_scan_time_is_linear_in_the_line(shape: str) -> None:
+    def run(length: int) -> None:
+        scan.scan_text(LONG_LINES[shape](length), "a.py", RULES)
+
+    with deadline(10, f"scanning a {shape} line"):
+        small, large = growth(lambda: run(10_000), lambda: run(100_000), 30)
+    # ten times the text: about ten times the time when linear, a hundred when quadratic
+    assert large < 30 * small, (small, large)
 
 
 def test_every_preview_rule_maps_to_its_target() -> None:
