@@ -133,10 +133,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         own = _error_doc
     if own is None:
         return await proxy.handle(request, request.app[LIVE], request.app[SESSION])
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out
         raise errors.MethodNotAllowed(
-            f"Method {request.method} is not allowed on {path}; allowed: GET",
-            headers={"Allow": "GET"},
+            f"Method {request.method} is not allowed on {path}; allowed: GET, HEAD",
+            headers={"Allow": "GET, HEAD"},
         )
     return await own(request)
 
@@ -194,12 +194,10 @@ def create_metrics_app(
     ``--metrics-listen``)."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
     _harden(app, config)
-    app.router.add_get(
-        "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
-    )
-    if page is not None:
-        app.router.add_get("/migration", page.html, allow_head=False, expect_handler=_expect)
-        app.router.add_get("/migration.json", page.json, allow_head=False, expect_handler=_expect)
+    app.router.add_get("/metrics", metrics.metrics_handler, expect_handler=_expect)
+    if page is not None:  # HEAD answered as the GET would be, without the body
+        app.router.add_get("/migration", page.html, expect_handler=_expect)
+        app.router.add_get("/migration.json", page.json, expect_handler=_expect)
     return app
 
 

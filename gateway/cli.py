@@ -1,5 +1,5 @@
 """Command line: ``gateway serve | rules check | rules explain | brownout plan | report |
-consumers | scan | tls init | tls issue | simulate | demo``.
+consumers | scan | tls init | tls issue | healthcheck | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.settings.load_config`) and starts servers, and the only core module that
@@ -31,10 +31,11 @@ from gateway.routing import Router
 from gateway.serving.listen import ListenError
 from gateway.supervisor import WORKER_ENV
 from gateway.telemetry.access_log import configure_logging
-from gateway.tools import consumers, report, rule_specs, scan, tls
+from gateway.tools import consumers, healthcheck, report, rule_specs, scan, tls
 from gateway.version import __version__
 
 EXIT_USAGE = 2
+COMMAND_PARSER = "_command_parser"  # each verb's parser, as its own default (usage errors)
 
 # The options that decide whether rules validate and where they send a call; `rules` and
 # `brownout` show only these (and the brownout windows) in their --help.
@@ -137,8 +138,28 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
+    healthcheck.add_arguments_to(
+        verbs.add_parser(
+            "healthcheck",
+            help="check that the configured gateway answers /healthz (for a HEALTHCHECK)",
+            description="Read the configuration as `gateway serve` does (flags, GATEWAY_* "
+            "variables, the config file) and ask /healthz on the main listener (HTTPS with "
+            "--tls-cert) and on --tls-listen. Exit 0 when every one answers 200, else 1.",
+        )
+    )
     _add_simulator_verbs(verbs)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give every verb's parser itself as a default, so that :func:`_parse` finds the one that
+    parsed the command line (the innermost verb's default is the one left standing)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(**{COMMAND_PARSER: sub})
+                _remember_parsers(sub)
 
 
 def _add_simulator_verbs(verbs: Any) -> None:
@@ -224,8 +245,10 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     ruleset = load_rules(config.rules)
     validate(ruleset, config)
     if "://" in target:
-        url = URL(target, encoded=True)
-        target = url.raw_path_qs
+        try:
+            target = URL(target, encoded=True).raw_path_qs
+        except ValueError as exc:  # e.g. "http://[bad": yarl's reason, one line
+            raise ConfigError(f"URL {target!r}: {exc}") from None
     try:
         match: RouteMatch[Rule] = Router.from_ruleset(ruleset).match(method.upper(), target)
     except GatewayError as exc:
@@ -279,9 +302,21 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
     return 0
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown flag is reported by the verb's own parser (its
+    usage, and a last line naming the flag) rather than by the top-level one, whose usage
+    ``gateway [-h] [--version] COMMAND ...`` says nothing about the verb's flags."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        verb: argparse.ArgumentParser = getattr(args, COMMAND_PARSER, parser)
+        verb.error(f"unrecognized arguments: {' '.join(unknown)}")
+    vars(args).pop(COMMAND_PARSER, None)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of the ``gateway`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     env = os.environ if environ is None else environ
     try:
         if args.verb in ("simulate", "demo"):
@@ -296,6 +331,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return scan.run(args)
         if args.verb == "tls":
             return tls.run(args)
+        if args.verb == "healthcheck":
+            return healthcheck.run(args, env)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             source = ConfigSource(vars(args), dict(env))

@@ -73,6 +73,21 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
 }
 
 
+# Every ``kind`` an upstream failure is raised with: the label values of the
+# gateway_upstream_failures_total metric, listed in its help and on the dashboard.
+FAILURE_KINDS = (
+    "dns",  # the upstream's host name did not resolve
+    "refused",  # the connection was refused
+    "tls",  # the upstream's certificate did not verify
+    "reset",  # the upstream closed or reset the connection
+    "timeout",  # a connect, read or total deadline passed
+    "truncated",  # the body ended before its announced length
+    "bad_response",  # a malformed response or content coding
+    "invalid_json",  # a JSON body with URLs to rewrite that did not parse
+    "too_large",  # a body over max_response_size
+)
+
+
 class GatewayError(Exception):
     """An error the gateway answers itself with a Twilio-shaped JSON body."""
 
@@ -96,7 +111,7 @@ class GatewayError(Exception):
         if closes_connection is not None:
             self.closes_connection = closes_connection
         self.headers: Mapping[str, str] = headers or {}
-        self.kind = kind  # for upstream failures: refused, timeout, reset, ... (metrics label)
+        self.kind = kind  # for upstream failures, one of FAILURE_KINDS (the metric's label)
 
 
 class RouteNotFound(GatewayError):

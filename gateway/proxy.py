@@ -34,7 +34,7 @@ from gateway.migration.policy import (
 from gateway.migration.tally import Tally
 from gateway.models import RouteMatch, UpstreamResponse
 from gateway.routes import Route, compile_routes
-from gateway.routing import Router
+from gateway.routing import Router, forwarded_method
 from gateway.serving import response_body
 from gateway.serving.error_response import CLOSE_AT_ONCE, render_error
 from gateway.serving.headers import inbound, map_locations, refusal
@@ -215,7 +215,7 @@ async def _answer(
                 raise decision.error
         body = await read_body(request, pipeline.body_limits, hold)
         outgoing = request_rewrite.build(
-            match, route.upstream.base, request.method, request.headers, body
+            match, route.upstream.base, forwarded_method(request.method), request.headers, body
         )
         incoming = await upstream.forward(session, outgoing, pipeline.limits, answer)
         exchange.upstream_status, exchange.upstream_seconds = incoming.status, incoming.seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +65,20 @@ class Prometheus:
         await self.wait_for("Prometheus to be ready", ready, timeout)
 
 
+def scrape_job(
+    name: str, groups: Sequence[tuple[Sequence[str], Mapping[str, str]]]
+) -> dict[str, Any]:
+    """One scrape job: its name and groups of targets (``host:port``, path /metrics), each group
+    with the target labels it is given (as a ServiceMonitor gives ``namespace``)."""
+    return {
+        "job_name": name,
+        "metrics_path": "/metrics",
+        "static_configs": [
+            {"targets": list(targets), "labels": dict(labels)} for targets, labels in groups
+        ],
+    }
+
+
 def promtool_binary() -> str:
     return require_binary(
         "promtool",
@@ -100,14 +114,16 @@ async def running_prometheus(
     targets: Sequence[str],
     directory: Path,
     scrape_interval: str = "1s",
+    jobs: Sequence[dict[str, Any]] = (),
     retention: str = "15d",
 ) -> AsyncIterator[Prometheus]:
     """Prometheus scraping ``targets`` (``host:port``, path /metrics) in one job ``gateway``,
-    with its config, data and log under ``directory``, keeping ``retention`` of history;
-    stopped on exit."""
+    and the ``jobs`` of :func:`scrape_job`, with its config, data and log under ``directory``,
+    keeping ``retention`` of history; stopped on exit."""
     binary = prometheus_binary()
     port = free_port()
     config = directory / "prometheus.yml"
+    scrape_configs = [scrape_job("gateway", [(targets, {})])] if targets else []
     config.write_text(
         yaml.safe_dump(
             {
@@ -115,13 +131,7 @@ async def running_prometheus(
                     "scrape_interval": scrape_interval,
                     "evaluation_interval": scrape_interval,
                 },
-                "scrape_configs": [
-                    {
-                        "job_name": "gateway",
-                        "metrics_path": "/metrics",
-                        "static_configs": [{"targets": list(targets)}],
-                    }
-                ],
+                "scrape_configs": [*scrape_configs, *jobs],
             }
         ),
         "utf-8",

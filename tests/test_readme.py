@@ -59,6 +59,7 @@ def test_every_command_is_documented() -> None:
         "gateway scan",
         "gateway tls init",
         "gateway tls issue",
+        "gateway healthcheck",
     ):
         assert f"`{command}" in DOCUMENTED, command
 

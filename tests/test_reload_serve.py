@@ -229,11 +229,18 @@ async def test_broken_rules_or_config_change_nothing(gateway: Starter) -> None:
         gw.hangup()
         await wait_counts(session, gw.url, "invalid", 2)
         assert await answer(session, gw.url) == OLD
-        assert await counts(session, gw.url) == {"success": 0, "restart_required": 0, "invalid": 2}
+        gw.config.write_bytes(b"\xff" + good_config.encode())  # not UTF-8
+        gw.hangup()
+        await wait_counts(session, gw.url, "invalid", 3)
+        assert await answer(session, gw.url) == OLD
+        assert await counts(session, gw.url) == {"success": 0, "restart_required": 0, "invalid": 3}
         refused = gw.log_lines("refused")
-        assert len(refused) == 2 and all(" ERROR " in line for line in refused)
+        assert len(refused) == 3 and all(" ERROR " in line for line in refused)
         assert "rule 'legacy_list'" in refused[0]
         assert "read_timeout" in refused[1]
+        assert refused[2].endswith(
+            f"config file {gw.config}: not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
+        )
         gw.config.write_text(good_config)
         gw.hangup()
         await wait_counts(session, gw.url, "success", 1)

@@ -10,6 +10,7 @@ value raises :class:`ConfigError` naming where it came from.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -86,6 +87,7 @@ class GatewayConfig:
     migration_prometheus_url: str | None
     tls_cert: Path | None
     tls_key: Path | None
+    tls_listen: tuple[str, int] | None
     proxy_listen: tuple[str, int] | None
     proxy_ca_cert: Path | None
     proxy_ca_key: Path | None
@@ -101,6 +103,12 @@ class GatewayConfig:
     @property
     def listen_port(self) -> int:
         return self.listen[1]
+
+    @property
+    def main_is_tls(self) -> bool:
+        """Whether the main listener speaks HTTPS: ``tls_cert`` without ``tls_listen`` (with
+        ``tls_listen`` the HTTPS listener is a second one, the main one stays plain HTTP)."""
+        return self.tls_cert is not None and self.tls_listen is None
 
     @property
     def tls_verify(self) -> bool:
@@ -148,6 +156,11 @@ def _read_file(path: str) -> dict[str, Any]:
             data = tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the decoder's error through
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from exc
     section = data.get("gateway", data)
@@ -167,7 +180,10 @@ def _read_file(path: str) -> dict[str, Any]:
 
 def _file_value(option: Option, raw: Any, path: str) -> Any:
     """A TOML value may be typed already; lists become comma-joined text. A file-only
-    option's parser takes the value as it was read."""
+    option's parser takes the value as it was read. A relative path is relative to the file's
+    folder (as nginx and Prometheus read theirs), not to the current directory: the folder as
+    named, symlinks not followed, so that a Kubernetes ConfigMap mount
+    (``gateway.toml -> ..data/gateway.toml``) resolves beside the mount point."""
     if option.file_only:
         try:
             return option.parse(raw)
@@ -181,10 +197,25 @@ def _file_value(option: Option, raw: Any, path: str) -> Any:
         raw = ",".join(f"{key}={value}" for key, value in raw.items())
     elif isinstance(raw, list):
         raw = ",".join(str(item) for item in raw)
+    where = f"config file {path}, key {option.name}"
     try:
-        return option.parse(str(raw))
+        value = option.parse(str(raw))
     except ValueError as exc:
-        raise ConfigError(f"config file {path}, key {option.name}: {exc}") from exc
+        raise ConfigError(f"{where}: {exc}") from exc
+    if isinstance(value, Path):
+        hint = ""
+        if not value.is_absolute():
+            value = Path(os.path.abspath(path)).parent / value
+            hint = " (a relative path in a config file is relative to its folder)"
+        _check_exists(value, where, hint)
+    return value
+
+
+def _check_exists(path: Path, where: str, hint: str = "") -> None:
+    """A file or folder an option names must be there from the start: said now, naming the
+    option and where it was set, rather than as a traceback when it is first opened."""
+    if not path.exists():
+        raise ConfigError(f"{where}: {path}: no such file or directory{hint}")
 
 
 def _value(
@@ -207,9 +238,12 @@ def _value(
     else:
         source, text = "default", option.default
     try:
-        return option.parse(text)
+        value = option.parse(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    if isinstance(value, Path):  # relative to the current directory, as a shell user expects
+        _check_exists(value, source)
+    return value
 
 
 def load_config(flags: Mapping[str, Any], environ: Mapping[str, str]) -> GatewayConfig:
@@ -260,6 +294,10 @@ def _check_front_doors(config: GatewayConfig) -> None:
     """Options that only work together are given together."""
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key must be given together")
+    if config.tls_listen is not None and config.tls_cert is None:
+        raise ConfigError("tls_listen needs tls_cert and tls_key (the certificate it serves)")
+    if config.tls_listen is not None and config.tls_listen == config.listen:
+        raise ConfigError("tls_listen must differ from listen (one port speaks one protocol)")
     if config.proxy_listen is not None and (
         config.proxy_ca_cert is None or config.proxy_ca_key is None
     ):

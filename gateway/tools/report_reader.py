@@ -57,8 +57,14 @@ class Samples:
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
+def _fetch(url: str, timeout: float, shown: str | None = None) -> bytes:
+    """GET ``url``; a failure names ``shown`` (default: ``url`` itself) and the reason alone,
+    not a Prometheus query URL hundreds of characters long."""
+    where = shown or url
+    try:
+        request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
+    except ValueError as exc:  # not a URL urllib can open
+        raise ReportError(f"{where}: {exc}") from exc
     # HTTP(S)_PROXY from the environment applies, except to a gateway on this machine.
     host = urllib.parse.urlsplit(url).hostname or ""
     handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
@@ -68,10 +74,20 @@ def _fetch(url: str, timeout: float) -> bytes:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        raise ReportError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        raise ReportError(f"{where}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ReportError(f"cannot reach {url}: {reason}") from exc
+        raise ReportError(f"cannot reach {where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """Why a fetch failed, in words: ``connection refused``, not ``<urlopen error [Errno
+    111] Connection refused>``."""
+    reason: object = getattr(exc, "reason", exc)
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return "timed out"
+    return str(reason) or type(reason).__name__
 
 
 def parse_metrics_text(text: str) -> Samples:
@@ -133,7 +149,7 @@ def read_metrics(url: str, timeout: float) -> Samples:
 def _query(base: str, expr: str, timeout: float) -> list[dict[str, Any]]:
     url = f"{base.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     try:
-        body = json.loads(_fetch(url, timeout))
+        body = json.loads(_fetch(url, timeout, shown=f"Prometheus at {base}"))
     except json.JSONDecodeError as exc:
         raise ReportError(f"{base}: not a Prometheus API answer ({exc})") from exc
     return answer(body, base, expr)

@@ -24,7 +24,8 @@ Looks for what an application written against the deprecated API contains:
 * twilio-cli ``api:preview:marketplace:`` topics -> ``api:marketplace:v1:`` (inferred from the
   CLI's ``api:<domain>:<version>:<resource>`` naming).
 
-Exit status: 1 when anything was found, 0 when the tree is clean, 2 on a usage error.
+Exit status: 1 when anything was found, 0 when the tree is clean, 2 on a usage error or when
+no file was scanned at all (an empty folder, only binary or over-large files).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.config.parsers import parse_size
 from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
 from gateway.config.template_regex import Alphabet, template_regex
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
@@ -268,6 +270,14 @@ def format_json(result: ScanResult) -> str:
     )
 
 
+def _size(text: str) -> int:
+    """``--max-bytes``: a size as every other size option takes it (``512K``, ``1M``)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:  # argparse prints it after the flag's name
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``gateway scan``'s arguments to ``parser``."""
     parser.add_argument("path", metavar="PATH", help="file or directory to scan")
@@ -276,10 +286,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=_size,
         default=DEFAULT_MAX_BYTES,
-        metavar="N",
-        help=f"skip files larger than N bytes (default {DEFAULT_MAX_BYTES})",
+        metavar="SIZE",
+        help="skip files larger than this: bytes, or with a K, M or G suffix (default 1M)",
     )
     parser.add_argument(
         "--rules",
@@ -291,13 +301,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``gateway scan``: 1 when usage was found, 0 when clean, 2 on a usage error."""
+    """Run ``gateway scan``: 1 when usage was found, 0 when clean, 2 on a usage error or when
+    nothing was scanned."""
     root = Path(args.path)
     if not root.exists():
         print(f"gateway scan: {root}: no such file or directory", file=sys.stderr)
-        return EXIT_USAGE
-    if args.max_bytes <= 0:
-        print("gateway scan: --max-bytes must be positive", file=sys.stderr)
         return EXIT_USAGE
     try:
         rules = load_rules(args.rules)
@@ -305,5 +313,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"gateway scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
     result = scan_path(root, rules, args.max_bytes)
+    if result.files_scanned == 0:  # a CI gate must not pass on nothing
+        print(
+            f"gateway scan: nothing scanned: {root} holds no text file of at most "
+            f"{args.max_bytes} bytes ({result.files_skipped} binary or larger file(s) skipped)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(format_json(result) if args.format == "json" else format_text(result))
     return EXIT_FOUND if result.findings else EXIT_CLEAN

@@ -57,7 +57,10 @@ async def test_the_page_is_served_beside_metrics_with_its_headers(
     assert "Counted in memory by this gateway process" in data["source"]["description"]
     assert not any("worker" in note for note in data["notes"])
     refused = await client.post("/migration")
-    assert refused.status == 405 and refused.headers["Allow"] == "GET"
+    assert refused.status == 405 and refused.headers["Allow"] == "GET, HEAD"
+    headed = await client.head("/migration")  # the GET's answer without its body
+    assert headed.status == 200 and headed.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert await headed.read() == b""
 
 
 async def test_kept_off_the_main_listener_when_metrics_are_not_public(

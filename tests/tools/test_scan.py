@@ -419,7 +419,12 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_scan(str(tmp_path / "missing")) == 2
     assert "no such file or directory" in capsys.readouterr().err
-    assert run_scan(str(tmp_path), "--max-bytes", "0") == 2
+    with pytest.raises(SystemExit) as zero:
+        run_scan(str(tmp_path), "--max-bytes", "0")
+    assert zero.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "gateway scan: error: argument --max-bytes: expected a size like 512K or 1M, got '0'"
+    )
     bad_rules = tmp_path / "rules"
     bad_rules.mkdir()
     (bad_rules / "x.toml").write_text("not toml [")
@@ -447,3 +452,30 @@ def test_gateway_cli_verb(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["scan"], environ={})
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("size", "limit"), [("1M", 1024**2), ("512K", 512 * 1024), ("40", 40)])
+def test_max_bytes_takes_sizes_like_every_size_flag(
+    tmp_path: Path, size: str, limit: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "small.py").write_text("x = 1\n")
+    (tmp_path / "big.txt").write_bytes(b"a" * (limit + 1))
+    assert run_scan(str(tmp_path), "--max-bytes", size, "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["files_scanned"], data["files_skipped"]) == (1, 1)
+
+
+@pytest.mark.parametrize("fill", ["empty", "binary", "too large"])
+def test_nothing_scanned_exits_2_so_a_ci_gate_cannot_pass_on_nothing(
+    tmp_path: Path, fill: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if fill == "binary":
+        (tmp_path / "image.png").write_bytes(b"\x89PNG\0\0")
+    elif fill == "too large":
+        (tmp_path / "dump.sql").write_bytes(b"preview.twilio.com/marketplace " * 100)
+    for output in ("text", "json"):
+        assert run_scan(str(tmp_path), "--max-bytes", "1K", "--format", output) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        (line,) = err.splitlines()
+        assert line.startswith(f"gateway scan: nothing scanned: {tmp_path} holds no text file")
