@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.config.settings import ConfigError, load_config
 from gateway.migration.standing import QUIET_DAYS, Standing, iso, standings
-from gateway.tools.report import DEFAULT_METRICS_URL, WINDOW_PATTERN
+from gateway.tools.report import DEFAULT_METRICS_URL, source_flags_problem
 from gateway.tools.report_reader import ReportError, read_metrics, read_prometheus
 
 EXIT_OK = 0
@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--window",
-        default=DEFAULT_WINDOW,
+        default=None,
         metavar="RANGE",
-        help=f"with --prometheus-url: count calls over this range (default {DEFAULT_WINDOW})",
+        help=f"with --prometheus-url: count calls over this range (default {DEFAULT_WINDOW}); "
+        "/metrics counts since the gateway started, so --metrics-url refuses it",
     )
     parser.add_argument(
         "--quiet-days",
@@ -138,11 +139,9 @@ def to_json(
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run ``gateway consumers``; the exit status."""
-    if not WINDOW_PATTERN.fullmatch(args.window):
-        print(
-            f"gateway consumers: --window {args.window!r}: expected e.g. 1h, 7d, 4w",
-            file=sys.stderr,
-        )
+    problem = source_flags_problem(args)
+    if problem is not None:
+        print(f"gateway consumers: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if not 0 < args.quiet_days < 10_000:
         print("gateway consumers: --quiet-days: expected a number of days > 0", file=sys.stderr)
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         config = load_config({"config": args.config}, environ)
         if args.prometheus_url:
-            source, window = args.prometheus_url, args.window
+            source, window = args.prometheus_url, args.window or DEFAULT_WINDOW
             samples = read_prometheus(source, window, args.timeout)
             scope = f"calls in the last {window}"
         else:

@@ -286,8 +286,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _usage_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the flags, before anything is fetched (None: nothing)."""
+def source_flags_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the source flags (``--metrics-url``, ``--prometheus-url``,
+    ``--window``), before anything is fetched (None: nothing). ``gateway consumers`` shares it."""
     if args.window is not None:
         if not args.prometheus_url:
             return (
@@ -314,7 +315,7 @@ def _is_http_url(text: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gateway report``: 0 on success, 2 when the source is unreachable or unusable."""
-    problem = _usage_problem(args)
+    problem = source_flags_problem(args)
     if problem is not None:
         print(f"gateway report: {problem}", file=sys.stderr)
         return EXIT_USAGE

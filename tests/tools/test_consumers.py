@@ -164,3 +164,17 @@ def test_an_unreachable_source_or_a_bad_config_exits_2(tmp_path: Path) -> None:
     assert status == 2 and "[[consumers]] entry 1 (name 'x'), key 'sid'" in err
     status, _, err = consumers("--prometheus-url", "http://127.0.0.1:1", "--window", "forever")
     assert status == 2 and "--window 'forever'" in err
+
+
+def test_the_source_flags_are_checked_as_report_checks_them() -> None:
+    """--window counts only over Prometheus; a URL that is not http(s) is refused before any
+    fetch (the same check as gateway report's)."""
+    status, out, err = consumers("--metrics-url", "http://127.0.0.1:1/metrics", "--window", "7d")
+    assert (status, out) == (2, "")
+    assert err == (
+        "gateway consumers: --window 7d: only with --prometheus-url (a gateway's /metrics "
+        "counts since it started; it has no window)\n"
+    )
+    status, _, err = consumers("--metrics-url", "not-a-url")
+    assert status == 2 and err.startswith("gateway consumers: --metrics-url 'not-a-url': ")
+    assert err.count("\n") == 1
