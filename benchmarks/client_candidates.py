@@ -126,15 +126,17 @@ async def _lean(upstream: str) -> Fetch:
     from gateway import upstream as forwarding
     from gateway.config.settings import load_config
     from gateway.models import UpstreamRequest
+    from gateway.serving.response_budget import ResponseBudget
     from gateway.transport.factory import make_transport
 
     config = load_config({"upstream_transport": "lean"}, {})
     transport = make_transport(config)
     limits = forwarding.Limits(connect=5.0, read=30.0, total=60.0, max_response_size=16 << 20)
+    budget = ResponseBudget(1 << 40)  # never runs out: no waits to count
 
     async def fetch(url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         request = UpstreamRequest("GET", url, CIMultiDict(headers), b"")
-        response = await forwarding.forward(transport, request, limits)
+        response = await forwarding.forward(transport, request, limits, budget.hold("GET"))
         return response.status, response.headers.get("Content-Type", ""), response.body
 
     return fetch

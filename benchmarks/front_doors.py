@@ -4,7 +4,7 @@
     DURATION=2 ROUNDS=1 HANDSHAKES=30 .venv/bin/python benchmarks/front_doors.py   # a quick pass
 
 Starts an upstream (``gateway simulate``, or UPSTREAM_URL, e.g. the nginx stand-in of
-../shared/bench on http://127.0.0.1:18081), one gateway serving the plain listener and the proxy
+benchmarks/harness on http://127.0.0.1:18081), one gateway serving the plain listener and the proxy
 front door, and one serving the TLS listener, both pinned to GW_CPUS (CPU 0). The load
 generator is this process, pinned to LOAD_CPUS (CPU 1) with the simulator. Three doors:
 

@@ -10,6 +10,12 @@ reading. The transports translate their own errors into the same failures
 Redirects are never followed (so ``Authorization`` never leaves for another host). The body
 is returned as sent, in its content coding (``gateway.rewrite.content_coding`` decodes it, or
 passes an unknown coding on untouched).
+
+Before a body is read, its bytes are claimed from the request's
+:class:`~gateway.serving.response_budget.ResponseHold` (``max_buffered_response_size``): the
+declared length once the head arrived, or the bytes as they arrive when none was declared. A GET
+may wait there for room, or be refused (503) with its body unread. The budget is claimed here,
+above the transports, so that both keep its rules alike.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from dataclasses import dataclass
 
 from gateway.models import UpstreamRequest, UpstreamResponse
 from gateway.serving import memory
+from gateway.serving.response_budget import ResponseHold
 from gateway.transport import seam
 from gateway.transport.seam import Answer, NoAnswer, Timeouts, Transport
 
 log = logging.getLogger("gateway")
 JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
+_NO_BODY = (204, 304)  # statuses whose Content-Length describes no body that follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +47,10 @@ class Limits:
 
 
 async def forward(
-    transport: Transport, request: UpstreamRequest, limits: Limits
+    transport: Transport, request: UpstreamRequest, limits: Limits, hold: ResponseHold
 ) -> UpstreamResponse:
-    """Send ``request`` and return the whole response; raise a ``GatewayError`` on failure."""
+    """Send ``request`` and return the whole response, its body claimed from ``hold`` (which
+    the caller releases once the body has left memory); raise a ``GatewayError`` on failure."""
     started = time.monotonic()
     deadline = started + limits.total
     attempts = 2 if request.method == "GET" else 1
@@ -59,7 +68,9 @@ async def forward(
                 log.warning("%s", exc.log_line)
             raise exc.error from exc.__cause__
         try:
-            body = await _read_capped(answer, limits.max_response_size)
+            body = await _read_capped(
+                answer, limits.max_response_size, hold, deadline, request.method
+            )
         finally:
             await answer.release()
         return UpstreamResponse(
@@ -71,11 +82,19 @@ async def forward(
     raise AssertionError("unreachable")
 
 
-async def _read_capped(answer: Answer, cap: int) -> bytes:
-    """The whole body, refusing (before reading it) one whose declared length is over cap."""
+async def _read_capped(
+    answer: Answer, cap: int, hold: ResponseHold, deadline: float, method: str
+) -> bytes:
+    """The whole body, refusing (before reading it) one whose declared length is over cap, and
+    claiming its bytes from ``hold`` before they are read (the declared length) or as they
+    arrive (no length declared)."""
     declared = answer.content_length
     if declared is not None and declared > cap:
         raise seam.too_large(cap)
+    claimed = 0
+    if declared and method != "HEAD" and answer.status not in _NO_BODY:
+        await hold.claim(declared, deadline - time.monotonic())
+        claimed = declared
     if declared is not None and declared <= JOIN_ON_LOOP_MAX:
         return await answer.read()  # framed by a small length: one read, no chunk loop
     chunks: list[bytes] = []
@@ -84,6 +103,9 @@ async def _read_capped(answer: Answer, cap: int) -> bytes:
         size += len(chunk)
         if size > cap:
             raise seam.too_large(cap)
+        if size > claimed:  # no length was declared
+            await hold.claim(size - claimed, deadline - time.monotonic())
+            claimed = size
         chunks.append(chunk)
     if size <= JOIN_ON_LOOP_MAX:
         return b"".join(chunks)

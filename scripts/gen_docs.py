@@ -60,7 +60,7 @@ def _code(text: str) -> str:
 
 
 def _default(value: object) -> str:
-    if value is None or value == "":
+    if value is None or value == "" or value == ():
         return "none"
     if isinstance(value, bool):
         return _code("true" if value else "false")
@@ -69,10 +69,12 @@ def _default(value: object) -> str:
 
 def _option_row(option: Option) -> str:
     flag = option.flag if option.is_flag else f"{option.flag} {option.metavar}"
+    if option.file_only:  # an array of tables: no flag, no variable
+        spellings = ("—", "—", f"{_code(option.name)} (file only: `[[{option.name}]]`)")
+    else:
+        spellings = (_code(flag), _code(option.env), _code(option.name))
     cells = (
-        _code(flag),
-        _code(option.env),
-        _code(option.name),
+        *spellings,
         _default(option.default),
         _cell(option.help),
     )

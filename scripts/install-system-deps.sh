@@ -7,7 +7,10 @@
 #   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
 #     tests (scripts/install-node-clients.sh then installs those from npm);
 #   - a JDK (Debian's default-jdk-headless: java, javac, keytool) and Go (golang-go), which
-#     build and run the Java and Go clients of tests/clients/ in the front-door tests.
+#     build and run the Java and Go clients of tests/clients/ in the front-door tests;
+#   - chromium and chromium-driver (Debian packages) and a font, with which the migration
+#     page's tests load /migration in a real headless browser (selenium drives the system
+#     chromedriver: nothing downloads a browser or a driver).
 # Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
@@ -39,13 +42,16 @@ if ! command -v javac >/dev/null 2>&1 || ! command -v keytool >/dev/null 2>&1; t
     packages+=(default-jdk-headless)
 fi
 command -v go >/dev/null 2>&1 || packages+=(golang-go)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20, a JDK >= 17, Go >= 1.19)"
+    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20, a JDK >= 17, Go >= 1.19, Chromium and its chromedriver)"
     exit 1
 fi
 
@@ -107,7 +113,7 @@ if [ -x /etc/init.d/prometheus ] && [ ! -d /run/systemd/system ]; then
     fi
 fi
 
-for tool in prometheus node npm java javac keytool go; do
+for tool in prometheus node npm java javac keytool go chromium chromedriver; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         log "packages installed but no $tool on PATH"
         exit 1

@@ -132,6 +132,38 @@ def raw_get(path: str, host: str = "gateway.test") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
 
 
+_VARYING = {"date", "connection"}  # the clock, and the Connection: close the GET asked for
+
+
+def _head_fields(block: bytes) -> tuple[str, dict[str, str]]:
+    status, *lines = block.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines)
+    return status, {k.lower(): v for k, v in fields.items() if k.lower() not in _VARYING}
+
+
+async def head_then_get(
+    host: str, port: int, path: str, headers: str = ""
+) -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]], bytes]:
+    """HEAD ``path`` then GET it, pipelined on one connection: the HEAD answer's status line and
+    header fields (Date and Connection left out), the GET's, and the GET's body. Raises when any
+    byte of a body follows the HEAD answer's header block (the next bytes must be the GET's
+    status line)."""
+    request = f"{{}} {path} HTTP/1.1\r\nHost: gateway.test\r\n{headers}"
+    reply = await raw_http(
+        host,
+        port,
+        (
+            request.format("HEAD") + "\r\n" + request.format("GET") + "Connection: close\r\n\r\n"
+        ).encode(),
+    )
+    head_block, rest = reply.split(b"\r\n\r\n", 1)
+    assert rest.startswith(b"HTTP/1.1 "), f"bytes after the HEAD answer's header: {rest[:80]!r}"
+    get_block, body = rest.split(b"\r\n\r\n", 1)
+    get = _head_fields(get_block)
+    assert int(get[1]["content-length"]) == len(body)
+    return _head_fields(head_block), get, body
+
+
 GatewayFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 

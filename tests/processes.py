@@ -109,15 +109,17 @@ async def wait_for_200(
     seconds: float = 15,
     headers: dict[str, str] | None = None,
     process: subprocess.Popen[bytes] | None = None,
+    ssl: bool = True,
 ) -> None:
     """Poll ``url`` until it answers 200; fail with ``failure`` when time runs out, or at once
-    if ``process`` (the server behind it) exits."""
+    if ``process`` (the server behind it) exits. ``ssl=False``: an https URL's certificate is
+    not verified (a probe that only waits for the server)."""
     deadline = asyncio.get_running_loop().time() + seconds
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
             assert process is None or process.poll() is None, "the server exited early"
             try:
-                async with session.get(url, headers=headers) as response:
+                async with session.get(url, headers=headers, ssl=ssl) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -143,18 +145,24 @@ LOOPS = ("uvloop", "asyncio")  # what ``serve`` runs on with and without uvloop 
 
 
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None, loop: str = "uvloop"
+    log: Path | None,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    loop: str = "uvloop",
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains).
-    ``loop="asyncio"``: as if uvloop were not installed."""
+    """``python -m gateway ARGV`` (in ``cwd``, default this one); output to ``log`` (a file,
+    never a pipe nobody drains). ``loop="asyncio"``: as if uvloop were not installed."""
     assert loop in LOOPS, loop
     entry = ["-m", "gateway"] if loop == "uvloop" else ["-c", WITHOUT_UVLOOP]
     command = [sys.executable, *entry, *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
-        return subprocess.Popen(command, env=environment)
+        return subprocess.Popen(command, env=environment, cwd=cwd)
     with log.open("wb") as sink:
-        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+        return subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=environment, cwd=cwd
+        )
 
 
 def start_gateway(
@@ -163,8 +171,10 @@ def start_gateway(
     *extra: str,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``, on ``loop``
+    (one of :data:`LOOPS`)."""
     return spawn(
         log,
         "serve",
@@ -178,4 +188,5 @@ def start_gateway(
         "false",
         *extra,
         env=env,
+        loop=loop,
     )

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from gateway.errors import UpstreamResponseTooLarge, UpstreamUnavailable
 from gateway.models import UpstreamRequest
+from gateway.serving.response_budget import ResponseBudget, ResponseHold
 from gateway.transport.aiohttp_client import AiohttpTransport
 from gateway.transport.factory import make_transport
 from gateway.transport.lean import LeanTransport
@@ -27,6 +28,11 @@ from tests.raw_upstream import RawUpstream, head
 pytestmark = pytest.mark.upstream
 
 LIMITS = Limits(connect=1.0, read=2.0, total=5.0, max_response_size=1000)
+
+
+def room() -> ResponseHold:
+    """A hold on a budget that never runs out (the budget is tested in test_response_budget)."""
+    return ResponseBudget(1 << 40).hold("GET")
 
 
 @pytest.fixture
@@ -108,12 +114,12 @@ async def test_connect_failure_retries_only_a_get(
     transport = flaky_transport(upstream_transport, resolver)
     try:
         if retried:
-            response = await forward(transport, request(method, url), LIMITS)
+            response = await forward(transport, request(method, url), LIMITS, room())
             assert response.status == 200
             assert hits == [method] and resolver.calls == 2
         else:
             with pytest.raises(UpstreamUnavailable) as caught:
-                await forward(transport, request(method, url, b"A=1"), LIMITS)
+                await forward(transport, request(method, url, b"A=1"), LIMITS, room())
             assert caught.value.kind == "dns" and caught.value.status == 502
             assert "could not be resolved" in caught.value.message
             assert hits == [] and resolver.calls == 1
@@ -132,7 +138,7 @@ async def test_redirects_are_returned_not_followed(aiohttp_server, transport: Tr
     app.router.add_get("/v1/AvailableAddOns", redirect)
     server = await aiohttp_server(app)
     response = await forward(
-        transport, request("GET", str(server.make_url("/v1/AvailableAddOns"))), LIMITS
+        transport, request("GET", str(server.make_url("/v1/AvailableAddOns"))), LIMITS, room()
     )
     assert response.status == 302
     assert response.headers["Location"] == "http://elsewhere.invalid/steal"
@@ -156,7 +162,7 @@ async def test_response_over_the_cap(aiohttp_server, declared: bool, transport: 
     app.router.add_get("/big", big)
     server = await aiohttp_server(app)
     with pytest.raises(UpstreamResponseTooLarge) as caught:
-        await forward(transport, request("GET", str(server.make_url("/big"))), LIMITS)
+        await forward(transport, request("GET", str(server.make_url("/big"))), LIMITS, room())
     assert caught.value.kind == "too_large"
     assert caught.value.status == 502
 
@@ -175,7 +181,7 @@ async def test_body_and_raw_url_are_sent_byte_for_byte(
     server = await aiohttp_server(app)
     body = b"Configuration=%7B%22a%22%3A+1%7D&UniqueName=caf%C3%A9&X=%FF"
     url = str(server.make_url("/v1/InstalledAddOns")) + "?PageToken=PT%3D%3D&a=b"
-    response = await forward(transport, request("POST", url, body), LIMITS)
+    response = await forward(transport, request("POST", url, body), LIMITS, room())
     assert response.status == 201
     assert seen == [("/v1/InstalledAddOns?PageToken=PT%3D%3D&a=b", body)]
 
@@ -196,7 +202,7 @@ async def test_the_user_agent_is_the_clients_and_none_is_added(
     outgoing = request("GET", str(server.make_url("/v1/AvailableAddOns")))
     if sent is not None:
         outgoing.headers["User-Agent"] = sent
-    await forward(transport, outgoing, LIMITS)
+    await forward(transport, outgoing, LIMITS, room())
     assert seen == [sent]  # never aiohttp's own "Python/3.x aiohttp/..."
 
 

@@ -18,10 +18,19 @@ OPTIONS: tuple[Option, ...] = (
         "tls_cert",
         parse_optional_path,
         None,
-        "serve the main listener over HTTPS with this PEM certificate chain (with --tls-key)",
+        "serve HTTPS with this PEM certificate chain (with --tls-key): on --tls-listen when it "
+        "is set, else the main listener becomes HTTPS",
         "FILE",
     ),
     Option("tls_key", parse_optional_path, None, "the private key of --tls-cert (PEM)", "FILE"),
+    Option(
+        "tls_listen",
+        parse_optional_listen,
+        None,
+        "serve HTTPS (--tls-cert, --tls-key) on this address too, the main listener staying "
+        "plain HTTP",
+        "HOST:PORT",
+    ),
     Option(
         "proxy_listen",
         parse_optional_listen,

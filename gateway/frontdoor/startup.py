@@ -28,7 +28,8 @@ log = logging.getLogger("gateway")
 
 @dataclass(frozen=True, slots=True)
 class FrontDoors:
-    """The main listener's TLS context (None: plain HTTP) and the proxy's settings (None: off)."""
+    """The HTTPS listener's context (None: no HTTPS; the main listener's, or with ``tls_listen``
+    the second listener's) and the proxy's settings (None: off)."""
 
     tls: ssl.SSLContext | None
     proxy: ProxySettings | None
@@ -36,7 +37,7 @@ class FrontDoors:
 
 def main_base(config: GatewayConfig) -> str:
     """The main listener's base URL (``public_base_url`` when set)."""
-    scheme = "https" if config.tls_cert is not None else "http"
+    scheme = "https" if config.main_is_tls else "http"
     return config.public_base_url or f"{scheme}://{config.listen_host}:{config.listen_port}"
 
 

@@ -16,7 +16,7 @@ JAVA_STORE = "gateway-trust.p12"
 JAVA_STORE_PASSWORD = "changeit"
 
 
-def java_trust_commands(root: str, proxy: str = "127.0.0.1", port: int = 8443) -> list[str]:
+def java_trust_commands(root: str, proxy: str = "127.0.0.1", port: int = 3128) -> list[str]:
     """Three shell commands, continued over lines: a PKCS12 trust store with the JDK's own CAs,
     ``root`` added to it, and the JVM flags that use it and the proxy."""
     store, password = JAVA_STORE, JAVA_STORE_PASSWORD
@@ -46,9 +46,9 @@ def trust_instructions(root_path: Path, key_path: Path, hosts: list[str]) -> str
 Interception CA for {names} (Name Constraints: no other name, no subdomain, no IP address).
 
 Run the gateway with it:
-  gateway serve --proxy-listen 127.0.0.1:8443 --proxy-ca-cert {root} --proxy-ca-key {key}
+  gateway serve --proxy-listen 127.0.0.1:3128 --proxy-ca-cert {root} --proxy-ca-key {key}
 
-Point the app at the proxy, HTTPS_PROXY=http://127.0.0.1:8443 and HTTP_PROXY=http://127.0.0.1:8443
+Point the app at the proxy, HTTPS_PROXY=http://127.0.0.1:3128 and HTTP_PROXY=http://127.0.0.1:3128
 (twilio-cli and twilio-node read HTTP_PROXY), then make it trust {root}:
   Python requests, twilio-python (run this python3 in the app's environment, where certifi is):
     cat "$(python3 -m certifi)" {root} > bundle.pem    # public CAs + this one

@@ -42,7 +42,8 @@ def test_the_proxy_intercepts_the_hosts_of_the_ca(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"tls_cert": "a.pem"}, "tls_cert and tls_key must be given together"),
+        ({"tls_cert": __file__}, "tls_cert and tls_key must be given together"),
+        ({"tls_listen": "127.0.0.1:0"}, "tls_listen needs tls_cert and tls_key"),
         ({"proxy_listen": "127.0.0.1:0"}, "proxy_listen needs proxy_ca_cert and proxy_ca_key"),
         ({"proxy_tunnel_hosts": "*.twilio.com"}, "HOST:PORT"),
         ({"proxy_max_tunnels": "0"}, "count >= 1"),
@@ -60,8 +61,10 @@ def _proxy_config(cert: Path, key: Path) -> object:
 
 
 def test_unusable_ca_files_are_config_errors(tmp_path: Path, ca_files: CAFiles) -> None:
-    with pytest.raises(ConfigError, match=r"proxy_ca_cert .*missing\.pem"):
-        prepare(_proxy_config(tmp_path / "missing.pem", ca_files.key))  # type: ignore[arg-type]
+    # named as the config names it, before anything is loaded
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError, match=rf"^flag --proxy-ca-cert: {missing}: no such file"):
+        _proxy_config(missing, ca_files.key)
     other = write_ca(tmp_path / "other")
     with pytest.raises(ConfigError, match="neither to the CA certificate nor to") as caught:
         prepare(_proxy_config(ca_files.cert, other.key))  # type: ignore[arg-type]

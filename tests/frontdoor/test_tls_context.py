@@ -50,12 +50,16 @@ def test_without_memfd_it_refuses_rather_than_write_a_file(
 
 
 def test_listener_context_errors_name_the_files(tmp_path: Path) -> None:
-    with pytest.raises(CertificateError, match="no such file"):
-        listener_context(tmp_path / "missing.pem", tmp_path / "missing-key.pem")
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(CertificateError, match=f"^no such file: {missing}$"):
+        listener_context(missing, tmp_path / "missing-key.pem")
     (tmp_path / "bad.pem").write_text("not a certificate")
     with pytest.raises(CertificateError, match="bad.pem"):
         listener_context(tmp_path / "bad.pem", tmp_path / "bad.pem")
     cert_pem, key_pem = _leaf()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
+    # ssl's own error names no file ("no such file: None" before): the key's absence is named
+    with pytest.raises(CertificateError, match=f"^no such file: {tmp_path / 'gone-key.pem'}$"):
+        listener_context(tmp_path / "cert.pem", tmp_path / "gone-key.pem")
     assert isinstance(listener_context(tmp_path / "cert.pem", tmp_path / "key.pem"), ssl.SSLContext)

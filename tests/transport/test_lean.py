@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from gateway.errors import GatewayError
 from gateway.models import UpstreamRequest
+from gateway.serving.response_budget import ResponseBudget, ResponseHold
 from gateway.transport.factory import make_transport
 from gateway.transport.lean import LeanTransport
 from gateway.transport.seam import NoAnswer, Timeouts, Transport
@@ -25,6 +26,11 @@ from tests.raw_upstream import RawUpstream, head
 TIMEOUTS = Timeouts(connect=2.0, read=5.0, total=10.0)
 LIMITS = Limits(connect=2.0, read=5.0, total=10.0, max_response_size=1 << 20)
 OK = head("200 OK", "Content-Type: application/json", "Content-Length: 2") + b"{}"
+
+
+def room() -> ResponseHold:
+    """A hold on a budget that never runs out (the budget is tested in test_response_budget)."""
+    return ResponseBudget(1 << 40).hold("GET")
 
 
 def request(method: str, url: str, body: bytes = b"") -> UpstreamRequest:
@@ -64,7 +70,9 @@ async def test_requests_in_turn_share_one_kept_alive_connection(
     transport = lean()
     try:
         for _ in range(5):
-            response = await forward(transport, request("GET", upstream.url + "/v1/A"), LIMITS)
+            response = await forward(
+                transport, request("GET", upstream.url + "/v1/A"), LIMITS, room()
+            )
             assert (response.status, response.body) == (200, b"{}")
     finally:
         await transport.close()
@@ -96,11 +104,13 @@ async def test_an_upstream_closing_a_kept_alive_connection_as_a_request_is_writt
     await upstream.start()
     transport: Transport = make_transport(make_config())
     try:
-        first = await forward(transport, request(method, upstream.url + "/v1/A", b"A=1"), LIMITS)
+        first = await forward(
+            transport, request(method, upstream.url + "/v1/A", b"A=1"), LIMITS, room()
+        )
         assert first.status == 200
         try:
             second = await forward(
-                transport, request(method, upstream.url + "/v1/A", b"A=1"), LIMITS
+                transport, request(method, upstream.url + "/v1/A", b"A=1"), LIMITS, room()
             )
             outcome = second.status
         except GatewayError as error:
@@ -141,7 +151,7 @@ async def test_a_thousand_requests_at_once_through_ten_connections(
         async with asyncio.timeout(60):
             answers = await asyncio.gather(
                 *(
-                    forward(transport, request("GET", f"{upstream.url}/v1/A"), limits)
+                    forward(transport, request("GET", f"{upstream.url}/v1/A"), limits, room())
                     for _ in range(1000)
                 )
             )
