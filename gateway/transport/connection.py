@@ -29,6 +29,11 @@ from gateway.transport.seam import NoAnswer
 log = logging.getLogger("gateway")
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers (aiohttp's client: 8190 a line)
+# Flow control: a body piled up this far beyond what was read pauses reading from the socket
+# (the rest waits in the kernel, and the upstream's sends stall), until it is read down to
+# RESUME_BELOW. A body whose bytes wait for the response budget is not read meanwhile.
+PAUSE_ABOVE = 256 * 1024
+RESUME_BELOW = 64 * 1024
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
@@ -66,6 +71,9 @@ class Connection(asyncio.Protocol):
         self._complete = False
         self._keep_alive = False
         self._chunks: list[bytes] = []
+        self._buffered = 0  # bytes in _chunks
+        self._paused = False  # reading from the socket is paused (flow control)
+        self._whole = False  # read() wants the whole body: no pausing
         self.status = 0
         self.headers = _NO_HEADERS
         self.content_length: int | None = None
@@ -83,6 +91,10 @@ class Connection(asyncio.Protocol):
         self._head_size = 0
         self._head_done = self._complete = False
         self._chunks = []
+        self._buffered = 0
+        self._whole = False
+        if self._paused:  # (never kept paused: a body is read to its end to be kept)
+            self._resume()
         transport = self.transport
         if transport is None or self.closed:  # it closed since it was taken: nothing was sent
             self._give_up()
@@ -126,19 +138,27 @@ class Connection(asyncio.Protocol):
     # -- the answer (seam.Answer) -----------------------------------------------------------
 
     async def read(self) -> bytes:
+        self._whole = True
+        if self._paused:
+            self._resume()
         while not self._complete:
             if self._failure is not None:
                 raise self._failure
             await self._wait()
         chunks = self._chunks
         self._chunks = []
+        self._buffered = 0
         return b"".join(chunks)
 
     async def read_chunk(self) -> bytes:
         while True:
             chunks = self._chunks
             if chunks:  # one piece as it came: a large body is never copied on the loop here
-                return chunks.pop(0) if len(chunks) > 1 else chunks.pop()
+                piece = chunks.pop(0) if len(chunks) > 1 else chunks.pop()
+                self._buffered -= len(piece)
+                if self._paused and self._buffered < RESUME_BELOW:
+                    self._resume()
+                return piece
             if self._complete:
                 return b""
             if self._failure is not None:
@@ -184,6 +204,8 @@ class Connection(asyncio.Protocol):
             return
         if in_head and not self._head_done and self._head_size > MAX_HEAD:
             self._fail(seam.malformed())  # still no end of the head: no more is read
+        elif self._buffered > PAUSE_ABOVE and not self._whole and self._awaiting:
+            self._pause()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost decides what the end means
@@ -245,6 +267,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
+        self._buffered += len(body)
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -252,6 +275,23 @@ class Connection(asyncio.Protocol):
             self._finish(keep_alive=self._parser.should_keep_alive())
 
     # -- state changes --------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        """Stop reading until the body is read down; the read deadline waits meanwhile (the
+        reader is the one late, not the upstream), the total deadline does not."""
+        if self.transport is None or self.closed:
+            return
+        if not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        self._deadline.set_at(self._total_at)
+
+    def _resume(self) -> None:
+        self._paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+            if self._awaiting:
+                self._deadline.set_at(min(self._loop.time() + self._read, self._total_at))
 
     def _finish(self, *, keep_alive: bool) -> None:
         self._complete = True

@@ -21,7 +21,7 @@ import pytest
 from tests.browser import headless_chromium
 from tests.fleet import fleet_processes, wait_fleet_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 BILLING = "AC" + "b1" * 16
 STOREFRONT = "AC" + "5f" * 16

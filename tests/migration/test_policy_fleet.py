@@ -19,7 +19,7 @@ import pytest
 
 from tests.fleet import fleet_processes, scrape, total, wait_fleet_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 REPLICAS = 3
 CALLS_EACH = 100

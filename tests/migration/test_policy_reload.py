@@ -18,7 +18,7 @@ import pytest
 from tests.fleet import fleet_processes, wait_fleet_ready
 from tests.reloading import reload_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 APP = "AC" + "a9" * 16
 OTHER = "AC" + "00" * 16  # not on the list

@@ -73,6 +73,7 @@ async def call(session: aiohttp.ClientSession, gateway: str, sid: str) -> int:
         return response.status
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_rows_stages_and_exit_codes_from_a_running_gateway(tmp_path: Path) -> None:
     now = time.time()

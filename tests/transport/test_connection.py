@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.transport.connection import MAX_HEAD, Connection
+from gateway.transport.connection import MAX_HEAD, PAUSE_ABOVE, Connection
 from gateway.transport.pool import Pool, Slots
 from gateway.transport.seam import NoAnswer
 from gateway.transport.wire import Origin
@@ -345,3 +345,32 @@ async def test_a_large_body_read_with_its_head_is_no_large_head(wire: Wire) -> N
         wire, [b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body]
     )
     assert (answer.status, got) == (200, body)
+
+
+async def test_a_body_nobody_reads_yet_stays_in_the_socket(wire: Wire) -> None:
+    """Flow control: while the body waits (for the response budget, say), reading stops at
+    PAUSE_ABOVE and the upstream's sends stall in the kernel; reading resumes as it is read."""
+    size = 8 * 1024 * 1024
+    task = wire.send()
+    await wire.feed([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size])
+    answer = await task
+    piece, pushed, stalled = b"x" * 65536, 0, 0
+    while pushed < size and stalled < 20:
+        try:
+            pushed += wire.far.send(piece[: size - pushed])
+            stalled = 0
+        except BlockingIOError:
+            stalled += 1
+            await asyncio.sleep(0.01)
+    assert pushed < size  # the sender is held back: nothing reads what it sends
+    assert wire.connection._buffered <= PAUSE_ABOVE + 256 * 1024  # a read past the mark at most
+    loop = asyncio.get_running_loop()
+    sender = asyncio.ensure_future(loop.sock_sendall(wire.far, b"x" * (size - pushed)))
+    got = 0
+    async with asyncio.timeout(10):
+        while chunk := await answer.read_chunk():
+            got += len(chunk)
+        await sender
+    assert got == size
+    await answer.release()
+    assert wire.pool.idle == [wire.connection]  # read to its end: kept
