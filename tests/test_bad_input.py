@@ -272,6 +272,7 @@ async def test_bad_input_is_refused_in_twilio_shape_and_never_forwarded(
     assert b"Injected" not in reply.body and b"AAAAAAAA" not in reply.body
 
 
+@pytest.mark.upstream
 async def test_head_is_the_get_answer_without_a_body_and_a_405_where_get_is_not(
     gateway: Gateway,
 ) -> None:

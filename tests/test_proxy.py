@@ -275,6 +275,7 @@ async def test_health_and_readiness(
     assert (await doc.json())["title"] == "Upstream timeout"
 
 
+@pytest.mark.upstream
 async def test_head_on_a_get_route_is_the_get_answer_without_its_body(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
