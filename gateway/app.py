@@ -158,11 +158,14 @@ async def _error_doc(request: web.Request) -> web.Response:
     return _json({"code": code, "title": title, "description": text})
 
 
-def _harden(app: web.Application, config: GatewayConfig | None) -> None:
+def _harden(
+    app: web.Application, config: GatewayConfig | None, *, metrics_listener: bool = False
+) -> None:
     """What every listener's app shares: the client limits and error base its runner applies,
     the ``Server`` header."""
     if config is not None:
-        app[CLIENT_LIMITS] = ClientLimits.of(config)
+        limits = ClientLimits.of_metrics if metrics_listener else ClientLimits.of
+        app[CLIENT_LIMITS] = limits(config)
         app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
     app.on_response_prepare.append(http_checks.server_header)
 
@@ -185,7 +188,7 @@ def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
 def create_metrics_app(config: GatewayConfig | None = None) -> web.Application:
     """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
-    _harden(app, config)
+    _harden(app, config, metrics_listener=True)
     app.router.add_get(
         "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
     )

@@ -5,7 +5,8 @@ Only ``CONNECT host:port`` is accepted. An absolute-form ``http://`` request, an
 a target that is not a clean ``host:port``, a host that is neither intercepted nor allowed for
 tunnelling, a non-443 port on an intercepted host, and bytes that are not HTTP all get 403, and
 nothing is connected to for them. The head must arrive within ``HEAD_TIMEOUT`` seconds and fit
-in ``MAX_HEAD`` bytes.
+in ``MAX_HEAD`` bytes, however it arrives: in one send or several, complete or not (431 above;
+h11's own bound covers only a head still incomplete).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MAX_HEAD = 16 * 1024
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _REASONS = {
     403: b"Forbidden",
+    431: b"Request Header Fields Too Large",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
@@ -69,6 +71,7 @@ class ConnectProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = False  # refused, or handed on to a tunnel or the TLS handshake
+        self._received = 0  # bytes given to the parser
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -88,13 +91,21 @@ class ConnectProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
+        self._received += len(data)
         try:
             self._parser.receive_data(data)
             event = self._parser.next_event()
-        except h11.RemoteProtocolError:
-            self._refuse(ProxyRefused("The request is not valid HTTP"), "malformed")
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # h11: an incomplete head past MAX_HEAD
+                self._refuse_too_large()
+            else:
+                self._refuse(ProxyRefused("The request is not valid HTTP"), "malformed")
             return
         if event is h11.NEED_DATA:
+            return
+        unparsed, _ = self._parser.trailing_data
+        if self._received - len(unparsed) > MAX_HEAD:  # a complete head, too large
+            self._refuse_too_large()
             return
         if not isinstance(event, h11.Request) or event.method != b"CONNECT":
             message = "This is a CONNECT-only proxy for the intercepted hosts"
@@ -125,9 +136,14 @@ class ConnectProtocol(asyncio.Protocol):
             self._refuse(ProxyRefused("Data was sent before the tunnel was open"), "early")
             return
         self._hand_on()
-        metrics.PROXY_CONNECTS.labels(outcome.value).inc()
+        if outcome is Outcome.INTERCEPTED:  # a tunnel is counted once its address is checked
+            metrics.PROXY_CONNECTS.labels(outcome.value).inc()
         assert self._transport is not None
         self._door.start(outcome, self._transport, target, bytes(early))
+
+    def _refuse_too_large(self) -> None:
+        message = f"The CONNECT request head is larger than {MAX_HEAD // 1024} KiB"
+        self._refuse(ProxyRefused(message, status=431), "head too large")
 
     def _hand_on(self) -> None:
         self._done = True
