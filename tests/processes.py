@@ -16,6 +16,29 @@ import pytest
 
 from tests.paths import ROOT
 
+# `gateway serve` runs on uvloop when it is installed (the `fast` extra, as the container ships
+# it) and on asyncio's own loop otherwise. A test of a network path runs it on both: for
+# "asyncio", a stand-in module on PYTHONPATH makes `import uvloop` fail, as on an install without
+# the extra (a --workers supervisor's workers inherit it).
+EVENT_LOOPS = ("uvloop", "asyncio")
+_WITHOUT_UVLOOP = ROOT / "tests" / "without_uvloop"
+
+
+def loop_env(loop: str) -> dict[str, str]:
+    """Environment for a ``gateway`` process that must run on ``loop`` (one of EVENT_LOOPS)."""
+    assert loop in EVENT_LOOPS, loop
+    if loop == "uvloop":
+        return {}
+    inherited = os.environ.get("PYTHONPATH")
+    paths = [str(_WITHOUT_UVLOOP), *([inherited] if inherited else [])]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def event_loop_of(pid: int) -> str:
+    """Which of EVENT_LOOPS process ``pid`` runs on: uvloop once its extension is loaded."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "uvloop" if "/uvloop/loop." in maps else "asyncio"
+
 
 def rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (VmRSS; psutil is not a dependency)."""
@@ -23,6 +46,11 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors ``pid`` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def run_gateway(
