@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.app import LIVE, create_app, create_metrics_app
 from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
-from gateway.serving import memory
+from gateway.serving import descriptors, memory
 from gateway.serving.listen import address, listen_error, start_site
 from gateway.serving.server import GatewayRunner
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
@@ -120,6 +120,7 @@ def run_single(config: GatewayConfig, source: ConfigSource) -> int:
     SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
     memory.return_large_blocks_to_the_os()
+    descriptors.make_room(descriptors.needed(config))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, source, reuse_port))
     return 0
