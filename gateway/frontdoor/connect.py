@@ -26,6 +26,7 @@ log = logging.getLogger("gateway")
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
+LINGER = 1.0  # a refused client's input is read and dropped this long, so the answer is read
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _REASONS = {
     403: b"Forbidden",
@@ -89,7 +90,7 @@ class ConnectProtocol(asyncio.Protocol):
             self._refuse(ProxyRefused("No complete CONNECT request arrived in time"), "slow")
 
     def data_received(self, data: bytes) -> None:
-        if self._done:
+        if self._done:  # refused: dropped (a connection handed on no longer arrives here)
             return
         self._received += len(data)
         try:
@@ -153,12 +154,21 @@ class ConnectProtocol(asyncio.Protocol):
         self._transport.pause_reading()
 
     def _refuse(self, error: GatewayError, why: str) -> None:
+        """Answer ``error``, end the output, and close at the client's end of input or after
+        ``LINGER`` seconds. Until then what the client still sends is read and dropped:
+        closing with unread input would reset the connection, destroying the answer unread."""
         self._hand_on()
         metrics.PROXY_CONNECTS.labels(Outcome.REFUSED.value).inc()
         log.info("proxy front door refused a connection (%s)", why)
-        assert self._transport is not None
-        self._transport.write(error_response(error, self._door.error_base))
-        self._transport.close()
+        transport = self._transport
+        assert transport is not None
+        transport.write(error_response(error, self._door.error_base))
+        transport.write_eof()
+        transport.resume_reading()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself (after writing what is queued)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

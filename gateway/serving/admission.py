@@ -7,8 +7,9 @@ Every connection admitted is counted in ``gateway_client_connections``; every on
 ``gateway_client_limit_hits_total`` under the name of the option that sets the cap.
 
 A refused plain connection is answered (``gateway.serving.listen`` writes 503 with
-``Retry-After``) and closed at its first bytes or after :data:`LINGER` seconds, so that the
-close does not turn into a reset that could destroy the answer before the client reads it. At
+``Retry-After``), its output ended, and it is closed at the client's end of input or after
+:data:`LINGER` seconds; until then what the client sends is read and dropped, so that the close
+does not turn into a reset that could destroy the answer before the client reads it. At
 most :data:`MAX_LINGERING` refusals per listener wait like that at once; past them a refused
 connection is closed at once, so refusals too hold a bounded number of sockets.
 """
@@ -60,8 +61,8 @@ class Gate:
 
 
 class _Refusal(asyncio.Protocol):
-    """A refused connection: the answer is written, what the client sends is dropped, and the
-    connection closes at its first bytes or after :data:`LINGER` seconds."""
+    """A refused connection: the answer is written and the output ended; what the client
+    sends is dropped until its end of input or :data:`LINGER` seconds, then it is closed."""
 
     def __init__(self, gate: Gate, transport: asyncio.Transport) -> None:
         self._gate = gate
@@ -71,10 +72,11 @@ class _Refusal(asyncio.Protocol):
     def start(self, answer: bytes) -> None:
         self._gate.lingering += 1
         self._transport.write(answer)
+        self._transport.write_eof()
         self._timer = asyncio.get_running_loop().call_later(LINGER, self._transport.close)
 
     def data_received(self, data: bytes) -> None:
-        self._transport.close()
+        pass  # dropped
 
     def eof_received(self) -> bool:
         return False  # close

@@ -184,3 +184,11 @@ async def decoy() -> AsyncIterator[Decoy]:
     started = await Decoy().start()
     yield started
     await started.stop()
+
+
+async def all_released(door: ProxyFrontDoor, seconds: float = 3.0) -> None:
+    """Wait until every proxy slot is free again (a refused connection holds its slot until
+    the client closes, or at most ``connect.LINGER`` seconds); fail past ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while door.open_count:
+            await asyncio.sleep(0.01)

@@ -13,8 +13,7 @@ from prometheus_client import REGISTRY
 from gateway.config.hosts import parse_host_patterns, parse_networks
 from gateway.frontdoor.connect import ESTABLISHED
 
-from .conftest import Decoy, StackFactory, raw_exchange
-
+from .conftest import Decoy, StackFactory, all_released, raw_exchange
 
 # The decoys listen on loopback, which a tunnel reaches only when allowed explicitly.
 LOOPBACK = parse_networks("127.0.0.0/8")
@@ -103,7 +102,7 @@ async def test_an_idle_tunnel_is_closed(front_stack: StackFactory, decoy: Decoy)
         assert await reader.readexactly(4) == b"gnip"
         assert await reader.read() == b""  # closed by the gateway once idle
     writer.close()
-    assert stack.door.open_count == 0
+    await all_released(stack.door)
 
 
 async def test_a_busy_tunnel_is_closed_after_the_total_timeout(
@@ -146,7 +145,7 @@ async def test_an_unreachable_host_gets_502_and_no_200(front_stack: StackFactory
     )
     assert reply.startswith(b"HTTP/1.1 502 ")
     assert b'"code":88001' in reply
-    assert stack.door.open_count == 0
+    await all_released(stack.door)
 
 
 async def test_shutdown_drops_open_tunnels(front_stack: StackFactory, decoy: Decoy) -> None:
