@@ -5,7 +5,9 @@
 #   - kubectl (Debian's kubernetes-client, when no kubectl is on PATH), used by
 #     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`;
 #   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
-#     tests (scripts/install-node-clients.sh then installs those from npm).
+#     tests (scripts/install-node-clients.sh then installs those from npm);
+#   - iproute2 (`ip`), with which tests/frontdoor/test_addresses.py gives the network namespace
+#     it makes (`unshare -rnm`, util-linux) its own addresses.
 # Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
@@ -32,6 +34,7 @@ command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 # NodeSource's nodejs package carries npm itself; Debian's comes apart from it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
     exit 0

@@ -301,3 +301,32 @@ async def test_an_intercepted_connection_is_served_when_the_main_cap_was_full_an
         process.wait(15)
     logged = log.read_text()
     assert "Traceback" not in logged and "never retrieved" not in logged, logged
+
+
+async def test_a_failure_starting_the_handler_closes_the_connection_and_frees_its_slot(
+    front_stack: StackFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever fails while an intercepted connection is handed to the gateway's server (here
+    the handler cannot be made; in issue 17.3 an assert on uvloop's transport), the connection
+    is closed at once and its proxy slot given back; nothing is left to buffer."""
+    stack = await front_stack()
+
+    def broken(server: object) -> object:
+        raise RuntimeError("no handler today")
+
+    monkeypatch.setattr(intercept, "connection_handler", broken)
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.proxy_port)
+    writer.write(b"CONNECT preview.twilio.com:443 HTTP/1.1\r\nHost: preview.twilio.com\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\n") == intercept_established()
+    await writer.start_tls(stack.ca.client_context(), server_hostname=PREVIEW)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: preview.twilio.com\r\n\r\n")
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await writer.drain()
+    async with asyncio.timeout(5):
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            assert await reader.read() == b""  # closed, unanswered
+    writer.close()
+    async with asyncio.timeout(5):
+        while stack.door.open_count:
+            await asyncio.sleep(0.01)
+    assert "could not start serving a TLS connection" in caplog.text
