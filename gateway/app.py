@@ -141,7 +141,11 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    app = request.app
+    return _readiness(request.app)
+
+
+def _readiness(app: web.Application) -> web.Response:
+    """Ready once the gateway app ``app`` has its upstream session open."""
     session = app.get(SESSION)
     ready = session is not None and not session.closed
     routes = len(routes_of(app[LIVE].pipeline.router))
@@ -185,13 +189,25 @@ def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
     return args
 
 
-def create_metrics_app(config: GatewayConfig | None = None) -> web.Application:
-    """A bare app serving only ``/metrics`` (for ``--metrics-listen``)."""
+def create_metrics_app(
+    config: GatewayConfig | None = None, probes_of: web.Application | None = None
+) -> web.Application:
+    """A bare app serving ``/metrics`` (for ``--metrics-listen``), and with ``probes_of`` (the
+    gateway app) that app's ``/healthz`` and ``/readyz`` too: a listener with a cap of its own,
+    so a flood on the main address blinds neither the metrics nor the probes."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
     _harden(app, config, metrics_listener=True)
     app.router.add_get(
         "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
     )
+    if probes_of is not None:
+        gateway = probes_of
+
+        async def readyz(request: web.Request) -> web.Response:
+            return _readiness(gateway)
+
+        app.router.add_get("/healthz", _healthz, allow_head=False, expect_handler=_expect)
+        app.router.add_get("/readyz", readyz, allow_head=False, expect_handler=_expect)
     return app
 
 

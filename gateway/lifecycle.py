@@ -89,7 +89,8 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
         if config.metrics_listen is not None:
-            metrics_runner = GatewayRunner(create_metrics_app(config), access_log=None)
+            metrics_app = create_metrics_app(config, probes_of=app)
+            metrics_runner = GatewayRunner(metrics_app, access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)

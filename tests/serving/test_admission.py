@@ -139,9 +139,14 @@ async def test_each_listener_refuses_over_its_own_cap_with_503_on_either_loop(
     await asyncio.sleep(0.2)
     for _ in range(5):
         assert_busy(await served.refused(served.port))
-    # /metrics on its own listener is not blinded, and counted the refusals.
+    # /metrics on its own listener is not blinded, and counted the refusals; nor are the
+    # probes it serves.
     main_hits = 'gateway_client_limit_hits_total{limit="max_client_connections"}'
     assert await metric(served.metrics_port, main_hits) == 5
+    async with aiohttp.ClientSession() as session:
+        for probe in ("healthz", "readyz"):
+            async with session.get(f"http://127.0.0.1:{served.metrics_port}/{probe}") as response:
+                assert response.status == 200
     # It has a cap of its own, as small as set, refused in the same way.
     held += [await served.connect(served.metrics_port) for _ in range(2)]
     await asyncio.sleep(0.2)
