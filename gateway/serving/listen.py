@@ -1,40 +1,19 @@
-"""Listening: a socket opened with one plain sentence when it cannot be (``gateway serve``, its
-``--workers`` supervisor, ``gateway demo`` and ``gateway simulate`` report :class:`ListenError`
-as one line and exit status 2 instead of a traceback), and the gateway's own site.
+"""Opening a listening socket, with one plain sentence when it cannot be opened.
 
-:class:`GatewaySite` counts and caps every connection at accept, before TLS and before any byte
-is read, with a :class:`~gateway.serving.admission.Gate` of its own (the cap and its option
-name come from the app's :class:`~gateway.serving.client_limits.ClientLimits`). A plain
-connection over the cap is answered 503 (code 88006) with ``Retry-After`` and closed; a TLS one
-is closed at once, as there is no TLS yet to answer in. A TLS connection has
-``client_header_timeout`` for its handshake (``ssl_handshake_timeout``), then as long again for
-its first request head; a handshake that fails or runs out of time is closed and its slot
-freed, and one cut off by the deadline counts as a ``header_timeout`` limit hit.
+Used by ``gateway serve`` (and its ``--workers`` supervisor), ``gateway demo`` and
+``gateway simulate``, which report :class:`ListenError` as one line and exit status 2 instead
+of a traceback. The supervisor imports this module: it loads no metric declarations (the
+gateway's own site, :mod:`gateway.serving.site`, is imported when a site is started).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
-import logging
 import socket
 import ssl
-from typing import cast
 
 from aiohttp import web
-
-from gateway.errors import GatewayBusy
-from gateway.serving.admission import Gate
-from gateway.serving.error_response import render_raw
-from gateway.serving.headers import SERVER
-from gateway.serving.secure import HandshakeFailed, Relay, handshake
-from gateway.serving.server import ERROR_BASE, GatewayRunner, connection_handler, register_site
-from gateway.telemetry.metrics import CLIENT_LIMIT_HITS
-
-log = logging.getLogger("gateway")
-
-DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # the event loops' own, for an app without client limits
 
 _REASONS = {
     errno.EADDRINUSE: "the address is already in use",
@@ -73,11 +52,15 @@ async def start_site(
     backlog: int = 128,
 ) -> int:
     """Listen on ``host:port`` for ``runner`` (set up already); the port really bound. A
-    :class:`~gateway.serving.server.GatewayRunner` gets a :class:`GatewaySite`; any other
-    runner (the simulator's) aiohttp's own ``TCPSite``.
+    :class:`~gateway.serving.server.GatewayRunner` gets a
+    :class:`~gateway.serving.site.GatewaySite` (connections counted at accept, before TLS); any
+    other runner (the simulator's) aiohttp's own ``TCPSite``.
 
     Raises :class:`ListenError` when the socket cannot be opened.
     """
+    from gateway.serving.server import GatewayRunner
+    from gateway.serving.site import GatewaySite
+
     site: web.BaseSite
     if isinstance(runner, GatewayRunner):
         site = GatewaySite(
@@ -114,111 +97,3 @@ def check_bindable(host: str, port: int) -> None:
                 sock.bind(sockaddr)
     except OSError as exc:
         raise listen_error(host, port, exc) from exc
-
-
-class GatewaySite(web.BaseSite):
-    """A TCP site of a :class:`~gateway.serving.server.GatewayRunner` that counts and caps its
-    connections at accept and does TLS itself, after counting (see the module docstring)."""
-
-    def __init__(
-        self,
-        runner: GatewayRunner,
-        host: str,
-        port: int,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        backlog: int = 128,
-        reuse_port: bool = False,
-    ) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
-        server = runner.server
-        assert server is not None  # BaseSite checked that the runner is set up
-        self.server = server
-        self.host, self.port = host, port
-        self.tls = ssl_context
-        self.reuse_port = reuse_port
-        limits = getattr(server, "limits", None)  # None: an app without ClientLimits
-        if limits is not None:
-            self.gate = Gate(limits.max_connections, limits.cap_option)
-            self.handshake_timeout = limits.header_timeout
-        else:
-            self.gate = Gate(2**31, "max_client_connections")
-            self.handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT
-        base = runner.app.get(ERROR_BASE)
-        busy = GatewayBusy(
-            "The gateway has as many client connections open as it accepts; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-        self.busy_answer = render_raw(busy, base.static() if base is not None else "/", SERVER)
-        self.handshakes: set[asyncio.Task[None]] = set()
-
-    @property
-    def name(self) -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{address(self.host, self.port)}"
-
-    async def start(self) -> None:
-        await super().start()
-        listener = await asyncio.get_running_loop().create_server(
-            lambda: _Accepted(self),
-            self.host,
-            self.port,
-            backlog=self._backlog,
-            reuse_port=self.reuse_port or None,
-        )
-        register_site(self, listener)
-        if listener.sockets:
-            self.port = int(listener.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        """Stop accepting, and drop the connections still in their TLS handshake (the others
-        are the runner's to close, gracefully)."""
-        for task in list(self.handshakes):
-            task.cancel()
-        await super().stop()
-
-    def admit(self, transport: asyncio.Transport) -> None:
-        """A connection was accepted: count it, then serve it, start its TLS, or refuse it."""
-        gate = self.gate
-        if not gate.enter():
-            gate.refuse(transport, b"" if self.tls is not None else self.busy_answer)
-            return
-        if self.tls is None:
-            handler = connection_handler(self.server, gate.leave)
-            transport.set_protocol(handler)
-            handler.connection_made(transport)
-            return
-        transport.pause_reading()  # until the handshake starts; the ClientHello waits
-        relay = Relay(gate.leave)
-        task = asyncio.get_running_loop().create_task(self._secure(transport, relay, self.tls))
-        self.handshakes.add(task)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self.handshakes.discard(task)
-            if task.cancelled():  # perhaps before it started: the slot is freed all the same
-                relay.abort(transport)
-
-        task.add_done_callback(done)
-
-    async def _secure(
-        self, transport: asyncio.Transport, relay: Relay, context: ssl.SSLContext
-    ) -> None:
-        try:
-            secure = await handshake(transport, relay, context, timeout=self.handshake_timeout)
-        except HandshakeFailed as failed:
-            if failed.timed_out:
-                CLIENT_LIMIT_HITS.labels("header_timeout").inc()
-            log.debug("TLS handshake failed: %s", failed.reason)
-            return
-        relay.attach(lambda: connection_handler(self.server), secure)
-
-
-class _Accepted(asyncio.Protocol):
-    """A connection just accepted: hands itself to its site at once."""
-
-    def __init__(self, site: GatewaySite) -> None:
-        self._site = site
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
-        self._site.admit(cast(asyncio.Transport, transport))

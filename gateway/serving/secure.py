@@ -155,13 +155,24 @@ class Relay(asyncio.Protocol):
 
 
 async def handshake(
-    transport: asyncio.Transport, relay: Relay, context: ssl.SSLContext, *, timeout: float
+    transport: asyncio.Transport,
+    relay: Relay,
+    context: ssl.SSLContext,
+    *,
+    timeout: float,
+    early: bytes = b"",
 ) -> asyncio.Transport:
     """The server side of the TLS handshake on ``transport`` (its reading paused; start_tls
     resumes it), within ``timeout`` seconds: the decrypted transport, whose bytes go to
-    ``relay``. Raises :class:`HandshakeFailed` (or ``CancelledError``) with the connection
-    closed and ``relay``'s slot given back."""
+    ``relay``. ``early``: bytes of the handshake read from ``transport`` already. Raises
+    :class:`HandshakeFailed` (or ``CancelledError``) with the connection closed and
+    ``relay``'s slot given back."""
     loop = asyncio.get_running_loop()
+    if early:
+        # start_tls installs its TLS protocol on the transport at once, then schedules the
+        # protocol's start and the transport's resumption: this callback, scheduled first,
+        # runs between the two, so the protocol has these bytes before anything read later.
+        loop.call_soon(_hand_early_bytes, transport, early, transport.get_protocol())
     try:
         secure = await loop.start_tls(
             transport, relay, context, server_side=True, ssl_handshake_timeout=timeout
@@ -180,3 +191,25 @@ async def handshake(
         raise HandshakeFailed("closed by the client")
     relay.watch(secure)
     return secure
+
+
+def _hand_early_bytes(
+    transport: asyncio.Transport, early: bytes, before: asyncio.BaseProtocol
+) -> None:
+    """Give ``early`` to the TLS protocol start_tls installed on ``transport`` (in place of
+    ``before``), through the protocol interface the transport itself uses: buffered, else
+    ``data_received``."""
+    protocol = transport.get_protocol()
+    if protocol is before or transport.is_closing():
+        transport.abort()  # the TLS layer is not there: the handshake cannot start
+        return
+    if not hasattr(protocol, "buffer_updated"):
+        protocol.data_received(early)  # type: ignore[attr-defined]
+        return
+    view = memoryview(early)
+    while view:
+        buffer = memoryview(protocol.get_buffer(len(view)))  # type: ignore[attr-defined]
+        count = min(len(buffer), len(view))
+        buffer[:count] = view[:count]
+        protocol.buffer_updated(count)
+        view = view[count:]

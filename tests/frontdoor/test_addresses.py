@@ -86,7 +86,7 @@ HOSTS = """\
 127.0.0.1 loop.twilio.com
 169.254.169.254 metadata.twilio.com
 fd00::1 ula.twilio.com
-100.64.0.1 shared.twilio.com
+100.64.0.1 cgnat.twilio.com
 ::ffff:127.0.0.1 mapped.twilio.com
 10.1.2.3 mixed.twilio.com
 1.2.3.4 mixed.twilio.com
@@ -95,7 +95,7 @@ fd00::1 ula.twilio.com
 # fail at once. The search domain shows that one applies; none of the names needs it.
 RESOLV = "nameserver 127.0.0.1\nsearch corp.example\noptions timeout:1 attempts:1\n"
 ADDRESSES = ["1.2.3.4", "10.1.2.3", "169.254.169.254", "fd00::1", "100.64.0.1"]
-INTERNAL = ["internal", "loop", "metadata", "ula", "shared", "mapped"]
+INTERNAL = ["internal", "loop", "metadata", "ula", "cgnat", "mapped"]
 
 
 def in_namespace(tmp_path: Path, serve_loop: str, *flags: str) -> dict[str, Any]:
@@ -165,5 +165,5 @@ def test_an_internal_range_named_by_the_option_is_tunnelled_and_only_it(
     # internal.twilio.com, and mixed.twilio.com if the resolver gave its private address first
     assert run["connections"].get("10.1.2.3", 0) >= 1
     assert set(run["connections"]) <= {"10.1.2.3", "1.2.3.4"}
-    for name in ["loop", "metadata", "ula", "shared", "mapped"]:
+    for name in ["loop", "metadata", "ula", "cgnat", "mapped"]:
         assert answers[f"{name}.twilio.com"]["status"] == "403", name

@@ -44,36 +44,47 @@ class Collector(asyncio.Protocol):
 
 
 class Accepted(asyncio.Protocol):
-    """A server connection with reading paused, as the gateway's listener hands it on."""
+    """A server connection handed on as the gateway's site hands it on: reading paused at
+    once (which uvloop does not honour in ``connection_made``), or at its first bytes, which
+    are kept for the handshake. ``pause_at_once=False`` lets the first bytes in on asyncio too."""
 
-    def __init__(self, queue: asyncio.Queue[asyncio.Transport]) -> None:
+    def __init__(self, queue: asyncio.Queue[Accepted], pause_at_once: bool) -> None:
         self.queue = queue
+        self.pause_at_once = pause_at_once
+        self.early = b""
 
     def connection_made(self, transport: Any) -> None:
-        transport.pause_reading()
-        self.queue.put_nowait(transport)
+        self.transport: asyncio.Transport = transport
+        if self.pause_at_once:
+            transport.pause_reading()
+        self.queue.put_nowait(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data
+        self.transport.pause_reading()
 
 
 class Listening:
     """A loopback server whose connections are handed over paused; closed with every
     connection it accepted, whatever the test's outcome."""
 
-    def __init__(self) -> None:
-        self.accepted: asyncio.Queue[asyncio.Transport] = asyncio.Queue()
+    def __init__(self, pause_at_once: bool = True) -> None:
+        self.accepted: asyncio.Queue[Accepted] = asyncio.Queue()
         self.transports: list[asyncio.Transport] = []
+        self.pause_at_once = pause_at_once
 
     async def __aenter__(self) -> Listening:
         self.server = await asyncio.get_running_loop().create_server(
-            lambda: Accepted(self.accepted), "127.0.0.1", 0
+            lambda: Accepted(self.accepted, self.pause_at_once), "127.0.0.1", 0
         )
         self.port = int(self.server.sockets[0].getsockname()[1])
         return self
 
-    async def next(self) -> asyncio.Transport:
+    async def next(self) -> Accepted:
         async with asyncio.timeout(10):
-            transport = await self.accepted.get()
-        self.transports.append(transport)
-        return transport
+            accepted = await self.accepted.get()
+        self.transports.append(accepted.transport)
+        return accepted
 
     async def __aexit__(self, *exc: object) -> None:
         for transport in self.transports:
@@ -123,9 +134,11 @@ def test_bytes_before_the_handler_is_attached_are_bounded_then_all_handed_on(
     async def bounded(listening: Listening) -> None:
         closed: list[str] = []
         client = Client(listening.port, tls, 16 * MiB)
-        transport = await listening.next()
+        accepted = await listening.next()
         relay = Relay(lambda: closed.append("slot"))
-        secure_transport = await handshake(transport, relay, tls.server_context(), timeout=5)
+        secure_transport = await handshake(
+            accepted.transport, relay, tls.server_context(), timeout=5, early=accepted.early
+        )
         listening.transports.append(secure_transport)
         # No handler yet: the client streams, the relay keeps a bounded amount and stops reading.
         await asyncio.sleep(1.0)
@@ -159,9 +172,11 @@ def test_a_failure_attaching_closes_the_connection_and_frees_its_slot_once(
     async def failing(listening: Listening) -> None:
         closed: list[str] = []
         client = Client(listening.port, tls, 64 * MiB)
-        transport = await listening.next()
+        accepted = await listening.next()
         relay = Relay(lambda: closed.append("slot"))
-        secure_transport = await handshake(transport, relay, tls.server_context(), timeout=5)
+        secure_transport = await handshake(
+            accepted.transport, relay, tls.server_context(), timeout=5, early=accepted.early
+        )
         await asyncio.sleep(0.3)
 
         def broken() -> Any:
@@ -190,7 +205,7 @@ def test_a_handshake_that_does_not_start_times_out_and_frees_its_slot(
     async def silent(listening: Listening) -> None:
         closed: list[str] = []
         silent = socket.create_connection(("127.0.0.1", listening.port))
-        transport = await listening.next()
+        transport = (await listening.next()).transport
         began = time.monotonic()
         with pytest.raises(HandshakeFailed) as failed:
             await handshake(
@@ -202,6 +217,38 @@ def test_a_handshake_that_does_not_start_times_out_and_frees_its_slot(
         silent.settimeout(5)
         assert silent.recv(1) == b""  # closed by the server
         silent.close()
+
+    run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_handshake_bytes_read_before_the_handshake_started_are_handed_to_it(
+    loop: str, tls: TlsFiles
+) -> None:
+    """uvloop starts reading after connection_made even when it paused reading there: the
+    ClientHello may be read before the handshake starts. Here it always is, on both loops."""
+
+    async def main() -> None:
+        async with Listening(pause_at_once=False) as listening:
+            await early(listening)
+
+    async def early(listening: Listening) -> None:
+        client = Client(listening.port, tls, 1 * MiB)
+        accepted = await listening.next()
+        async with asyncio.timeout(5):
+            while not accepted.early:  # the ClientHello, read already
+                await asyncio.sleep(0.01)
+        relay = Relay(lambda: None)
+        secure_transport = await handshake(
+            accepted.transport, relay, tls.server_context(), timeout=5, early=accepted.early
+        )
+        handler = Collector()
+        assert relay.attach(lambda: handler, secure_transport)  # type: ignore[arg-type,return-value]
+        async with asyncio.timeout(10):
+            while len(handler.received) < MiB:
+                await asyncio.sleep(0.02)
+        await asyncio.to_thread(client.join)
+        assert client.error is None and handler.received == b"x" * MiB
 
     run_on(loop, main)
 
