@@ -1,7 +1,7 @@
 """Fixtures for the rewrite microbenchmarks: v1 bodies and the gateway's rewriter and router.
 
 The bodies are the bench harness's own fixtures when ``$BENCH_STATE/fixtures`` exists
-(``../shared/bench/setup.sh`` or ``make_fixtures.py`` wrote them; BENCH_STATE defaults to
+(``benchmarks/setup.sh`` or ``harness/make_fixtures.py`` wrote them; BENCH_STATE defaults to
 ``${TMPDIR:-/tmp}/marketplace-bench``). Otherwise they are generated here, in process, with
 the same shape: a 50-record ``InstalledAddOns`` page of ~33 KB whose ``url``, ``links.*`` and
 ``meta.*_url`` values are absolute ``https://marketplace.twilio.com/v1`` URLs (153 of them),

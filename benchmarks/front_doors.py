@@ -4,7 +4,7 @@
     DURATION=2 ROUNDS=1 HANDSHAKES=30 .venv/bin/python benchmarks/front_doors.py   # a quick pass
 
 Starts an upstream (``gateway simulate``, or UPSTREAM_URL, e.g. the nginx stand-in of
-../shared/bench on http://127.0.0.1:18081), one gateway serving the plain listener and the proxy
+benchmarks/harness on http://127.0.0.1:18081), one gateway serving the plain listener and the proxy
 front door, and one serving the TLS listener, both pinned to GW_CPUS (CPU 0). The load
 generator is this process, pinned to LOAD_CPUS (CPU 1) with the simulator. Three doors:
 
@@ -39,7 +39,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.frontdoor.certificates import create_ca, load_ca, mint_leaf
+from gateway.frontdoor.authority import create_ca
+from gateway.frontdoor.certificates import load_ca, mint_leaf
 
 HOST = "preview.twilio.com"
 AUTH = "Basic " + base64.b64encode(b"AC" + b"0" * 31 + b"1:bench").decode()
@@ -78,12 +79,13 @@ def _pinned(cpus: str, argv: list[str]) -> list[str]:
 @contextmanager
 def _servers(folder: Path) -> Iterator[dict[str, int]]:
     """Upstream + two gateways; their ports. Everything started here is stopped on exit."""
-    cert_pem, key_pem = create_ca([HOST])
-    (folder / "ca.pem").write_bytes(cert_pem)
-    (folder / "ca-key.pem").write_bytes(key_pem)
+    created = create_ca([HOST])
+    (folder / "ca.pem").write_bytes(created.root_pem)
+    (folder / "intermediate.pem").write_bytes(created.intermediate_pem)
+    (folder / "ca-key.pem").write_bytes(created.key_pem)
     (folder / "ca-key.pem").chmod(0o600)
-    leaf = mint_leaf(load_ca(cert_pem, key_pem), HOST)
-    (folder / "leaf.pem").write_bytes(leaf.cert_pem)
+    leaf = mint_leaf(load_ca(created.root_pem, created.key_pem, created.intermediate_pem), HOST)
+    (folder / "leaf.pem").write_bytes(leaf.full_chain_pem)
     (folder / "leaf-key.pem").write_bytes(leaf.key_pem)
     ports = {name: _free_port() for name in ("upstream", "direct", "proxy", "tls")}
     gateway = [sys.executable, "-m", "gateway"]

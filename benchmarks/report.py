@@ -3,7 +3,7 @@
     python3 benchmarks/report.py results.tsv [--meta meta.txt] [--markdown report.md]
 
 Input rows: ``section round target path line`` (tab-separated), ``line`` being the
-``key=value`` output of ../shared/bench/run.sh plus ``rss_kb=`` (or the memory keys).
+``key=value`` output of benchmarks/harness/measure.sh plus ``rss_kb=`` (or the memory keys).
 Every figure is the median over the rounds of one run. Standard library only.
 """
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The gateway's load benchmark: throughput, added latency and memory, in ONE run, against the
-# references of ../shared/bench (nginx upstream, nginx peer 1 worker, aiohttp yardstick).
+# references of benchmarks/harness/ (nginx upstream, nginx peer 1 worker, aiohttp yardstick).
 #
-#   benchmarks/run.sh [all | throughput | list | single | latency | memory | profile]...
+#   benchmarks/run.sh [all | throughput | list | single | latency | memory | profile | check]...
 #
 #   list, single  throughput on that path: direct upstream, nginx-1w, yardstick, gateway,
 #                 alternating round by round (ROUNDS x DURATION each), RSS after each run
@@ -12,15 +12,18 @@
 #   memory        a fresh gateway, MEM_REQUESTS (100,000) list requests at -c32; RSS at
 #                 start, after MEM_MARK (20,000) and at the end; growth MEM_MARK -> end
 #   all           throughput latency memory (the default)
+#   check         no load: start every target, check each one's list and single answers
+#                 (harness/check_response.py), stop; seconds, a fresh clone's first smoke test
 #   profile       py-spy record of the gateway under list load (PROFILE_SECONDS), summarised
 #                 by benchmarks/profile_summary.py; not part of "all"
 #
-# Run from anywhere; paths are resolved from this file. Setup (apt nginx+wrk, the yardstick
-# venv, fixtures) is ../shared/bench/setup.sh and runs only when something is missing.
+# Run from anywhere; paths are resolved from this file. Set-up (Debian's nginx and wrk, which
+# needs root, and the fixtures) is benchmarks/setup.sh: run once as root on a fresh clone
+# (`sudo benchmarks/setup.sh`); run.sh calls it itself when something is missing.
 # The gateway is the project's .venv/bin/gateway, pinned with taskset to GW_CPUS (CPU 0),
 # listening on 127.0.0.1:GW_PORT with --public-base-url http://127.0.0.1:GW_PORT.
-# Everything started here is stopped on exit, Ctrl-C included; servers of ../shared/bench
-# that were already running are left running.
+# Everything started here is stopped on exit, Ctrl-C included; harness servers that were
+# already running are left running.
 #
 # Env (defaults):  ROUNDS=3 DURATION=10s WARMUP=3s LAT_DURATION=$DURATION
 #                  QUICK=1 -> ROUNDS=1 DURATION=3s WARMUP=1s MEM_REQUESTS=20000 MEM_MARK=4000
@@ -29,7 +32,7 @@
 #                  UPSTREAM_PORT=18081 PEER_PORT=18082 YARD_PORT=18090 (to move the references)
 #                  GW_EXPECT_BASE= (public base the gateway writes, when not http://127.0.0.1:GW_PORT)
 #                  PROFILE_SECONDS=10 PROFILE_PATH=list
-#                  BENCH_STATE=/tmp/marketplace-bench  plus what ../shared/bench/run.sh reads
+#                  BENCH_STATE=/tmp/marketplace-bench  plus what harness/measure.sh reads
 #                  (CONNS, QUIET_WAIT, FOREIGN_MAX, SUT_CPUS, LOAD_CPUS, PIN, ...)
 # Output: the table on stdout; raw lines, gateway log, RSS series and report.md under
 # $BENCH_STATE/logs/suite-<timestamp>/.
@@ -37,7 +40,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-SHARED="${SHARED_BENCH:-$(realpath -m "$ROOT/../shared/bench")}"
+HARNESS="$HERE/harness"
 export BENCH_STATE="${BENCH_STATE:-${TMPDIR:-/tmp}/marketplace-bench}"
 if [[ "${QUICK:-0}" == 1 ]]; then
   : "${ROUNDS:=1}" "${DURATION:=3s}" "${WARMUP:=1s}" "${MEM_REQUESTS:=20000}" "${MEM_MARK:=4000}"
@@ -70,22 +73,20 @@ for arg in "${@:-all}"; do
   case "$arg" in
     all) modes+=(list single latency memory) ;;
     throughput) modes+=(list single) ;;
-    list | single | latency | memory | profile) modes+=("$arg") ;;
+    list | single | latency | memory | profile | check) modes+=("$arg") ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown mode '$arg' (all throughput list single latency memory profile)" ;;
+    *) die "unknown mode '$arg' (all throughput list single latency memory profile check)" ;;
   esac
 done
 want() { local m; for m in "${modes[@]}"; do [[ "$m" == "$1" ]] && return 0; done; return 1; }
 
-[[ -d "$SHARED" ]] || die "bench harness not found at $SHARED (set SHARED_BENCH)"
 [[ -x "$GATEWAY" ]] || die "gateway executable not found at $GATEWAY (pip install -e . in .venv)"
 
-# ---- setup, only when something is missing
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null \
-  || [[ ! -x "$BENCH_STATE/.venv-bench/bin/python" ]] \
+# ---- set-up, only when something is missing (installing nginx and wrk needs root: it says so)
+if ! { command -v nginx || [[ -x /usr/sbin/nginx ]]; } >/dev/null || ! command -v wrk >/dev/null \
   || [[ ! -f "$BENCH_STATE/fixtures/manifest.json" ]]; then
-  log "running $SHARED/setup.sh (BENCH_STATE=$BENCH_STATE)"
-  "$SHARED/setup.sh" >&2
+  log "running $HERE/setup.sh (BENCH_STATE=$BENCH_STATE)"
+  "$HERE/setup.sh" >&2 || die "set-up failed (see above); on a fresh clone: sudo $HERE/setup.sh"
 fi
 
 OUT="$BENCH_STATE/logs/suite-$(date +%Y%m%d-%H%M%S)"
@@ -127,23 +128,23 @@ cleanup() {
     if [[ -n "$p" ]]; then kill_tree TERM "$p"; fi
   done
   stop_gateway
-  for n in "${started[@]}"; do "$SHARED/servers.sh" stop "$n" >&2 || true; done
+  for n in "${started[@]}"; do "$HARNESS/servers.sh" stop "$n" >&2 || true; done
 }
 trap cleanup EXIT
 trap 'log "interrupted"; cleanup; exit 130' INT TERM
 
 start_server() { # servers.sh NAME, if not running already
   local name="$1" st
-  st="$("$SHARED/servers.sh" status)"
+  st="$("$HARNESS/servers.sh" status)"
   case "$name" in
     peer1)
       if ! grep -q "^peer: running.*affinity=1:$UPSTREAM_PORT:" <<<"$st"; then
-        PEER_UPSTREAM_PORT="$UPSTREAM_PORT" "$SHARED/servers.sh" start peer1 >&2
+        PEER_UPSTREAM_PORT="$UPSTREAM_PORT" "$HARNESS/servers.sh" start peer1 >&2
         started+=(peer1)
       fi ;;
     *)
       if ! grep -q "^$name: running" <<<"$st"; then
-        "$SHARED/servers.sh" start "$name" >&2
+        "$HARNESS/servers.sh" start "$name" >&2
         started+=("$name")
       fi ;;
   esac
@@ -220,7 +221,7 @@ measure() { # SECTION ROUND TARGET PATH [env assignments for run.sh...]
   [[ "$target" == gateway ]] && base="${GW_EXPECT_BASE:-}"
   # in the background + wait, so that Ctrl-C reaches the trap at once (bash runs a trap only
   # after a foreground child ends, and not at all when that child handles SIGINT, as wrk does)
-  env "$@" EXPECT_BASE="$base" LABEL="$target" "$SHARED/run.sh" "$(port_of "$target")" "$path" \
+  env "$@" EXPECT_BASE="$base" LABEL="$target" "$HARNESS/measure.sh" "$(port_of "$target")" "$path" \
     > "$OUT/run-line.txt" &
   local child=$!
   BG_PIDS+=("$child")
@@ -240,6 +241,28 @@ measure() { # SECTION ROUND TARGET PATH [env assignments for run.sh...]
 } > "$OUT/meta.txt"
 
 start_server upstream
+
+# ---- check: every target answers both pages correctly, no load
+if want check; then
+  start_server peer1
+  start_server yard
+  [[ -n "$GW_PID" ]] || start_gateway
+  failed=0
+  for target in direct nginx-1w yardstick gateway; do
+    for page in list single; do
+      req_path="$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_paths"][sys.argv[2]])' \
+        "$BENCH_STATE/fixtures/manifest.json" "$page")"
+      [[ "$target" == direct ]] && req_path="/v1/${req_path#/marketplace/}"
+      base=""
+      [[ "$target" == gateway ]] && base="${GW_EXPECT_BASE:-}"
+      verdict="$("$PY" "$HARNESS/check_response.py" "http://127.0.0.1:$(port_of "$target")$req_path" \
+        ${base:+--expect-base "$base"} || true)"
+      printf 'check %-9s %-6s %s\n' "$target" "$page" "$verdict"
+      [[ "$verdict" == ok ]] || failed=1
+    done
+  done
+  (( failed == 0 )) || die "check: a target answered wrongly (above)"
+fi
 
 # ---- throughput: list and/or single, 4 targets, rotating order
 paths=()
@@ -305,7 +328,7 @@ if want memory; then
   req_path="$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_paths"][sys.argv[2]])' \
     "$BENCH_STATE/fixtures/manifest.json" "$MEM_PATH" 2>/dev/null || echo "$MEM_PATH")"
   url="http://127.0.0.1:$GW_PORT$req_path"
-  "$PY" "$SHARED/check_response.py" "$url" ${GW_EXPECT_BASE:+--expect-base "$GW_EXPECT_BASE"} >&2 \
+  "$PY" "$HARNESS/check_response.py" "$url" ${GW_EXPECT_BASE:+--expect-base "$GW_EXPECT_BASE"} >&2 \
     || die "memory: correctness check failed on $url"
   # RSS series, one sample a second, for the record
   ( while :; do echo "$(date +%s) $(gw_rss)"; sleep 1; done ) > "$OUT/rss-series.txt" 2>/dev/null &
@@ -339,7 +362,7 @@ if want profile; then
   req_path="$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_paths"][sys.argv[2]])' \
     "$BENCH_STATE/fixtures/manifest.json" "$PROFILE_PATH" 2>/dev/null || echo "$PROFILE_PATH")"
   taskset -c "$LOAD_CPUS" wrk -t1 -c"${CONNS:-32}" -d"$(( PROFILE_SECONDS + 3 ))s" \
-    -s "$SHARED/wrk_report.lua" "http://127.0.0.1:$GW_PORT$req_path" > "$OUT/wrk-profile.out" 2>&1 &
+    -s "$HARNESS/wrk_report.lua" "http://127.0.0.1:$GW_PORT$req_path" > "$OUT/wrk-profile.out" 2>&1 &
   wpid=$!
   BG_PIDS+=("$wpid")
   sleep 1

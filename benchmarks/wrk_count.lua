@@ -1,4 +1,4 @@
--- wrk script for the memory phase: the bench client headers (as ../shared/bench/wrk_report.lua)
+-- wrk script for the memory phase: the bench client headers (as harness/wrk_report.lua)
 -- and a bounded number of requests. The thread stops after WRK_COUNT responses (one thread is
 -- used) and touches WRK_DONE_FILE; wrk itself only ends at -d, so the driver (run.sh) sends it
 -- SIGINT as soon as that file appears. At most CONNS in-flight requests finish after the stop.

@@ -16,6 +16,8 @@ from aiohttp import web
 from gateway import errors, proxy
 from gateway.config.rules import RuleSet, load_rules
 from gateway.config.settings import GatewayConfig
+from gateway.migration.endpoint import MigrationPage
+from gateway.migration.tally import Tally
 from gateway.routes import routes_of
 from gateway.serving import http_checks
 from gateway.serving.client_limits import CLIENT_LIMITS, ClientLimits
@@ -33,6 +35,9 @@ CONFIG = web.AppKey("config", GatewayConfig)
 # The pipeline in force, inside the holder a reload swaps it in (the app itself is frozen).
 LIVE = web.AppKey("live", proxy.Live)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+# /migration and /migration.json, served wherever /metrics is (one per process, shared by the
+# main app and the --metrics-listen app).
+MIGRATION_PAGE = web.AppKey("migration_page", MigrationPage)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWN_ENDPOINTS = web.AppKey("own_endpoints", dict[str, Handler])
@@ -128,10 +133,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         own = _error_doc
     if own is None:
         return await proxy.handle(request, request.app[LIVE], request.app[SESSION])
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out
         raise errors.MethodNotAllowed(
-            f"Method {request.method} is not allowed on {path}; allowed: GET",
-            headers={"Allow": "GET"},
+            f"Method {request.method} is not allowed on {path}; allowed: GET, HEAD",
+            headers={"Allow": "GET, HEAD"},
         )
     return await own(request)
 
@@ -190,25 +195,43 @@ def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
 
 
 def create_metrics_app(
-    config: GatewayConfig | None = None, probes_of: web.Application | None = None
+    config: GatewayConfig | None = None,
+    page: MigrationPage | None = None,
+    probes_of: web.Application | None = None,
 ) -> web.Application:
-    """A bare app serving ``/metrics`` (for ``--metrics-listen``), and with ``probes_of`` (the
-    gateway app) that app's ``/healthz`` and ``/readyz`` too: a listener with a cap of its own,
-    so a flood on the main address blinds neither the metrics nor the probes."""
+    """A bare app serving ``/metrics`` and, given ``page``, the migration page (for
+    ``--metrics-listen``); with ``probes_of`` (the gateway app) that app's ``/healthz`` and
+    ``/readyz`` too. The listener has a cap of its own, so a flood on the main address blinds
+    neither the metrics nor the probes."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
     _harden(app, config, metrics_listener=True)
-    app.router.add_get(
-        "/metrics", metrics.metrics_handler, allow_head=False, expect_handler=_expect
-    )
+    app.router.add_get("/metrics", metrics.metrics_handler, expect_handler=_expect)
+    if page is not None:  # HEAD answered as the GET would be, without the body
+        app.router.add_get("/migration", page.html, expect_handler=_expect)
+        app.router.add_get("/migration.json", page.json, expect_handler=_expect)
     if probes_of is not None:
         gateway = probes_of
 
         async def readyz(request: web.Request) -> web.Response:
             return _readiness(gateway)
 
-        app.router.add_get("/healthz", _healthz, allow_head=False, expect_handler=_expect)
-        app.router.add_get("/readyz", readyz, allow_head=False, expect_handler=_expect)
+        app.router.add_get("/healthz", _healthz, expect_handler=_expect)
+        app.router.add_get("/readyz", readyz, expect_handler=_expect)
     return app
+
+
+def _migration_page(live: proxy.Live) -> MigrationPage:
+    """The migration page of the pipeline in force (a reload shows at the next view)."""
+
+    def state() -> tuple[GatewayConfig, Tally, Callable[[], float]]:
+        pipeline = live.pipeline
+        return pipeline.config, pipeline.recorder.tally, pipeline.clock
+
+    return MigrationPage(state)
+
+
+async def _close_page(app: web.Application) -> None:
+    await app[MIGRATION_PAGE].close()
 
 
 def create_app(
@@ -232,14 +255,18 @@ def create_app(
     app[CONFIG] = config
     pipeline = proxy.Pipeline.build(config, rules, clock=clock, chance=chance)
     app[LIVE] = proxy.Live(pipeline)
+    app[MIGRATION_PAGE] = page = _migration_page(app[LIVE])
     _harden(app, config)
     app.cleanup_ctx.append(_client_session)
+    app.on_cleanup.append(_close_page)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}
     )
     own: dict[str, Handler] = {"/healthz": _healthz, "/readyz": _readyz}
-    if config.metrics_public:
+    if config.metrics_public:  # the page shows SIDs and names as /metrics does
         own["/metrics"] = metrics.metrics_handler
+        own["/migration"] = page.html
+        own["/migration.json"] = page.json
     app[OWN_ENDPOINTS] = own
     app.router.add_route("*", "/{tail:.*}", _dispatch, expect_handler=_expect)
     return app

@@ -1,5 +1,5 @@
-"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report | scan
-| tls init | tls issue | simulate | demo``.
+"""Command line: ``gateway serve | rules check | rules explain | brownout plan | report |
+consumers | scan | tls init | tls issue | healthcheck | simulate | demo``.
 
 This is the composition root: the only place that reads argv and the environment (through
 :func:`gateway.config.settings.load_config`) and starts servers, and the only core module that
@@ -24,16 +24,18 @@ from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
 from gateway.config.settings import ConfigError, ConfigSource, GatewayConfig, load_config
 from gateway.config.validation import validate
 from gateway.errors import GatewayError
+from gateway.migration.standing import coverage, selectors_text
 from gateway.models import RouteMatch
 from gateway.request_rewrite import upstream_url
 from gateway.routing import Router
 from gateway.serving.listen import ListenError
 from gateway.supervisor import WORKER_ENV
 from gateway.telemetry.access_log import configure_logging
-from gateway.tools import report, rule_specs, scan, tls
+from gateway.tools import consumers, healthcheck, report, rule_specs, scan, tls
 from gateway.version import __version__
 
 EXIT_USAGE = 2
+COMMAND_PARSER = "_command_parser"  # each verb's parser, as its own default (usage errors)
 
 # The options that decide whether rules validate and where they send a call; `rules` and
 # `brownout` show only these (and the brownout windows) in their --help.
@@ -102,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         "plan",
         help="print the configured brownout windows that are active or still to come",
         description="Print the brownout windows (from --brownouts, GATEWAY_BROWNOUTS or the "
-        "config file) that are active now or still to come, in start order.",
+        "config file's brownouts and [[brownout]] tables) that are active now or still to "
+        "come, in start order, each with its selectors and the [[consumers]] it covers.",
     )
     add_arguments(plan, only=("brownouts",))
     report.add_arguments(
@@ -114,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
             "until sunset and the Marketplace v1 replacement. Exit 2 if the source is unreachable.",
         )
     )
+    consumers.add_arguments(
+        verbs.add_parser(
+            "consumers",
+            help="print where each consumer stands in the staged migration",
+            description="One row per consumer, listed in the config's [[consumers]] or seen "
+            "calling: name, SID, group, owner, stage (calling, quiet, exempt until DATE, cut off "
+            "since DATE, unknown), deprecated calls, last deprecated call, cut-off and days "
+            "left; read from a running gateway's /metrics or a Prometheus server. Exit 1 with "
+            "--fail-if-called while a consumer past its cut-off still calls, 2 if the source "
+            "or the config cannot be read.",
+        )
+    )
     scan.add_arguments(
         verbs.add_parser(
             "scan",
@@ -123,8 +138,28 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     tls.add_arguments(verbs.add_parser("tls", help="certificates for the HTTPS front doors"))
+    healthcheck.add_arguments_to(
+        verbs.add_parser(
+            "healthcheck",
+            help="check that the configured gateway answers /healthz (for a HEALTHCHECK)",
+            description="Read the configuration as `gateway serve` does (flags, GATEWAY_* "
+            "variables, the config file) and ask /healthz on the main listener (HTTPS with "
+            "--tls-cert) and on --tls-listen. Exit 0 when every one answers 200, else 1.",
+        )
+    )
     _add_simulator_verbs(verbs)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give every verb's parser itself as a default, so that :func:`_parse` finds the one that
+    parsed the command line (the innermost verb's default is the one left standing)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(**{COMMAND_PARSER: sub})
+                _remember_parsers(sub)
 
 
 def _add_simulator_verbs(verbs: Any) -> None:
@@ -157,7 +192,9 @@ def serve(config: GatewayConfig, argv: Sequence[str], source: ConfigSource) -> i
     if config.tls_cert is not None or config.proxy_listen is not None:
         from gateway.frontdoor.startup import prepare
 
-        prepare(config)  # certificates and keys too
+        # Certificates and keys too; their warnings are logged here once (not again by each
+        # worker, whose own CLI run has WORKER_ENV set, nor by the process that serves).
+        prepare(config, warn=WORKER_ENV not in source.environ)
     if config.workers > 1 and WORKER_ENV not in source.environ:
         from gateway.supervisor import supervise
 
@@ -208,8 +245,10 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
     ruleset = load_rules(config.rules)
     validate(ruleset, config)
     if "://" in target:
-        url = URL(target, encoded=True)
-        target = url.raw_path_qs
+        try:
+            target = URL(target, encoded=True).raw_path_qs
+        except ValueError as exc:  # e.g. "http://[bad": yarl's reason, one line
+            raise ConfigError(f"URL {target!r}: {exc}") from None
     try:
         match: RouteMatch[Rule] = Router.from_ruleset(ruleset).match(method.upper(), target)
     except GatewayError as exc:
@@ -228,11 +267,11 @@ def rules_explain(config: GatewayConfig, method: str, target: str) -> int:
 
 
 def brownout_plan(config: GatewayConfig, now: float) -> int:
-    windows = config.brownouts.upcoming(now)
-    over = len(config.brownouts.windows) - len(windows)
+    windows = config.schedule.upcoming(now)
+    over = len(config.schedule.windows) - len(windows)
     if not windows:
         if over:  # configured, but nothing left to happen: say so rather than "none"
-            last = max(window.end for window in config.brownouts.windows)
+            last = max(window.end for window in config.schedule.windows)
             print(
                 f"all {over} configured brownout window(s) are over (the last ended "
                 f"{last:%Y-%m-%d %H:%M:%S} UTC); none is active or still to come"
@@ -247,6 +286,14 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
             f"{window.start:%Y-%m-%d %H:%M:%S}   {window.end:%Y-%m-%d %H:%M:%S}   "
             f"{window.percentage:>5g}%  {status}"
         )
+        if not config.consumers and window.targets is None:
+            continue  # every caller, and no list to say whom that covers
+        print(f"  selects: {selectors_text(window)}")
+        covers, exempt, everyone = coverage(window, config.consumers)
+        listed = ", ".join(covers) or "no listed consumer"
+        print(f"  covers:  {listed}" + (" and every caller not on the list" if everyone else ""))
+        if exempt:
+            print(f"  exempt:  {', '.join(exempt)} (exempt_until after the window's start)")
     print(
         "\nDuring a window deprecated routes answer 410 (code 88010) with Retry-After; "
         "/v1 and 2010 routes are untouched."
@@ -255,9 +302,21 @@ def brownout_plan(config: GatewayConfig, now: float) -> int:
     return 0
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown flag is reported by the verb's own parser (its
+    usage, and a last line naming the flag) rather than by the top-level one, whose usage
+    ``gateway [-h] [--version] COMMAND ...`` says nothing about the verb's flags."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        verb: argparse.ArgumentParser = getattr(args, COMMAND_PARSER, parser)
+        verb.error(f"unrecognized arguments: {' '.join(unknown)}")
+    vars(args).pop(COMMAND_PARSER, None)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of the ``gateway`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     env = os.environ if environ is None else environ
     try:
         if args.verb in ("simulate", "demo"):
@@ -266,10 +325,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_verb(args, env)
         if args.verb == "report":
             return report.run(args)
+        if args.verb == "consumers":
+            return consumers.run(args, env)
         if args.verb == "scan":
             return scan.run(args)
         if args.verb == "tls":
             return tls.run(args)
+        if args.verb == "healthcheck":
+            return healthcheck.run(args, env)
         config = load_config(vars(args), env)
         if args.verb == "serve":
             source = ConfigSource(vars(args), dict(env))

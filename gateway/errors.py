@@ -6,12 +6,13 @@
     ├── BadRequest              400   88007  a request the gateway refuses to forward
     ├── RequestTooLarge         413   88004  request body over ``max_body_size``
     ├── RequestTimeout          408   88008  the client sent its request too slowly
-    ├── GatewayBusy             503   88006  bodies in memory at ``max_buffered_body_size``
+    ├── GatewayBusy             503   88006  connections or bodies in memory at their cap
     ├── UpstreamUnavailable     502   88001  connection refused or reset
     ├── UpstreamBadResponse     502   88003  the upstream answered something unusable
     ├── UpstreamResponseTooLarge 502  88005  upstream body over ``max_response_size``
     ├── UpstreamTimeout         504   88002  connect, read or total deadline passed
     ├── Brownout                410   88010  a scheduled brownout window is active
+    ├── CutOff                  410   88013  the consumer's cut-off (or the closed list's) passed
     ├── ProxyRefused            403   88011  the proxy front door refuses a request or target
     ├── ProxyBusy               503   88012  the proxy front door has its maximum connections
     └── InternalError           500   88099  an unexpected exception inside the gateway
@@ -23,9 +24,9 @@ failure's metric label. Nothing fills them in later. An error whose ``closes_con
 connection cannot be trusted. :mod:`gateway.serving.error_response` renders
 them, for the middleware, the pipeline and unparseable requests alike.
 
-Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's and are documented in
-the README's error table. ``more_info`` for Twilio codes points at Twilio's error pages and for
-gateway codes at ``/errors/<code>`` on the gateway itself.
+Codes below 60000 are Twilio's own; the 88xxx codes are the gateway's. docs/errors.md lists
+them all in a table that scripts/gen_docs.py writes from these classes. ``more_info`` for Twilio
+codes points at Twilio's error pages and for gateway codes at ``/errors/<code>`` on the gateway.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import orjson
 
 TWILIO_ERROR_DOCS = "https://www.twilio.com/docs/errors/"
 
-# code -> (title, explanation); served at /errors/<code> and listed in the README.
+# code -> (title, explanation); served at /errors/<code> and listed in docs/errors.md.
 GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88001: (
         "Upstream unavailable",
@@ -47,8 +48,8 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88004: ("Request body too large", "The request body is over the configured limit."),
     88006: (
         "Gateway busy",
-        "The gateway is at its limit of client connections or of request bodies held in memory; "
-        "retry shortly.",
+        "The gateway is at its limit of client connections, or of request or upstream response "
+        "bodies held in memory; retry shortly.",
     ),
     88005: ("Upstream response too large", "The upstream body is over the configured limit."),
     88007: ("Bad request", "The gateway refused to forward a malformed request."),
@@ -57,6 +58,11 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
         "The client took too long to send its request line and headers or its body.",
     ),
     88010: ("Brownout", "The deprecated route is switched off during a scheduled brownout."),
+    88013: (
+        "Cut off",
+        "The deprecated route no longer answers this consumer: its cut-off date has passed, or "
+        "the list of consumers that may still call it is closed. Call the Marketplace v1 API.",
+    ),
     88011: (
         "Proxy request refused",
         "The proxy front door accepts only CONNECT to the intercepted hosts and to the hosts "
@@ -65,6 +71,21 @@ GATEWAY_CODES: Mapping[int, tuple[str, str]] = {
     88012: ("Proxy busy", "The proxy front door has its maximum number of connections open."),
     88099: ("Internal gateway error", "An unexpected error inside the gateway."),
 }
+
+
+# Every ``kind`` an upstream failure is raised with: the label values of the
+# gateway_upstream_failures_total metric, listed in its help and on the dashboard.
+FAILURE_KINDS = (
+    "dns",  # the upstream's host name did not resolve
+    "refused",  # the connection was refused
+    "tls",  # the upstream's certificate did not verify
+    "reset",  # the upstream closed or reset the connection
+    "timeout",  # a connect, read or total deadline passed
+    "truncated",  # the body ended before its announced length
+    "bad_response",  # a malformed response or content coding
+    "invalid_json",  # a JSON body with URLs to rewrite that did not parse
+    "too_large",  # a body over max_response_size
+)
 
 
 class GatewayError(Exception):
@@ -90,15 +111,21 @@ class GatewayError(Exception):
         if closes_connection is not None:
             self.closes_connection = closes_connection
         self.headers: Mapping[str, str] = headers or {}
-        self.kind = kind  # for upstream failures: refused, timeout, reset, ... (metrics label)
+        self.kind = kind  # for upstream failures, one of FAILURE_KINDS (the metric's label)
 
 
 class RouteNotFound(GatewayError):
+    """Twilio's own code: no rule matches the path, or a path parameter was refused (a ``..``
+    or encoded separator, or a value outside its spec pattern)."""
+
     status = 404
     code = 20404
 
 
 class MethodNotAllowed(GatewayError):
+    """Twilio's own code: a rule matches the path but not the method; ``Allow`` lists the
+    methods."""
+
     status = 405
     code = 20004
 
@@ -147,6 +174,11 @@ class UpstreamTimeout(GatewayError):
 class Brownout(GatewayError):
     status = 410
     code = 88010
+
+
+class CutOff(GatewayError):
+    status = 410
+    code = 88013
 
 
 class ProxyRefused(GatewayError):

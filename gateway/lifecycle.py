@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.app import LIVE, create_app, create_metrics_app
+from gateway.app import LIVE, MIGRATION_PAGE, create_app, create_metrics_app
 from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
 from gateway.serving import descriptors, memory
@@ -50,7 +50,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
     if uses_front_doors(config):  # certificates: only then is `cryptography` loaded at all
         from gateway.frontdoor.startup import prepare
 
-        doors = prepare(config)
+        doors = prepare(config, warn=False)  # cli.serve checked them and warned once
         tls, proxy_settings = doors.tls, doors.proxy
     app = create_app(config)
     reloader = Reloader(app[LIVE], source)
@@ -73,9 +73,20 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             config.listen_host,
             config.listen_port,
             reuse_port=reuse_port,
-            ssl_context=tls,
+            ssl_context=tls if config.main_is_tls else None,
             backlog=config.max_client_connections,
         )
+        tls_port = 0
+        if config.tls_listen is not None and tls is not None:
+            # The same runner, so the same server: one pipeline, one ClientSession; the socket,
+            # its TLS and its cap of connections (counted at accept, before TLS) are its own.
+            tls_port = await start_site(
+                runner,
+                *config.tls_listen,
+                reuse_port=reuse_port,
+                ssl_context=tls,
+                backlog=config.max_client_connections,
+            )
         if proxy_settings is not None and config.proxy_listen is not None:
             from gateway.frontdoor.listener import start_proxy
 
@@ -89,17 +100,21 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
         if config.metrics_listen is not None:
-            metrics_app = create_metrics_app(config, probes_of=app)
+            metrics_app = create_metrics_app(config, app[MIGRATION_PAGE], probes_of=app)
             metrics_runner = GatewayRunner(metrics_app, access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
             await start_site(metrics_runner, *config.metrics_listen, reuse_port=reuse_port)
         # Only now, with the sockets open, is it true.
-        scheme = "https" if tls is not None else "http"
+        scheme = "https" if config.main_is_tls else "http"
         print(
             f"gateway {__version__} listening on {scheme}://{address(config.listen_host, port)}",
             flush=True,
         )
+        if config.tls_listen is not None:
+            print(
+                f"HTTPS listener on https://{address(config.tls_listen[0], tls_port)}", flush=True
+            )
         if proxy_settings is not None and config.proxy_listen is not None:
             hosts = ", ".join(sorted(proxy_settings.policy.intercepted))
             where = address(config.proxy_listen[0], proxy_port)

@@ -25,8 +25,14 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.config.rules import RuleError, RuleSet, load_rules
-from gateway.config.settings import FIELD_NAMES, ConfigError, ConfigSource, GatewayConfig
+from gateway.config.rules import RuleError, RuleSet, load_rules, rule_files
+from gateway.config.settings import (
+    FIELD_NAMES,
+    ConfigError,
+    ConfigSource,
+    GatewayConfig,
+    check_budgets,
+)
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from gateway.proxy import Live
 from gateway.routes import routes_of
@@ -60,6 +66,10 @@ LIVE_OPTIONS: frozenset[str] = frozenset(
         "deprecation_link",
         "sunset_link",
         "brownouts",
+        "brownout",
+        "consumers",
+        "unknown_consumers_cutoff",
+        "migration_prometheus_url",
         "access_log",
         "access_log_level",
     }
@@ -82,7 +92,7 @@ def fingerprint(config_path: Path | None, rules: Path | None) -> Fingerprint:
     its ``..data`` link, so names stay and contents change); a missing file digests to None."""
     files = [config_path] if config_path is not None else []
     if rules is not None:
-        files.extend(sorted(rules.glob("*.toml")))  # what load_rules reads; no dot files
+        files.extend(rule_files(rules))  # what load_rules reads
     found: list[tuple[str, bytes | None]] = []
     for path in files:
         try:
@@ -187,6 +197,7 @@ class Reloader:
         new = self._source.load()
         kept = restart_only_changes(running, new)
         config = replace(new, **{name: getattr(running, name) for name in kept})
+        check_budgets(config)  # a new max_response_size against the running budget
         return config, load_rules(config.rules), kept
 
     def _refuse(self, trigger: str, reason: str) -> str:

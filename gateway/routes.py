@@ -2,7 +2,9 @@
 config.
 
 A :class:`Route` holds everything a request on that rule needs: the rule, its upstream, its
-response rewriter, its deprecation headers and sunset, and its bound metric children. The
+response rewriter, its deprecation headers and sunset, and its bound metric children. What a
+deprecated call gets (its headers, or a refusal) is decided by
+:meth:`gateway.migration.policy.Policy.decide` from the route's deprecation headers. The
 :class:`~gateway.routing.Router` hands it back with each match. Compiling starts with
 :func:`gateway.config.validation.validate`, the check ``gateway rules check`` runs too.
 """
@@ -11,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from multidict import CIMultiDict
 
 from gateway.config.rules import Rule, RuleSet
 from gateway.config.settings import GatewayConfig
@@ -46,11 +46,6 @@ class Route:
     def successor_url(self, params: Mapping[str, str]) -> str:
         """The v1 URL of the resource a request on this route addressed."""
         return successor_url(self.rule.target, params, self.upstream.successor_origin)
-
-    def add_deprecation(self, headers: CIMultiDict[str], params: Mapping[str, str]) -> None:
-        """Set a deprecated route's Deprecation and Sunset headers and add its Links."""
-        if self.deprecation is not None:
-            self.deprecation.apply(headers, self.successor_url(params))
 
 
 def compile_routes(config: GatewayConfig, ruleset: RuleSet) -> Router[Route]:

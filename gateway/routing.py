@@ -55,9 +55,10 @@ class Router(Generic[T]):
     def match(self, method: str, target: str) -> RouteMatch[T]:
         """The route for ``method`` and the raw request ``target`` (path and query).
 
-        Raises :class:`BadRequest` for a target that is not a plain path,
-        :class:`RouteNotFound` when no rule's path matches or the path is refused, and
-        :class:`MethodNotAllowed` (with ``Allow``) when only the method is wrong.
+        HEAD matches the rules that allow GET. Raises :class:`BadRequest` for a target that is
+        not a plain path, :class:`RouteNotFound` when no rule's path matches or the path is
+        refused, and :class:`MethodNotAllowed` (with ``Allow``, HEAD listed beside GET) when
+        only the method is wrong.
         """
         if not target.startswith("/"):
             raise BadRequest(
@@ -67,6 +68,7 @@ class Router(Generic[T]):
         path, _, query = target.partition("?")
         if _FORBIDDEN_IN_PATH.search(path):
             raise RouteNotFound(f"The requested resource {_printable(path)} was not found")
+        wanted = _as_get(method)
         allowed: set[str] = set()
         candidates = self.buckets.get(_first_segment(path), ())
         if self.anywhere:
@@ -78,16 +80,32 @@ class Router(Generic[T]):
             params = found.groupdict()
             if rule.patterns and not rule.accepts(params):
                 continue  # a value the spec's pattern refuses names no resource: 404
-            if method in rule.methods:
+            if wanted in rule.methods:
                 return RouteMatch(rule, params, query, route)
             allowed |= rule.methods
         if allowed:
-            allow = ", ".join(sorted(allowed))
+            allow = ", ".join(sorted(allowed | ({HEAD} if "GET" in allowed else set())))
             raise MethodNotAllowed(
                 f"Method {method} is not allowed on {_printable(path)}; allowed: {allow}",
                 headers={"Allow": allow},
             )
         raise RouteNotFound(f"The requested resource {_printable(path)} was not found")
+
+
+HEAD = "HEAD"
+
+
+def _as_get(method: str) -> str:
+    """HEAD is answered as the GET would be, without the body (RFC 9110, 9.3.2): it matches
+    every rule that allows GET, and no rule lists it."""
+    return "GET" if method == HEAD else method
+
+
+def forwarded_method(method: str) -> str:
+    """The method sent upstream for a client's ``method``: GET for HEAD. The gateway rewrites
+    bodies, so only the upstream's GET answer gives the headers (Content-Length above all) that
+    the client's GET would get; the body is then left out by the server."""
+    return _as_get(method)
 
 
 def _first_segment(path: str) -> str:

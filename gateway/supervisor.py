@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gateway.config.settings import GatewayConfig
 from gateway.migration.consumers import LEDGER_NAME
-from gateway.serving.listen import check_bindable
+from gateway.serving.listen import address, check_bindable
 
 log = logging.getLogger("gateway")
 
@@ -68,8 +68,9 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     from prometheus_client import multiprocess
 
     check_bindable(config.listen_host, config.listen_port)
-    if config.metrics_listen is not None:
-        check_bindable(*config.metrics_listen)
+    for other in (config.tls_listen, config.metrics_listen):
+        if other is not None:
+            check_bindable(*other)
     given = os.environ.get(MULTIPROC_ENV)
     directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
     if given:
@@ -97,9 +98,11 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     with _hangup_held():  # held since cli.serve; let through once every worker is registered
         for index in range(config.workers):
             workers[index] = _spawn(argv, index, env)
+    scheme = "https" if config.main_is_tls else "http"
+    also = f", https://{address(*config.tls_listen)}" if config.tls_listen is not None else ""
     print(
         f"gateway supervisor: {config.workers} workers on "
-        f"{'https' if config.tls_cert else 'http'}://{config.listen_host}:{config.listen_port}",
+        f"{scheme}://{address(config.listen_host, config.listen_port)}{also}",
         flush=True,
     )
     restarts: list[float] = []

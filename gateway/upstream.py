@@ -9,6 +9,12 @@ a DELETE may have deleted one). aiohttp's own silent retry of idempotent methods
 included) is switched off where the session is made, so this module's rule is the only one.
 The body is returned as sent, in its content coding (``gateway.rewrite.content_coding`` decodes it,
 or passes an unknown coding on untouched).
+
+Before a body is read, its bytes are claimed from the request's
+:class:`~gateway.serving.response_budget.ResponseHold` (``max_buffered_response_size``): the
+declared length once the head arrived, or the bytes as they arrive when none was declared. A GET
+may wait there for room, or be refused (503) with its body unread; the rules are the budget's,
+so that another transport behind this seam keeps them by making the same two calls.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from gateway.errors import (
 )
 from gateway.models import UpstreamRequest, UpstreamResponse
 from gateway.serving import memory
+from gateway.serving.response_budget import ResponseHold
 
 log = logging.getLogger("gateway")
 JOIN_ON_LOOP_MAX = 1024 * 1024  # bytes; a larger body is put together in a worker thread
 _NO_USER_AGENT = ("User-Agent",)
+_NO_BODY = (204, 304)  # statuses whose Content-Length describes no body that follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +55,16 @@ class Limits:
 
 
 async def forward(
-    session: aiohttp.ClientSession, request: UpstreamRequest, limits: Limits
+    session: aiohttp.ClientSession, request: UpstreamRequest, limits: Limits, hold: ResponseHold
 ) -> UpstreamResponse:
-    """Send ``request`` and return the whole response; raise a ``GatewayError`` on failure."""
+    """Send ``request`` and return the whole response, its body claimed from ``hold`` (which
+    the caller releases once the body has left memory); raise a ``GatewayError`` on failure."""
     started = time.monotonic()
     deadline = started + limits.total
     attempts = 2 if request.method == "GET" else 1
     for attempt in range(1, attempts + 1):
         try:
-            return await _send_once(session, request, limits, deadline, started)
+            return await _send_once(session, request, limits, hold, deadline, started)
         except _NoAnswer as exc:
             # Nothing came back, so a GET may be tried once more.
             if attempt < attempts and deadline - time.monotonic() > limits.connect:
@@ -95,6 +104,7 @@ async def _send_once(
     session: aiohttp.ClientSession,
     request: UpstreamRequest,
     limits: Limits,
+    hold: ResponseHold,
     deadline: float,
     started: float,
 ) -> UpstreamResponse:
@@ -126,7 +136,7 @@ async def _send_once(
         raise _translate(exc) from exc
     try:
         async with response:
-            body = await _read_capped(response, limits.max_response_size)
+            body = await _read_capped(response, limits.max_response_size, hold, deadline)
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise _translate(exc) from exc
     return UpstreamResponse(
@@ -150,11 +160,19 @@ def _translate(exc: BaseException) -> GatewayError:
     return UpstreamBadResponse("The upstream call failed", kind="bad_response")
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The whole body, refusing (before reading it) one whose declared length is over cap."""
+async def _read_capped(
+    response: aiohttp.ClientResponse, cap: int, hold: ResponseHold, deadline: float
+) -> bytes:
+    """The whole body, refusing (before reading it) one whose declared length is over cap, and
+    claiming its bytes from ``hold`` before they are read (the declared length) or as they
+    arrive (no length declared)."""
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _too_large(cap)
+    claimed = 0
+    if declared and response.method != "HEAD" and response.status not in _NO_BODY:
+        await hold.claim(declared, deadline - time.monotonic())
+        claimed = declared
     if declared is not None and declared <= JOIN_ON_LOOP_MAX:
         return await response.read()  # framed by a small length: one read, no chunk loop
     chunks: list[bytes] = []
@@ -163,6 +181,9 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
         size += len(chunk)
         if size > cap:
             raise _too_large(cap)
+        if size > claimed:  # no length was declared
+            await hold.claim(size - claimed, deadline - time.monotonic())
+            claimed = size
         chunks.append(chunk)
     if size <= JOIN_ON_LOOP_MAX:
         return b"".join(chunks)

@@ -6,6 +6,11 @@
 #     tests/test_kubernetes.py to build deploy/kubernetes/ with `kubectl kustomize`;
 #   - nodejs and npm (Debian packages), which run twilio-cli and twilio-node in the front-door
 #     tests (scripts/install-node-clients.sh then installs those from npm);
+#   - a JDK (Debian's default-jdk-headless: java, javac, keytool) and Go (golang-go), which
+#     build and run the Java and Go clients of tests/clients/ in the front-door tests;
+#   - chromium and chromium-driver (Debian packages) and a font, with which the migration
+#     page's tests load /migration in a real headless browser (selenium drives the system
+#     chromedriver: nothing downloads a browser or a driver);
 #   - iproute2 (`ip`), with which tests/frontdoor/test_addresses.py gives the network namespace
 #     it makes (`unshare -rnm`, util-linux) its own addresses.
 # Idempotent, and silent when everything is already there.
@@ -34,6 +39,14 @@ command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 # NodeSource's nodejs package carries npm itself; Debian's comes apart from it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# A JRE alone has java but neither javac nor (in some builds) keytool: ask for the JDK.
+if ! command -v javac >/dev/null 2>&1 || ! command -v keytool >/dev/null 2>&1; then
+    packages+=(default-jdk-headless)
+fi
+command -v go >/dev/null 2>&1 || packages+=(golang-go)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
@@ -41,7 +54,7 @@ if [ "${#packages[@]}" -eq 0 ]; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20)"
+    log "missing ${packages[*]} and no apt-get: install them by hand (Prometheus >= 2.x, kubectl >= 1.22, Node >= 20, a JDK >= 17, Go >= 1.19, Chromium and its chromedriver)"
     exit 1
 fi
 
@@ -103,10 +116,11 @@ if [ -x /etc/init.d/prometheus ] && [ ! -d /run/systemd/system ]; then
     fi
 fi
 
-for tool in prometheus node npm; do
+for tool in prometheus node npm java javac keytool go chromium chromedriver; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         log "packages installed but no $tool on PATH"
         exit 1
     fi
 done
-log "installed: $(prometheus --version 2>&1 | head -n 1); node $(node --version); npm $(npm --version)"
+log "installed: $(prometheus --version 2>&1 | head -n 1); node $(node --version); npm $(npm --version);" \
+    "$(javac -version 2>&1 | head -n 1); $(go version)"

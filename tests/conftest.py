@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.config.settings import GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from tests.fake_upstream import FakeUpstream
-from tests.processes import EVENT_LOOPS
+from tests.processes import LOOPS
 
 T = TypeVar("T")
 
@@ -78,6 +78,38 @@ def raw_get(path: str, host: str = "gateway.test") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
 
 
+_VARYING = {"date", "connection"}  # the clock, and the Connection: close the GET asked for
+
+
+def _head_fields(block: bytes) -> tuple[str, dict[str, str]]:
+    status, *lines = block.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines)
+    return status, {k.lower(): v for k, v in fields.items() if k.lower() not in _VARYING}
+
+
+async def head_then_get(
+    host: str, port: int, path: str, headers: str = ""
+) -> tuple[tuple[str, dict[str, str]], tuple[str, dict[str, str]], bytes]:
+    """HEAD ``path`` then GET it, pipelined on one connection: the HEAD answer's status line and
+    header fields (Date and Connection left out), the GET's, and the GET's body. Raises when any
+    byte of a body follows the HEAD answer's header block (the next bytes must be the GET's
+    status line)."""
+    request = f"{{}} {path} HTTP/1.1\r\nHost: gateway.test\r\n{headers}"
+    reply = await raw_http(
+        host,
+        port,
+        (
+            request.format("HEAD") + "\r\n" + request.format("GET") + "Connection: close\r\n\r\n"
+        ).encode(),
+    )
+    head_block, rest = reply.split(b"\r\n\r\n", 1)
+    assert rest.startswith(b"HTTP/1.1 "), f"bytes after the HEAD answer's header: {rest[:80]!r}"
+    get_block, body = rest.split(b"\r\n\r\n", 1)
+    get = _head_fields(get_block)
+    assert int(get[1]["content-length"]) == len(body)
+    return _head_fields(head_block), get, body
+
+
 GatewayFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
@@ -122,7 +154,7 @@ def busy_port() -> Iterator[int]:
 
 
 def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main()`` to its end on a new event loop of kind ``loop`` (one of EVENT_LOOPS): for
+    """Run ``main()`` to its end on a new event loop of kind ``loop`` (one of LOOPS): for
     in-process tests of transport-level code, which must hold on uvloop as on asyncio."""
     import uvloop
 
@@ -131,10 +163,10 @@ def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return runner.run(main())
 
 
-@pytest.fixture(params=EVENT_LOOPS)
+@pytest.fixture(params=LOOPS)
 def serve_loop(request: pytest.FixtureRequest) -> str:
-    """The event loop a test's ``gateway serve`` process runs on (``tests.processes.loop_env``):
-    each test that takes this runs once on uvloop and once on asyncio's own loop."""
+    """The event loop a test's ``gateway serve`` process runs on (``spawn(loop=...)``): each
+    test that takes this runs once on uvloop and once on asyncio's own loop."""
     loop: str = request.param
     return loop
 

@@ -16,28 +16,10 @@ import pytest
 
 from tests.paths import ROOT
 
-# `gateway serve` runs on uvloop when it is installed (the `fast` extra, as the container ships
-# it) and on asyncio's own loop otherwise. A test of a network path runs it on both: for
-# "asyncio", a stand-in module on PYTHONPATH makes `import uvloop` fail, as on an install without
-# the extra (a --workers supervisor's workers inherit it).
-EVENT_LOOPS = ("uvloop", "asyncio")
-_WITHOUT_UVLOOP = ROOT / "tests" / "without_uvloop"
 
-
-def loop_env(loop: str) -> dict[str, str]:
-    """Environment for a ``gateway`` process that must run on ``loop`` (one of EVENT_LOOPS)."""
-    assert loop in EVENT_LOOPS, loop
-    if loop == "uvloop":
-        return {}
-    inherited = os.environ.get("PYTHONPATH")
-    paths = [str(_WITHOUT_UVLOOP), *([inherited] if inherited else [])]
-    return {"PYTHONPATH": os.pathsep.join(paths)}
-
-
-def event_loop_of(pid: int) -> str:
-    """Which of EVENT_LOOPS process ``pid`` runs on: uvloop once its extension is loaded."""
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return "uvloop" if "/uvloop/loop." in maps else "asyncio"
+def runs_uvloop(pid: int) -> bool:
+    """Whether process ``pid`` has uvloop's extension mapped (it imported uvloop)."""
+    return "uvloop" in Path(f"/proc/{pid}/maps").read_text()
 
 
 def rss(pid: int) -> int:
@@ -132,15 +114,17 @@ async def wait_for_200(
     seconds: float = 15,
     headers: dict[str, str] | None = None,
     process: subprocess.Popen[bytes] | None = None,
+    ssl: bool = True,
 ) -> None:
     """Poll ``url`` until it answers 200; fail with ``failure`` when time runs out, or at once
-    if ``process`` (the server behind it) exits."""
+    if ``process`` (the server behind it) exits. ``ssl=False``: an https URL's certificate is
+    not verified (a probe that only waits for the server)."""
     deadline = asyncio.get_running_loop().time() + seconds
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
             assert process is None or process.poll() is None, "the server exited early"
             try:
-                async with session.get(url, headers=headers) as response:
+                async with session.get(url, headers=headers, ssl=ssl) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -156,16 +140,34 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
     )
 
 
+# ``python -m gateway`` as an install without uvloop runs it: the import of uvloop fails, so
+# ``serve`` falls back to asyncio's loop (gateway.lifecycle._loop_factory).
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "
+    "from gateway.cli import main; raise SystemExit(main())"
+)
+LOOPS = ("uvloop", "asyncio")  # what ``serve`` runs on with and without uvloop installed
+
+
 def spawn(
-    log: Path | None, *argv: str, env: dict[str, str] | None = None
+    log: Path | None,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    loop: str = "uvloop",
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``python -m gateway ARGV``; output to ``log`` (a file, never a pipe nobody drains)."""
-    command = [sys.executable, "-m", "gateway", *argv]
+    """``python -m gateway ARGV`` (in ``cwd``, default this one); output to ``log`` (a file,
+    never a pipe nobody drains). ``loop="asyncio"``: as if uvloop were not installed."""
+    assert loop in LOOPS, loop
+    entry = ["-m", "gateway"] if loop == "uvloop" else ["-c", WITHOUT_UVLOOP]
+    command = [sys.executable, *entry, *argv]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log is None:
-        return subprocess.Popen(command, env=environment)
+        return subprocess.Popen(command, env=environment, cwd=cwd)
     with log.open("wb") as sink:
-        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+        return subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=environment, cwd=cwd
+        )
 
 
 def start_gateway(
@@ -174,8 +176,10 @@ def start_gateway(
     *extra: str,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    loop: str = "uvloop",
 ) -> subprocess.Popen[bytes]:
-    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``."""
+    """``gateway serve`` on 127.0.0.1:``port`` with both upstreams at ``upstream``, on ``loop``
+    (one of :data:`LOOPS`)."""
     return spawn(
         log,
         "serve",
@@ -189,4 +193,5 @@ def start_gateway(
         "false",
         *extra,
         env=env,
+        loop=loop,
     )

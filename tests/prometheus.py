@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,15 +65,65 @@ class Prometheus:
         await self.wait_for("Prometheus to be ready", ready, timeout)
 
 
+def scrape_job(
+    name: str, groups: Sequence[tuple[Sequence[str], Mapping[str, str]]]
+) -> dict[str, Any]:
+    """One scrape job: its name and groups of targets (``host:port``, path /metrics), each group
+    with the target labels it is given (as a ServiceMonitor gives ``namespace``)."""
+    return {
+        "job_name": name,
+        "metrics_path": "/metrics",
+        "static_configs": [
+            {"targets": list(targets), "labels": dict(labels)} for targets, labels in groups
+        ],
+    }
+
+
+def promtool_binary() -> str:
+    return require_binary(
+        "promtool",
+        "run scripts/install-system-deps.sh (as root; Debian's prometheus package ships promtool) "
+        "and try again",
+    )
+
+
+async def backfill(openmetrics: str, directory: Path) -> None:
+    """Write ``openmetrics`` (OpenMetrics text with timestamps, ending in ``# EOF``) as TSDB
+    blocks into ``directory / "data"``, the storage :func:`running_prometheus` then opens:
+    ``promtool tsdb create-blocks-from openmetrics``, as an operator backfills history."""
+    source = directory / "backfill.om"
+    source.write_text(openmetrics, "utf-8")
+    process = await asyncio.create_subprocess_exec(
+        promtool_binary(),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--quiet",
+        str(source),
+        str(directory / "data"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
 @asynccontextmanager
 async def running_prometheus(
-    targets: Sequence[str], directory: Path, scrape_interval: str = "1s"
+    targets: Sequence[str],
+    directory: Path,
+    scrape_interval: str = "1s",
+    jobs: Sequence[dict[str, Any]] = (),
+    retention: str = "15d",
 ) -> AsyncIterator[Prometheus]:
     """Prometheus scraping ``targets`` (``host:port``, path /metrics) in one job ``gateway``,
-    with its config, data and log under ``directory``; stopped on exit."""
+    and the ``jobs`` of :func:`scrape_job`, with its config, data and log under ``directory``,
+    keeping ``retention`` of history; stopped on exit."""
     binary = prometheus_binary()
     port = free_port()
     config = directory / "prometheus.yml"
+    scrape_configs = [scrape_job("gateway", [(targets, {})])] if targets else []
     config.write_text(
         yaml.safe_dump(
             {
@@ -81,13 +131,7 @@ async def running_prometheus(
                     "scrape_interval": scrape_interval,
                     "evaluation_interval": scrape_interval,
                 },
-                "scrape_configs": [
-                    {
-                        "job_name": "gateway",
-                        "metrics_path": "/metrics",
-                        "static_configs": [{"targets": list(targets)}],
-                    }
-                ],
+                "scrape_configs": [*scrape_configs, *jobs],
             }
         ),
         "utf-8",
@@ -99,6 +143,7 @@ async def running_prometheus(
             f"--config.file={config}",
             f"--storage.tsdb.path={directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.retention.time={retention}",
             "--log.level=warn",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,

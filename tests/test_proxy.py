@@ -8,7 +8,7 @@ import socket
 import orjson
 from aiohttp import web
 
-from tests.conftest import AUTH_HEADER, GatewayFactory, raw_get, raw_http
+from tests.conftest import AUTH_HEADER, GatewayFactory, head_then_get, raw_get, raw_http
 from tests.fake_upstream import FakeUpstream, sid
 
 XE = sid("XE", 1)
@@ -220,7 +220,7 @@ async def test_unknown_route_is_404_and_never_forwarded(
         assert b'"code":20404' in raw
     response = await client.delete("/marketplace/AvailableAddOns")
     assert response.status == 405
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, HEAD"
     assert fake_upstream.received == []
 
 
@@ -264,3 +264,27 @@ async def test_health_and_readiness(
     assert (await ready.json())["rules"] > 20
     doc = await client.get("/errors/88002")
     assert (await doc.json())["title"] == "Upstream timeout"
+
+
+async def test_head_on_a_get_route_is_the_get_answer_without_its_body(
+    fake_upstream: FakeUpstream, gateway_client: GatewayFactory
+) -> None:
+    """The upstream is asked with GET: only its GET answer, rewritten, gives the headers the
+    client's GET gets (the rewritten body's Content-Length, the deprecation headers)."""
+    client = await gateway_client(fake_upstream.url)
+    host, port = client.server.host, client.server.port
+    auth = f"Authorization: {AUTH_HEADER}\r\n"
+    for path in ("/marketplace/InstalledAddOns?PageSize=2", f"/v1/InstalledAddOns/{XE}"):
+        fake_upstream.received.clear()
+        head, get, body = await head_then_get(host, port, path, auth)
+        assert get[0] == "HTTP/1.1 200 OK"
+        assert b"http://gateway.test/" in body  # rewritten: its length is not the upstream's
+        assert head == get, path
+        assert [r.method for r in fake_upstream.received] == ["GET", "GET"]
+    preview = await head_then_get(host, port, "/marketplace/AvailableAddOns", auth)
+    assert {"deprecation", "sunset", "link"} <= set(preview[0][1])
+    # A route without GET has no HEAD either.
+    response = await client.head("/marketplace/ReferralConversion")
+    assert response.status == 404
+    response = await client.put(f"/marketplace/InstalledAddOns/{XE}")
+    assert response.headers["Allow"] == "DELETE, GET, HEAD, POST"

@@ -150,6 +150,7 @@ async def test_reload_swaps_rules_and_settings_and_keeps_the_session_and_cap_sta
     assert old.config.read_timeout == 30.0  # the old pipeline is untouched
     assert await upstream_path(client, fake_upstream, OTHER_AUTH) == NEW
     assert app[SESSION] is session and not session.closed
+    assert new.bodies is old.bodies and new.responses is old.responses  # held by bodies in flight
     # One label was taken before the reload, so the second consumer overflows after it.
     assert new.recorder.consumers.label(OTHER_AUTH, 200) == ("other", True)
 
@@ -169,11 +170,14 @@ async def test_invalid_files_change_nothing(
     for text in broken_rules:
         (files.rules / "legacy.toml").write_text(text)
         assert await reloader.reload("test") == "invalid"
+    # The response budget needs a restart: a larger answer cap must still fit the running one.
+    files.write_config(max_response_size="100M", max_buffered_response_size="100M")
+    assert await reloader.reload("test") == "invalid"
     files.write_rules("/v1/New", SUNSET_NEW)
     for broken_config in ("[gateway\n", "[gateway]\nconnect_timeout = -1\n", "[gateway]\nx = 1\n"):
         files.config.write_text(broken_config)
         assert await reloader.reload("test") == "invalid"
-    assert reloads("invalid") == before + 6
+    assert reloads("invalid") == before + 7
     assert app[LIVE].pipeline is old
     assert await upstream_path(client, fake_upstream) == OLD
 

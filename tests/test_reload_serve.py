@@ -229,11 +229,18 @@ async def test_broken_rules_or_config_change_nothing(gateway: Starter) -> None:
         gw.hangup()
         await wait_counts(session, gw.url, "invalid", 2)
         assert await answer(session, gw.url) == OLD
-        assert await counts(session, gw.url) == {"success": 0, "restart_required": 0, "invalid": 2}
+        gw.config.write_bytes(b"\xff" + good_config.encode())  # not UTF-8
+        gw.hangup()
+        await wait_counts(session, gw.url, "invalid", 3)
+        assert await answer(session, gw.url) == OLD
+        assert await counts(session, gw.url) == {"success": 0, "restart_required": 0, "invalid": 3}
         refused = gw.log_lines("refused")
-        assert len(refused) == 2 and all(" ERROR " in line for line in refused)
+        assert len(refused) == 3 and all(" ERROR " in line for line in refused)
         assert "rule 'legacy_list'" in refused[0]
         assert "read_timeout" in refused[1]
+        assert refused[2].endswith(
+            f"config file {gw.config}: not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
+        )
         gw.config.write_text(good_config)
         gw.hangup()
         await wait_counts(session, gw.url, "success", 1)
@@ -244,6 +251,27 @@ async def test_broken_rules_or_config_change_nothing(gateway: Starter) -> None:
     check = run_gateway("rules", "check", "--config", str(gw.config))
     assert check.returncode == 2
     assert check.stderr.strip().removeprefix("gateway: ") in refused[0]
+
+
+async def test_an_editors_dot_files_in_the_rules_folder_do_not_stop_a_reload(
+    gateway: Starter,
+) -> None:
+    """Editing legacy.toml in emacs leaves a lock, ``.#legacy.toml``, a symlink to nowhere;
+    other editors and tools leave hidden copies. They are no rule files: the reload reads
+    legacy.toml alone, and --watch-config is not woken by them either."""
+    gw = await gateway("--watch-config")
+    (gw.rules / ".#legacy.toml").symlink_to("someone@host.4242:1700000000")
+    (gw.rules / ".legacy.toml").write_text(rules_text("/v1/Hidden", SUNSET_OLD))  # a clash
+    async with aiohttp.ClientSession() as session:
+        await asyncio.sleep(1.5)  # more than a watch interval: nothing it looks at changed
+        assert await counts(session, gw.url) == {"success": 0, "restart_required": 0, "invalid": 0}
+        (gw.rules / "legacy.toml").write_text(rules_text("/v1/New", SUNSET_NEW))
+        await wait_counts(session, gw.url, "success", 1)  # seen by the watch
+        assert await answer(session, gw.url) == NEW
+        gw.hangup()
+        await wait_counts(session, gw.url, "success", 2)
+        assert await counts(session, gw.url) == {"success": 2, "restart_required": 0, "invalid": 0}
+    assert gw.process.poll() is None and not gw.log_lines("refused")
 
 
 async def test_a_setting_that_needs_a_restart_is_named_and_the_rest_applied(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from multidict import CIMultiDict
 
 from gateway.config.rules import load_rules
+from gateway.migration.deprecation import add_headers
+from gateway.migration.policy import Caller, Forward, Policy
 from gateway.routes import compile_routes, routes_of
 from tests.conftest import make_config
 
@@ -50,16 +52,17 @@ def test_the_router_hands_back_the_compiled_route() -> None:
 
 
 def test_deprecation_headers_only_for_deprecated_routes() -> None:
-    router = compile_routes(make_config("http://127.0.0.1:9"), load_rules())
+    config = make_config("http://127.0.0.1:9")
+    router = compile_routes(config, load_rules())
+    policy = Policy.build(config)
     headers: CIMultiDict[str] = CIMultiDict({"Link": "<upstream>; rel=next"})
     legacy = router.match("GET", f"/marketplace/InstalledAddOns/{XE}")
-    legacy.route.add_deprecation(headers, legacy.params)
+    successor = legacy.route.successor_url(legacy.params)
+    add_headers(headers, policy.decide(legacy.route, successor, Caller(None), 0.0).headers)
     assert headers["Deprecation"].startswith("@") and "GMT" in headers["Sunset"]
     assert headers.getall("Link")[:2] == [
         "<upstream>; rel=next",
         f'<https://marketplace.twilio.com/v1/InstalledAddOns/{XE}>; rel="successor-version"',
     ]
-    plain: CIMultiDict[str] = CIMultiDict()
     v1 = router.match("GET", f"/v1/InstalledAddOns/{XE}")
-    v1.route.add_deprecation(plain, v1.params)
-    assert plain == CIMultiDict()
+    assert policy.decide(v1.route, "", Caller(None), 0.0) == Forward(())

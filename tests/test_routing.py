@@ -6,7 +6,7 @@ import pytest
 
 from gateway.config.rules import Rule, build_ruleset, load_rules
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
-from gateway.routing import Router
+from gateway.routing import Router, forwarded_method
 
 XE = "XE" + "0123456789abcdef" * 2
 XF = "XF" + "fedcba9876543210" * 2
@@ -112,17 +112,22 @@ def test_wrong_method_is_405_with_allow() -> None:
         ROUTER.match("PUT", f"/marketplace/InstalledAddOns/{XE}")
     error = caught.value
     assert (error.status, error.code) == (405, 20004)
-    assert dict(error.headers) == {"Allow": "DELETE, GET, POST"}
+    assert dict(error.headers) == {"Allow": "DELETE, GET, HEAD, POST"}
     assert error.message == (
         f"Method PUT is not allowed on /marketplace/InstalledAddOns/{XE}; "
-        "allowed: DELETE, GET, POST"
+        "allowed: DELETE, GET, HEAD, POST"
     )
 
 
-def test_head_is_not_a_spec_method() -> None:
-    with pytest.raises(MethodNotAllowed) as caught:
-        ROUTER.match("HEAD", "/marketplace/AvailableAddOns")
-    assert dict(caught.value.headers) == {"Allow": "GET"}
+def test_head_matches_the_rules_that_allow_get_and_is_forwarded_as_get() -> None:
+    """No rule lists HEAD (the specs have none); it is answered as the GET would be."""
+    match = ROUTER.match("HEAD", "/marketplace/AvailableAddOns")
+    assert match.rule.name == "preview_available_add_ons" and "HEAD" not in match.rule.methods
+    assert forwarded_method("HEAD") == "GET"
+    assert [forwarded_method(m) for m in ("GET", "POST", "DELETE")] == ["GET", "POST", "DELETE"]
+    with pytest.raises(MethodNotAllowed) as caught:  # a route without GET has no HEAD either
+        ROUTER.match("HEAD", "/v1/ReferralConversion")
+    assert dict(caught.value.headers) == {"Allow": "POST"}
 
 
 @pytest.mark.parametrize(
@@ -184,7 +189,7 @@ def test_a_placeholder_in_the_first_segment_still_matches() -> None:
     assert router.match("GET", "/v2/Things/XE1").rule.name == "versioned"
     with pytest.raises(MethodNotAllowed) as caught:
         router.match("DELETE", "/v2/Things/XE1")
-    assert dict(caught.value.headers) == {"Allow": "GET, POST"}
+    assert dict(caught.value.headers) == {"Allow": "GET, HEAD, POST"}
 
 
 # --- path parameters checked against the rule's patterns (the specs' patterns) ---------------
@@ -279,9 +284,11 @@ def _scan_every_rule(rules: list[Rule], method: str, target: str) -> str:
         found = rule.source.regex.fullmatch(path)
         if found is None or (rule.patterns and not rule.accepts(found.groupdict())):
             continue
-        if method in rule.methods:
+        if ("GET" if method == "HEAD" else method) in rule.methods:
             return rule.name
         allowed |= rule.methods
+    if "GET" in allowed:
+        allowed.add("HEAD")
     return f"405 {sorted(allowed)}" if allowed else "404"
 
 
@@ -306,6 +313,6 @@ def test_the_buckets_answer_as_a_scan_of_every_rule(rules_text: str | None) -> N
         good = rule.source.render(values)
         targets |= {good, good + "/Extra", good + "?PageSize=5", good.rsplit("/", 1)[0] + "/Nope"}
     for target in sorted(targets):
-        for method in ("GET", "POST", "DELETE"):
+        for method in ("GET", "HEAD", "POST", "DELETE"):
             expected = _scan_every_rule(rules, method, target)
             assert _outcome(router, method, target) == expected, (method, target)

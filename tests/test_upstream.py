@@ -14,11 +14,17 @@ from multidict import CIMultiDict
 
 from gateway.errors import UpstreamResponseTooLarge, UpstreamUnavailable
 from gateway.models import UpstreamRequest
+from gateway.serving.response_budget import ResponseBudget, ResponseHold
 from gateway.upstream import Limits, forward
 from tests.conftest import GatewayFactory
 from tests.raw_upstream import RawUpstream, head
 
 LIMITS = Limits(connect=1.0, read=2.0, total=5.0, max_response_size=1000)
+
+
+def room() -> ResponseHold:
+    """A hold on a budget that never runs out (the budget is tested in test_response_budget)."""
+    return ResponseBudget(1 << 40).hold("GET")
 
 
 def request(method: str, url: str, body: bytes = b"") -> UpstreamRequest:
@@ -70,12 +76,12 @@ async def test_connect_failure_retries_only_a_get(
     url = f"http://upstream.test:{server.port}/v1/InstalledAddOns"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as session:
         if retried:
-            response = await forward(session, request(method, url), LIMITS)
+            response = await forward(session, request(method, url), LIMITS, room())
             assert response.status == 200
             assert hits == [method] and resolver.calls == 2
         else:
             with pytest.raises(UpstreamUnavailable) as caught:
-                await forward(session, request(method, url, b"A=1"), LIMITS)
+                await forward(session, request(method, url, b"A=1"), LIMITS, room())
             assert caught.value.kind == "dns" and caught.value.status == 502
             assert "could not be resolved" in caught.value.message
             assert hits == [] and resolver.calls == 1
@@ -93,7 +99,7 @@ async def test_redirects_are_returned_not_followed(aiohttp_server) -> None:  # t
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as session:
         response = await forward(
-            session, request("GET", str(server.make_url("/v1/AvailableAddOns"))), LIMITS
+            session, request("GET", str(server.make_url("/v1/AvailableAddOns"))), LIMITS, room()
         )
     assert response.status == 302
     assert response.headers["Location"] == "http://elsewhere.invalid/steal"
@@ -118,7 +124,7 @@ async def test_response_over_the_cap(aiohttp_server, declared: bool) -> None:  #
     server = await aiohttp_server(app)
     async with aiohttp.ClientSession() as session:
         with pytest.raises(UpstreamResponseTooLarge) as caught:
-            await forward(session, request("GET", str(server.make_url("/big"))), LIMITS)
+            await forward(session, request("GET", str(server.make_url("/big"))), LIMITS, room())
     assert caught.value.kind == "too_large"
     assert caught.value.status == 502
 
@@ -136,7 +142,7 @@ async def test_body_and_raw_url_are_sent_byte_for_byte(aiohttp_server) -> None: 
     body = b"Configuration=%7B%22a%22%3A+1%7D&UniqueName=caf%C3%A9&X=%FF"
     url = str(server.make_url("/v1/InstalledAddOns")) + "?PageToken=PT%3D%3D&a=b"
     async with aiohttp.ClientSession() as session:
-        response = await forward(session, request("POST", url, body), LIMITS)
+        response = await forward(session, request("POST", url, body), LIMITS, room())
     assert response.status == 201
     assert seen == [("/v1/InstalledAddOns?PageToken=PT%3D%3D&a=b", body)]
 
@@ -158,7 +164,7 @@ async def test_the_user_agent_is_the_clients_and_none_is_added(
     if sent is not None:
         outgoing.headers["User-Agent"] = sent
     async with aiohttp.ClientSession() as session:
-        await forward(session, outgoing, LIMITS)
+        await forward(session, outgoing, LIMITS, room())
     assert seen == [sent]  # never aiohttp's own "Python/3.x aiohttp/..."
 
 

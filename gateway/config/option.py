@@ -1,5 +1,6 @@
 """One setting of the option table: its name, parser, default and help, and from them its three
-spellings (flag, environment variable, config-file key)."""
+spellings (flag, environment variable, config-file key), or its file key alone for a file-only
+setting."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class Option:
     help: str
     metavar: str = "VALUE"
     is_flag: bool = False  # a boolean switch on the command line
+    # Only in the config file (an array of tables): no flag, no environment variable; ``parse``
+    # then takes the value as tomllib read it.
+    file_only: bool = False
 
     @property
     def flag(self) -> str:

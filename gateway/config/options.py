@@ -2,7 +2,8 @@
 
 From it come all three spellings of a setting, so they cannot drift apart: option
 ``max_body_size`` is flag ``--max-body-size``, variable ``GATEWAY_MAX_BODY_SIZE`` and config-file
-key ``max_body_size``. The table is kept in groups, one module each (``options_serving``,
+key ``max_body_size``. A file-only option (an array of tables such as ``[[consumers]]``) has the
+file key alone. The table is kept in groups, one module each (``options_serving``,
 ``options_upstream``, ``options_migration``, ``options_frontdoor``), which ``--help`` shows as
 sections; the parsers that turn text into typed values live in :mod:`gateway.config.parsers`.
 """
@@ -32,9 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None 
         help="TOML config file (keys as the option names below; env GATEWAY_CONFIG)",
     )
     for group in GROUPS:
-        chosen = [o for o in group.OPTIONS if only is None or o.name in only]
+        chosen = [o for o in group.OPTIONS if (only is None or o.name in only) and not o.file_only]
+        file_only = [o.name for o in group.OPTIONS if o.file_only]
+        note = (
+            f"file-only keys (no flag or variable): {', '.join(file_only)}" if file_only else None
+        )
         if chosen:
-            _add_group(parser.add_argument_group(group.TITLE), chosen)
+            _add_group(parser.add_argument_group(group.TITLE, note), chosen)
 
 
 def _add_group(parser: argparse._ArgumentGroup, options: list[Option]) -> None:

@@ -18,10 +18,19 @@ OPTIONS: tuple[Option, ...] = (
         "tls_cert",
         parse_optional_path,
         None,
-        "serve the main listener over HTTPS with this PEM certificate chain (with --tls-key)",
+        "serve HTTPS with this PEM certificate chain (with --tls-key): on --tls-listen when it "
+        "is set, else the main listener becomes HTTPS",
         "FILE",
     ),
     Option("tls_key", parse_optional_path, None, "the private key of --tls-cert (PEM)", "FILE"),
+    Option(
+        "tls_listen",
+        parse_optional_listen,
+        None,
+        "serve HTTPS (--tls-cert, --tls-key) on this address too, the main listener staying "
+        "plain HTTP",
+        "HOST:PORT",
+    ),
     Option(
         "proxy_listen",
         parse_optional_listen,
@@ -33,11 +42,17 @@ OPTIONS: tuple[Option, ...] = (
         "proxy_ca_cert",
         parse_optional_path,
         None,
-        "interception CA certificate from `gateway tls init` (its Name Constraints name the "
-        "intercepted hosts)",
+        "ca.pem from `gateway tls init` (intermediate.pem is then read beside it), or the "
+        "intermediate itself; its Name Constraints name the intercepted hosts",
         "FILE",
     ),
-    Option("proxy_ca_key", parse_optional_path, None, "the interception CA's private key", "FILE"),
+    Option(
+        "proxy_ca_key",
+        parse_optional_path,
+        None,
+        "ca-key.pem from `gateway tls init`: the key of the intermediate CA that signs",
+        "FILE",
+    ),
     Option(
         "proxy_tunnel_hosts",
         parse_host_patterns,

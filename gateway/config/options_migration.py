@@ -1,14 +1,16 @@
-"""The option table's "Migration" group: the deprecation dates, scheduled brownouts and how
-consumers are told apart."""
+"""The option table's "Migration" group: the deprecation dates, scheduled brownouts, how
+consumers are told apart, and the staged migration's consumer list and cut-offs."""
 
 from __future__ import annotations
 
+from gateway.config.consumers import parse_brownout_tables, parse_consumers
 from gateway.config.option import Option
 from gateway.config.parsers import (
     parse_bool,
     parse_count,
     parse_instant_text,
     parse_names,
+    parse_optional_instant,
     parse_optional_url,
 )
 from gateway.config.policy import parse_schedule
@@ -55,6 +57,15 @@ OPTIONS: tuple[Option, ...] = (
         "WINDOWS",
     ),
     Option(
+        "brownout",
+        parse_brownout_tables,
+        (),
+        "targeted brownout windows: [[brownout]] tables with start, end, percent, consumers, "
+        "groups, except (replaced by --brownouts or GATEWAY_BROWNOUTS when either is given)",
+        "TABLES",
+        file_only=True,
+    ),
+    Option(
         "consumer_labels",
         parse_bool,
         True,
@@ -75,5 +86,30 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "names for consumers, 'SID=name,SID=name' (file: a table of SID = name)",
         "SID=NAME,...",
+    ),
+    Option(
+        "consumers",
+        parse_consumers,
+        (),
+        "the migration list: [[consumers]] tables with sid, name, group, owner, cutoff, "
+        "exempt_until",
+        "TABLES",
+        file_only=True,
+    ),
+    Option(
+        "unknown_consumers_cutoff",
+        parse_optional_instant,
+        None,
+        "from this date, deprecated calls from consumers not in [[consumers]] answer 410 "
+        "(code 88013)",
+        "ISO8601",
+    ),
+    Option(
+        "migration_prometheus_url",
+        parse_optional_url,
+        None,
+        "Prometheus server whose history /migration charts, fleet-wide (default: this "
+        "process's own 30-day tally)",
+        "URL",
     ),
 )

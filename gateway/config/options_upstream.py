@@ -54,6 +54,15 @@ OPTIONS: tuple[Option, ...] = (
         "max_response_size", parse_size, "16M", "largest upstream body accepted (502 above)", "SIZE"
     ),
     Option(
+        "max_buffered_response_size",
+        parse_size,
+        "64M",
+        "upstream response-body bytes one process holds in memory at once, per worker; a GET "
+        "over it waits for room within its deadline, then 503; a POST or DELETE is never "
+        "refused once forwarded",
+        "SIZE",
+    ),
+    Option(
         "insecure_skip_tls_verify",
         parse_bool,
         False,

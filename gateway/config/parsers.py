@@ -7,6 +7,7 @@ prefixes it with where the value came from (flag, environment variable, file key
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 from yarl import URL
@@ -143,6 +144,11 @@ def parse_forwarded_header(text: str) -> str:
 def parse_instant_text(text: str) -> str:
     parse_instant(text)  # validate now, keep the text for the policy built later
     return text.strip()
+
+
+def parse_optional_instant(text: str) -> datetime | None:
+    """An ISO 8601 date or date-time (UTC when no zone is given), or nothing when empty."""
+    return parse_instant(text) if text.strip() else None
 
 
 def parse_optional_url(text: str) -> str | None:

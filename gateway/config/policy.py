@@ -46,10 +46,26 @@ class DeprecationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Targets:
+    """Whom a ``[[brownout]]`` window refuses: consumers by name or SID, and groups (neither:
+    every caller), except the names, SIDs or groups in ``excepted``. Written as in the file;
+    checked against the consumer list by :func:`gateway.config.consumers.check_references`."""
+
+    consumers: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    excepted: tuple[str, ...] = ()
+
+    @property
+    def everyone(self) -> bool:
+        return not self.consumers and not self.groups
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     start: datetime
     end: datetime
     percentage: float = 100.0
+    targets: Targets | None = None  # None: the string form, every caller
 
     def contains(self, now: float) -> bool:
         return self.start.timestamp() <= now < self.end.timestamp()

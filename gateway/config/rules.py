@@ -14,7 +14,9 @@ A rule file holds an optional ``[defaults]`` table and any number of ``[[rule]]`
     patterns = { Sid = "^XE[0-9a-fA-F]{32}$" }  # optional: what each placeholder must match
 
 A ``{Name}`` placeholder matches exactly one path segment (or part of one, as in
-``{Sid}.json``); ``to`` may use only placeholders that ``from`` defines. ``patterns`` gives a
+``{Sid}.json``; how several in one segment split, and why matching is linear in the path, is
+in :mod:`gateway.config.template_regex`); ``to`` may use only placeholders that ``from``
+defines. ``patterns`` gives a
 placeholder the regular expression its (%-decoded) value must match as a whole, copied from
 the OpenAPI spec's ``schema.pattern`` of that path parameter (``gateway rules check`` compares
 them); a request whose value does not match is answered 404 and never forwarded. Any mistake
@@ -35,6 +37,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from gateway.config.instants import parse_instant
+from gateway.config.template_regex import template_regex
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH"})
@@ -43,9 +46,6 @@ RULE_KEYS = frozenset(
 )
 DEFAULT_KEYS = frozenset({"upstream", "deprecated", "deprecation", "sunset"})
 
-# One path segment's worth of a placeholder value: unreserved characters and %-escapes.
-# Escapes that decode to "/", "\", "." or NUL are refused in routing, not here.
-SEGMENT_VALUE = r"(?:[A-Za-z0-9_~.\-]|%[0-9A-Fa-f]{2})+"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LITERAL = re.compile(r"[A-Za-z0-9_~.\-/]*")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -110,29 +110,26 @@ def compile_template(text: str) -> Template:
         raise ValueError(f"must start with '/': {text!r}")
     if any(segment in (".", "..") for segment in text.split("/")):
         raise ValueError(f"'.' and '..' segments are not allowed: {text!r}")
-    parts: list[str] = []
     params: list[str] = []
     pieces: list[tuple[bool, str]] = []
     position = 0
     for placeholder in _PLACEHOLDER.finditer(text):
         literal = text[position : placeholder.start()]
         _check_literal(literal, text)
-        parts.append(re.escape(literal))
         pieces.append((False, literal))
         name = placeholder.group(1)
         if name in params:
             raise ValueError(f"placeholder {{{name}}} appears twice in {text!r}")
         params.append(name)
-        parts.append(f"(?P<{name}>{SEGMENT_VALUE})")
         pieces.append((True, name))
         position = placeholder.end()
     _check_literal(text[position:], text)
-    parts.append(re.escape(text[position:]))
     pieces.append((False, text[position:]))
     first = _PLACEHOLDER.search(text)
     prefix = text[: first.start()] if first else text
     kept = tuple(piece for piece in pieces if piece[0] or piece[1])
-    return Template(text, tuple(params), re.compile("".join(parts)), prefix, kept)
+    regex = re.compile(template_regex(text, names=True))  # linear in the path's length
+    return Template(text, tuple(params), regex, prefix, kept)
 
 
 def _check_literal(literal: str, text: str) -> None:
@@ -275,7 +272,7 @@ def _builtin_rules() -> RuleSet:
     except ModuleNotFoundError:  # editable install: the mapped package is not importable
         package = Path(__file__).resolve().parents[2] / "rewrite_rules"
     entries = sorted(
-        (entry for entry in package.iterdir() if entry.name.endswith(".toml")),
+        (e for e in package.iterdir() if e.name.endswith(".toml") and not e.name.startswith(".")),
         key=lambda entry: entry.name,
     )
     # Each rule names the file really read (the installed package's copy, or the checkout's).
@@ -288,5 +285,12 @@ def load_rules(directory: Path | None = None) -> RuleSet:
         return _builtin_rules()
     if not directory.is_dir():
         raise RuleError(f"{directory}: not a directory")
-    paths = sorted(directory.glob("*.toml"))
+    paths = rule_files(directory)
     return build_ruleset(((str(p), p.read_text("utf-8")) for p in paths), str(directory))
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The rule files of ``directory`` in the order they are read: ``*.toml`` by name, except
+    names starting with a dot (``pathlib`` matches those too: an editor's lock or backup file
+    such as ``.#preview_marketplace.toml``, often a dangling symlink, is no rule file)."""
+    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))

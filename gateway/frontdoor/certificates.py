@@ -1,28 +1,28 @@
-"""Keys and certificates for interception (``cryptography``; nothing here does I/O).
+"""Loading an interception CA and minting leaves with it (``cryptography``; nothing here does I/O).
 
-The CA made by :func:`create_ca` carries critical X.509 Name Constraints that permit only the
-intercepted host names and exclude every IP address, so its key cannot vouch for any other site
-even if it leaks. Leaf certificates are minted per host, in memory, valid for a short time.
+The CA that signs is an intermediate made by :func:`gateway.frontdoor.authority.create_ca`: it
+carries the same critical X.509 Name Constraints as the root users trust, so that clients which
+ignore a trust anchor's constraints (Java's PKIX) still apply them. A one-level CA from an
+earlier ``gateway tls init`` (the root signs leaves itself) still loads; it is marked
+:attr:`CertificateAuthority.one_level` so that start-up can warn. Leaf certificates are minted
+per host, in memory, valid for a short time, and served with the intermediate after them.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.frontdoor.names import CA_DAYS, DEFAULT_HOSTS, check_host_name
-
-__all__ = ["CA_DAYS", "DEFAULT_HOSTS", "check_host_name"]  # re-exported for callers
+from gateway.frontdoor.names import INTERMEDIATE_FILE
 
 LEAF_LIFETIME = datetime.timedelta(hours=24)
-CLOCK_SKEW = datetime.timedelta(minutes=5)  # leaves start a little in the past
+CLOCK_SKEW = datetime.timedelta(minutes=5)  # certificates start a little in the past
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -31,30 +31,49 @@ class CertificateError(ValueError):
     """A certificate or key is unusable; the message never quotes key material."""
 
 
+class KeyMismatch(CertificateError):
+    """The key does not belong to the certificate given (it may belong to the intermediate)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateAuthority:
-    """A loaded interception CA: its certificate, its key and the hosts it may vouch for."""
+    """A loaded interception CA: the certificate that signs, its key, the hosts it may vouch
+    for, and the CA certificates (PEM) that a server sends after each leaf it signed."""
 
     certificate: x509.Certificate
     key: PrivateKey = field(repr=False)
     hosts: tuple[str, ...]
+    chain_pem: bytes = b""
 
     @property
     def not_after(self) -> datetime.datetime:
         return self.certificate.not_valid_after_utc
 
+    @property
+    def one_level(self) -> bool:
+        """The signer is itself the trust anchor: an earlier ``tls init``'s CA, whose Name
+        Constraints Java does not apply."""
+        return not self.chain_pem
+
 
 @dataclass(frozen=True, slots=True)
 class Leaf:
-    """One host's certificate and key in PEM, for an ``ssl`` context; never written to disk."""
+    """One host's certificate and key in PEM, for an ``ssl`` context; never written to disk
+    by the gateway itself."""
 
     host: str
     cert_pem: bytes
     key_pem: bytes = field(repr=False)
     not_after: datetime.datetime
+    chain_pem: bytes = b""  # the CA certificates to send after it (the intermediate)
+
+    @property
+    def full_chain_pem(self) -> bytes:
+        """The leaf and then its chain, as a server presents them."""
+        return self.cert_pem + self.chain_pem
 
 
-def _name(common_name: str) -> x509.Name:
+def subject(common_name: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "marketplace-gateway"),
@@ -63,7 +82,22 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _key_pem(key: PrivateKey) -> bytes:
+def key_usage(*, ca: bool) -> x509.KeyUsage:
+    """Digital signature; for a CA also certificate and CRL signing."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -71,53 +105,52 @@ def _key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def create_ca(
-    hosts: Sequence[str], *, days: int = CA_DAYS, now: datetime.datetime | None = None
-) -> tuple[bytes, bytes]:
-    """A new EC P-256 CA limited to ``hosts``: (certificate PEM, private key PEM)."""
-    names = tuple(dict.fromkeys(check_host_name(h) for h in hosts))
-    if not names:
-        raise ValueError("at least one host name is needed")
-    if not 1 <= days <= 3650:
-        raise ValueError(f"days must be 1 to 3650, got {days}")
-    start = now or datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = _name(f"marketplace-gateway interception CA {start:%Y-%m-%d %H:%M:%S}")
-    constraints = x509.NameConstraints(
-        permitted_subtrees=[x509.DNSName(name) for name in names],
-        excluded_subtrees=[
-            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
-            x509.IPAddress(ipaddress.ip_network("::/0")),
-        ],
+def _certificate(pem: bytes, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise CertificateError(f"{what} is not a PEM certificate") from exc
+
+
+def _private_key(pem: bytes) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        # The library's message could describe the key; ours never does.
+        raise CertificateError("the CA key is not an unencrypted PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertificateError("the CA key must be an EC or RSA key")
+    return key
+
+
+def _belongs(key: PrivateKey, certificate: x509.Certificate) -> bool:
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return key.public_key().public_bytes(der, public) == certificate.public_key().public_bytes(
+        der, public
     )
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
-        .not_valid_after(start + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _check_ca(certificate: x509.Certificate, what: str, moment: datetime.datetime) -> None:
+    try:
+        basic = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None
+    if basic is None or not basic.ca:
+        raise CertificateError(f"{what} is not a CA (BasicConstraints ca=false)")
+    if certificate.not_valid_after_utc <= moment:
+        raise CertificateError(
+            f"{what} expired on {certificate.not_valid_after_utc:%Y-%m-%d}; "
+            "make a new one with `gateway tls init`"
         )
-        .add_extension(constraints, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def _permitted_hosts(certificate: x509.Certificate) -> tuple[str, ...]:
@@ -137,38 +170,39 @@ def _permitted_hosts(certificate: x509.Certificate) -> tuple[str, ...]:
 
 
 def load_ca(
-    cert_pem: bytes, key_pem: bytes, *, now: datetime.datetime | None = None
+    cert_pem: bytes,
+    key_pem: bytes,
+    intermediate_pem: bytes | None = None,
+    *,
+    now: datetime.datetime | None = None,
 ) -> CertificateAuthority:
-    """Load and check an interception CA (made by :func:`create_ca` or alike)."""
-    try:
-        certificate = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError as exc:
-        raise CertificateError("the CA certificate is not a PEM certificate") from exc
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        # The library's message could describe the key; ours never does.
-        raise CertificateError("the CA key is not an unencrypted PEM private key") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise CertificateError("the CA key must be an EC or RSA key")
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(
-        serialization.Encoding.DER, public
-    ) != certificate.public_key().public_bytes(serialization.Encoding.DER, public):
-        raise CertificateError("the CA key does not belong to the CA certificate")
-    try:
-        basic = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        basic = None
-    if basic is None or not basic.ca:
-        raise CertificateError("the CA certificate is not a CA (BasicConstraints ca=false)")
+    """Load and check an interception CA.
+
+    ``cert_pem`` is the certificate the key belongs to (the intermediate, or a one-level CA),
+    or the root, with the intermediate the key belongs to in ``intermediate_pem``. Raises
+    :class:`KeyMismatch` when the key does not belong to ``cert_pem`` and no intermediate was
+    given, so that the caller can look for one."""
+    given = _certificate(cert_pem, "the CA certificate")
+    key = _private_key(key_pem)
     moment = now or datetime.datetime.now(datetime.UTC)
-    if certificate.not_valid_after_utc <= moment:
-        raise CertificateError(
-            f"the CA certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}; "
-            "make a new one with `gateway tls init`"
-        )
-    return CertificateAuthority(certificate, key, _permitted_hosts(certificate))
+    if _belongs(key, given):
+        signer = given
+    elif intermediate_pem is None:
+        raise KeyMismatch("the CA key does not belong to the CA certificate")
+    else:
+        signer = _certificate(intermediate_pem, INTERMEDIATE_FILE)
+        if not _belongs(key, signer):
+            raise CertificateError(
+                f"the CA key belongs neither to the CA certificate nor to {INTERMEDIATE_FILE}"
+            )
+        if not _issued_by(signer, given):
+            raise CertificateError(f"{INTERMEDIATE_FILE} was not signed by the CA certificate")
+        _check_ca(given, "the CA certificate", moment)
+    _check_ca(signer, "the CA certificate" if signer is given else INTERMEDIATE_FILE, moment)
+    hosts = _permitted_hosts(signer)
+    one_level = _issued_by(signer, signer)  # self-signed: it is the trust anchor itself
+    chain = b"" if one_level else signer.public_bytes(serialization.Encoding.PEM)
+    return CertificateAuthority(signer, key, hosts, chain)
 
 
 def mint_leaf(
@@ -184,7 +218,7 @@ def mint_leaf(
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(_name(host))
+        .subject_name(subject(host))
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -192,20 +226,7 @@ def mint_leaf(
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
@@ -216,6 +237,7 @@ def mint_leaf(
     return Leaf(
         host,
         certificate.public_bytes(serialization.Encoding.PEM),
-        _key_pem(key),
+        key_pem(key),
         not_after,
+        ca.chain_pem,
     )

@@ -1,4 +1,5 @@
-"""Per-host leaf certificates as ready ``ssl`` contexts, minted on first use and kept in memory.
+"""Per-host leaf certificates as ready ``ssl`` contexts (the leaf, then the intermediate that
+signed it), minted on first use and kept in memory.
 
 The cache is bounded (least recently used out) and an entry is minted again when less than a
 quarter of its lifetime is left, so a long-running gateway never serves an expired leaf.
@@ -50,7 +51,7 @@ class LeafContexts:
             self._entries.move_to_end(host)
             return entry[0]
         leaf = mint_leaf(self._ca, host, lifetime=self._lifetime, now=now)
-        context = context_from_memory(leaf.cert_pem, leaf.key_pem)
+        context = context_from_memory(leaf.full_chain_pem, leaf.key_pem)
         self.minted += 1
         self._entries[host] = (context, leaf.not_after)
         self._entries.move_to_end(host)

@@ -1,4 +1,5 @@
-"""The host names a front-door certificate may name, and the CA's defaults (pure; no I/O).
+"""The host names a front-door certificate may name, the CA's defaults and the names of its
+files (pure; no I/O).
 
 Kept apart from :mod:`gateway.frontdoor.certificates` so that what parses and checks names
 does not load ``cryptography``.
@@ -10,6 +11,12 @@ import re
 
 DEFAULT_HOSTS = ("preview.twilio.com",)
 CA_DAYS = 730
+
+# The files of a CA folder made by ``gateway tls init``: what users trust, the certificate that
+# signs, and the one private key kept (the intermediate's; the root's is never written).
+ROOT_FILE = "ca.pem"
+INTERMEDIATE_FILE = "intermediate.pem"
+KEY_FILE = "ca-key.pem"
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 

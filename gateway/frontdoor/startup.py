@@ -2,7 +2,9 @@
 
 :func:`prepare` reads and checks every certificate and key once, raising ``ConfigError`` with
 the option at fault, so ``gateway serve`` fails before any worker starts. It imports no metric
-declarations (the ``--workers`` supervisor must write no metric files of its own).
+declarations (the ``--workers`` supervisor must write no metric files of its own). It is run
+more than once per start (by the CLI, then by each process that serves), and only the first
+run logs the warnings about the files (``warn``), so that each is logged once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config.settings import ConfigError, GatewayConfig
-from gateway.frontdoor.certificates import CertificateAuthority, CertificateError, load_ca
+from gateway.frontdoor.ca_folder import load_ca_beside, one_level_warning
+from gateway.frontdoor.certificates import CertificateAuthority, CertificateError
 from gateway.frontdoor.leaves import LeafContexts
 from gateway.frontdoor.settings import HANDSHAKE_TIMEOUT, ProxySettings
 from gateway.frontdoor.targets import Policy
@@ -25,7 +28,8 @@ log = logging.getLogger("gateway")
 
 @dataclass(frozen=True, slots=True)
 class FrontDoors:
-    """The main listener's TLS context (None: plain HTTP) and the proxy's settings (None: off)."""
+    """The HTTPS listener's context (None: no HTTPS; the main listener's, or with ``tls_listen``
+    the second listener's) and the proxy's settings (None: off)."""
 
     tls: ssl.SSLContext | None
     proxy: ProxySettings | None
@@ -33,7 +37,7 @@ class FrontDoors:
 
 def main_base(config: GatewayConfig) -> str:
     """The main listener's base URL (``public_base_url`` when set)."""
-    scheme = "https" if config.tls_cert is not None else "http"
+    scheme = "https" if config.main_is_tls else "http"
     return config.public_base_url or f"{scheme}://{config.listen_host}:{config.listen_port}"
 
 
@@ -44,22 +48,27 @@ def _read(path: Path, option: str) -> bytes:
         raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from exc
 
 
-def load_proxy_ca(cert_file: Path, key_file: Path) -> CertificateAuthority:
-    """The interception CA from its two files; ``ConfigError`` naming the option at fault."""
+def load_proxy_ca(cert_file: Path, key_file: Path, *, warn: bool = True) -> CertificateAuthority:
+    """The interception CA from its files (``intermediate.pem`` read beside ``cert_file`` when
+    the key belongs to it); ``ConfigError`` naming the option at fault."""
     cert_pem = _read(cert_file, "proxy_ca_cert")
     key_pem = _read(key_file, "proxy_ca_key")
     try:
-        ca = load_ca(cert_pem, key_pem)
+        ca = load_ca_beside(cert_file, cert_pem, key_pem)
     except CertificateError as exc:
         raise ConfigError(f"proxy_ca_cert/proxy_ca_key: {exc}") from exc
-    mode = key_file.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("%s can be read by other users; chmod 600 it", key_file)
+    if warn:
+        if key_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("%s can be read by other users; chmod 600 it", key_file)
+        if ca.one_level:
+            log.warning("%s", one_level_warning(cert_file))
     return ca
 
 
-def prepare(config: GatewayConfig) -> FrontDoors:
-    """Load the certificates the config names; raise ``ConfigError`` when one is unusable."""
+def prepare(config: GatewayConfig, *, warn: bool = True) -> FrontDoors:
+    """Load the certificates the config names; raise ``ConfigError`` when one is unusable.
+    ``warn=False``: the files were checked, and their warnings logged, earlier in this
+    start (by the CLI before it forked workers or served)."""
     tls = None
     if config.tls_cert is not None and config.tls_key is not None:
         try:
@@ -69,7 +78,7 @@ def prepare(config: GatewayConfig) -> FrontDoors:
     proxy = None
     if config.proxy_listen is not None:
         assert config.proxy_ca_cert is not None and config.proxy_ca_key is not None
-        ca = load_proxy_ca(config.proxy_ca_cert, config.proxy_ca_key)
+        ca = load_proxy_ca(config.proxy_ca_cert, config.proxy_ca_key, warn=warn)
         leaves = LeafContexts(ca)
         try:  # mint each host's leaf now: fails here rather than at a client's first CONNECT
             for host in ca.hosts:

@@ -63,13 +63,24 @@ def listener_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context = server_context()
     try:
         context.load_cert_chain(cert_file, key_file, password=_no_password)
-    except FileNotFoundError as exc:
-        raise CertificateError(f"no such file: {exc.filename}") from exc
+    except FileNotFoundError as exc:  # ssl names no file: find which one it was
+        raise CertificateError(f"no such file: {_first_missing(exc, cert_file, key_file)}") from exc
     except PermissionError as exc:
-        raise CertificateError(f"cannot read {exc.filename}: permission denied") from exc
+        unreadable = next((f for f in (cert_file, key_file) if not os.access(f, os.R_OK)), None)
+        raise CertificateError(
+            f"cannot read {exc.filename or unreadable or cert_file}: permission denied"
+        ) from exc
     except ssl.SSLError as exc:
         raise CertificateError(
             f"{cert_file} / {key_file}: not a PEM certificate chain and its unencrypted key "
             f"({exc.reason or 'ssl error'})"
         ) from exc
     return context
+
+
+def _first_missing(exc: FileNotFoundError, *files: Path) -> str:
+    """The file ``exc`` is about: its own name when it has one, else the first of ``files``
+    that is not there (``SSLContext.load_cert_chain`` raises without a file name)."""
+    if exc.filename is not None:
+        return str(exc.filename)
+    return str(next((f for f in files if not f.exists()), files[0]))

@@ -33,9 +33,13 @@ def refuses(
     requests are refused at random, each with probability ``percentage`` % (``chance()`` is a
     uniform draw from [0, 1)).
     """
+    return refuses_sid(window, consumer_sid(authorization), now, chance)
+
+
+def refuses_sid(window: Window, sid: str, now: float, chance: Callable[[], float]) -> bool:
+    """:func:`refuses` for a caller whose SID (or fixed word) is already known."""
     if window.percentage >= 100:
         return True
-    sid = consumer_sid(authorization)
     if not sid.startswith(("AC", "SK")):
         return chance() * 100 < window.percentage
     minute = int((now - window.start.timestamp()) // CONSISTENT_SECONDS)

@@ -17,11 +17,23 @@ DISABLED = "disabled"
 UNAUTHENTICATED = "unauthenticated"
 _FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
 _REFUSED_CREDENTIALS = frozenset({401, 403})
+# 4xx answers that do not show the credentials were accepted: refused (401, 403), a proxy's
+# own authentication (407), or rate limiting, which may come before any check (429).
+_UNPROVEN_4XX = frozenset({401, 403, 407, 429})
 
 _SID_CACHE = 1024  # distinct Authorization headers remembered per process
 
 # The file in the multiprocess metrics directory where --workers share the admitted labels.
 LEDGER_NAME = "consumer-labels.txt"
+
+
+def proves_credentials(upstream_status: int | None) -> bool:
+    """Whether an upstream's answer shows it accepted the caller's credentials: 2xx, 3xx and
+    4xx other than 401, 403, 407 and 429 (Twilio checks credentials before it validates a
+    request). 5xx (an outage), 429, 1xx and no answer at all prove nothing."""
+    if upstream_status is None or not 200 <= upstream_status < 500:
+        return False
+    return upstream_status not in _UNPROVEN_4XX
 
 
 def consumer_sid(authorization: str | None) -> str:
@@ -48,11 +60,15 @@ def consumer_sid(authorization: str | None) -> str:
 class ConsumerLabels:
     """Maps SIDs to configured names and caps how many distinct labels the gateway emits.
 
-    A SID becomes a label only once an upstream has accepted its credentials (answered with
-    anything but 401 or 403), so a caller cannot fill the cap with made-up SIDs or have calls
-    counted against someone else's. Under ``--workers N`` the workers share one cap through
-    ``ledger``, a file in the metrics directory that lists the admitted labels (appended under
-    an exclusive lock); it outlives a worker's restart. Lives on the application, not at module
+    A SID becomes a label only once an upstream has accepted its credentials (an answer for
+    which :func:`proves_credentials` holds), so a caller cannot fill the cap with made-up SIDs
+    (not even while the upstream is down or rate limiting) or have calls counted against
+    someone else's; an admitted SID keeps its label on any answer but 401 and 403. Under
+    ``--workers N`` the workers share one cap through ``ledger``, a file in the metrics
+    directory that lists the admitted labels (appended under an exclusive lock); it outlives
+    a worker's restart. A SID on the ``[[consumers]]`` list
+    (``listed``) is always labelled with its name, past the cap and before any upstream has
+    seen it, since the config file bounds their number. Lives on the application, not at module
     level. A config reload makes a new one with :meth:`reconfigured`, which shares the labels
     admitted so far and the ledger, so the cap holds across reloads.
     """
@@ -64,8 +80,10 @@ class ConsumerLabels:
         enabled: bool,
         ledger: Path | None = None,
         admitted: set[str] | None = None,
+        listed: frozenset[str] = frozenset(),
     ) -> None:
         self._names = dict(names)
+        self._listed = listed  # SIDs on the [[consumers]] list: labelled by name, uncapped
         self._cap = cap
         self._enabled = enabled
         self._ledger = ledger
@@ -75,10 +93,16 @@ class ConsumerLabels:
         # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
         self._sids: dict[str, str] = {}
 
-    def reconfigured(self, names: Mapping[str, str], cap: int, enabled: bool) -> ConsumerLabels:
-        """Labels with new names, cap and switch, counting against this one's admitted labels
-        and ledger; labels it refused are weighed again against the new cap."""
-        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted)
+    def reconfigured(
+        self,
+        names: Mapping[str, str],
+        cap: int,
+        enabled: bool,
+        listed: frozenset[str] = frozenset(),
+    ) -> ConsumerLabels:
+        """Labels with new names, cap, switch and list, counting against this one's admitted
+        labels and ledger; labels it refused are weighed again against the new cap."""
+        return ConsumerLabels(names, cap, enabled, self._ledger, self._admitted, listed)
 
     def label(self, authorization: str | None, upstream_status: int | None) -> tuple[str, bool]:
         """``(label, overflowed)`` for a request's ``Authorization`` header, given what the
@@ -90,10 +114,15 @@ class ConsumerLabels:
         sid = self._sid(authorization)
         if sid in _FIXED_WORDS:
             return sid, False
+        if sid in self._listed:  # bounded by the config file: always labelled, past the cap
+            return self._names[sid], False
         label = self._names.get(sid, sid)
         if label in self._admitted:
             return label, False
-        if upstream_status is None:  # never checked by an upstream: not yet a consumer
+        if not proves_credentials(upstream_status):  # not (yet) shown to be a consumer...
+            if self._ledger is not None and label not in self._refused and self._in_ledger(label):
+                self._admitted.add(label)  # ...unless another worker admitted it
+                return label, False
             return UNAUTHENTICATED, False
         if label in self._refused or not self._admit(label):
             if len(self._refused) < 10 * self._cap + 1000:
@@ -118,6 +147,16 @@ class ConsumerLabels:
                 self._sids.clear()
             sid = self._sids[authorization] = consumer_sid(authorization)
         return sid
+
+    def _in_ledger(self, label: str) -> bool:
+        """Whether the workers' ledger lists ``label`` (admitted by any worker)."""
+        assert self._ledger is not None
+        try:
+            with open(self._ledger, encoding="ascii") as ledger:
+                fcntl.flock(ledger, fcntl.LOCK_SH)  # released when the file is closed
+                return label in ledger.read().split()
+        except FileNotFoundError:
+            return False
 
     def _admit(self, label: str) -> bool:
         """Whether ``label`` may be admitted: under the cap, counted gateway-wide."""

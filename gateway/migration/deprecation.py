@@ -40,13 +40,29 @@ class DeprecationHeaders:
             links.append(f'<{policy.sunset_link}>; rel="sunset"; type="text/html"')
         return cls(deprecation_value(policy.deprecation), sunset_value(policy.sunset), tuple(links))
 
+    def pairs(self, successor: str, sunset: str | None = None) -> tuple[tuple[str, str], ...]:
+        """The headers as ``(name, value)`` pairs, with ``sunset`` (a consumer's own cut-off)
+        instead of the route's Sunset when given."""
+        return (
+            ("Deprecation", self.deprecation),
+            ("Sunset", sunset or self.sunset),
+            ("Link", f'<{successor}>; rel="successor-version"'),
+            *(("Link", link) for link in self.links),
+        )
+
     def apply(self, headers: CIMultiDict[str], successor: str) -> None:
-        """Add the headers to ``headers``; ``Link`` values are added, never overwritten."""
-        headers["Deprecation"] = self.deprecation
-        headers["Sunset"] = self.sunset
-        headers.add("Link", f'<{successor}>; rel="successor-version"')
-        for link in self.links:
-            headers.add("Link", link)
+        """Add the headers to ``headers`` (:func:`add_headers`)."""
+        add_headers(headers, self.pairs(successor))
+
+
+def add_headers(headers: CIMultiDict[str], pairs: tuple[tuple[str, str], ...]) -> None:
+    """Add deprecation ``pairs`` to ``headers``: ``Link`` values are added, never overwritten
+    (the upstream's stay); ``Deprecation`` and ``Sunset`` are set."""
+    for name, value in pairs:
+        if name == "Link":
+            headers.add(name, value)
+        else:
+            headers[name] = value
 
 
 def successor_url(target: Template, params: Mapping[str, str], origin: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.config.rules import Rule
+from gateway.config.template_regex import segment_regex
 
 # The optional compiled accelerator (gateway/rewrite/_rewrite_accel.c), built where a C compiler was
 # available at install time. MARKETPLACE_GATEWAY_NO_EXTENSIONS=1 skips building it and, at
@@ -114,17 +115,6 @@ def _prefix_swap(rule: Rule) -> tuple[str, str] | None:
     return target_first, source_first
 
 
-# rules.SEGMENT_VALUE with a run of plain characters matched in one step: the same language
-# (tests/rewrite/test_link_map.py checks), far less work for the regex engine.
-FAST_SEGMENT = r"(?:[A-Za-z0-9_~.\-]+|%[0-9A-Fa-f]{2})+"
-
-
-def _segment_regex(segment: str) -> str:
-    """One template segment as regex text; a placeholder matches what routing accepts."""
-    parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", segment)
-    return FAST_SEGMENT.join(re.escape(part) for part in parts)
-
-
 def _trie_regex(paths: Sequence[Sequence[str]]) -> str:
     children: dict[str, list[Sequence[str]]] = {}  # by segment regex: names don't matter
     ends_here = False
@@ -132,7 +122,8 @@ def _trie_regex(paths: Sequence[Sequence[str]]) -> str:
         if not path:
             ends_here = True
         else:
-            children.setdefault(_segment_regex(path[0]), []).append(path[1:])
+            # A placeholder matches what routing accepts, in time linear in the segment.
+            children.setdefault(segment_regex(path[0], names=False), []).append(path[1:])
     if not children:
         return ""
     branches = ["/" + segment + _trie_regex(rest) for segment, rest in children.items()]

@@ -25,6 +25,8 @@ def needed(config: GatewayConfig) -> int:
     count = config.max_client_connections + MAX_LINGERING + SPARE
     # Upstream connections: the pool's size, or one per client connection when unlimited.
     count += config.pool_size or config.max_client_connections
+    if config.tls_listen is not None:  # a cap of its own; a TLS refusal is closed at once
+        count += config.max_client_connections
     if config.metrics_listen is not None:
         count += config.max_metrics_connections + MAX_LINGERING
     if config.proxy_listen is not None:

@@ -38,6 +38,7 @@ _NOT_FORWARDED: frozenset[str] = HOP_BY_HOP | {
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "gateway-rehearsal",  # the migration policy's rehearsal switch is for the gateway alone
 }
 
 # Response headers that describe the upstream's framing or encoding of the body.

@@ -7,7 +7,8 @@ with a deadline between two reads (``client_body_timeout``) and one for the whol
 (``client_body_total_timeout``); either one passing is a 408 and the connection is closed. A
 chunked body, whose length nobody declared, claims budget as it arrives. What a request holds
 of the budget is given back when the request is done (the body lives until the upstream call
-is over).
+is over), and counted towards the next heap trim (:class:`gateway.serving.memory.Trimmer`):
+a body arrives in pieces that glibc would otherwise keep after a flood of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from gateway.errors import BadRequest, GatewayBusy, RequestTimeout, RequestTooLarge
+from gateway.serving.memory import Trimmer
 from gateway.telemetry.metrics import CLIENT_LIMIT_HITS
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -34,13 +36,15 @@ class BodyLimits:
 
 
 class BodyBudget:
-    """The request-body bytes one process holds in memory at once, and its cap."""
+    """The request-body bytes one process holds in memory at once, and its cap; what is given
+    back is counted towards a heap trim by ``trimmer``."""
 
-    __slots__ = ("capacity", "used")
+    __slots__ = ("capacity", "used", "trimmer")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, trimmer: Trimmer | None = None) -> None:
         self.capacity = capacity
         self.used = 0
+        self.trimmer = trimmer or Trimmer()
 
     def hold(self) -> BodyHold:
         """A request's claim on this budget, empty until it reserves bytes."""
@@ -70,8 +74,11 @@ class BodyHold:
         self.held += size
 
     def release(self) -> None:
-        self.budget.used -= self.held
-        self.held = 0
+        held = self.held
+        if held:
+            self.held = 0
+            self.budget.used -= held
+            self.budget.trimmer.released(held)
 
 
 def expects_continue(request: web.BaseRequest) -> bool:

@@ -41,6 +41,16 @@ def off_loop(incoming: UpstreamResponse, rewriter: LinkRewriter) -> bool:
     return content_coding.expected_size(body, name) > limit
 
 
+def expected_size(incoming: UpstreamResponse) -> int:
+    """The body's size once decoded, as far as can be told before decoding it (its own size when
+    it is not decoded here)."""
+    body = incoming.body
+    name = content_coding.coding(incoming.headers.getall("Content-Encoding", ()))
+    if not name:  # identity, or passed through untouched
+        return len(body)
+    return content_coding.expected_size(body, name)
+
+
 def prepare(
     incoming: UpstreamResponse,
     rewriter: LinkRewriter,

@@ -9,7 +9,6 @@ simulator has no auth tokens) or an API key SID (``SK`` + 32 hex) listed in the 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 
 from .errors import SimulatorError
@@ -32,7 +31,7 @@ def account_for(authorization: str | None, api_keys: Mapping[str, str]) -> str:
         raise unauthenticated()
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or bytes that are not UTF-8
         raise unauthenticated() from None
     username, sep, password = decoded.partition(":")
     if not sep or not password:

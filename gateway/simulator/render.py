@@ -66,9 +66,12 @@ def installed_add_on(item: InstalledAddOn, base: str) -> dict[str, Any]:
         "date_created": iso_date(item.date_created),
         "date_updated": iso_date(item.date_updated),
         "url": url,
+        # The spec's examples list extensions and available_add_on; its dependentProperties
+        # add usage (/v1/InstalledAddOns/{sid}/Usage), which real answers carry too.
         "links": {
             "extensions": f"{url}/Extensions",
             "available_add_on": f"{base}/v1/AvailableAddOns/{item.available_add_on_sid}",
+            "usage": f"{url}/Usage",
         },
     }
 

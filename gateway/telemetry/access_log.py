@@ -107,23 +107,25 @@ class AccessLog:
         deprecated: bool,
         upstream_status: int | None,
         front_door: str = "direct",
+        policy: str = "",
     ) -> None:
         logger = self.logger
         if not self.enabled or not logger.isEnabledFor(self.level):
             return
-        line = orjson.dumps(
-            {
-                "route": route,
-                "method": method,
-                "path": path[:300],
-                "status": status,
-                "latency_ms": round(seconds * 1000, 3),
-                "consumer": consumer,
-                "deprecated": deprecated,
-                "upstream_status": upstream_status,
-                "front_door": front_door,
-            }
-        )
+        fields = {
+            "route": route,
+            "method": method,
+            "path": path[:300],
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "consumer": consumer,
+            "deprecated": deprecated,
+            "upstream_status": upstream_status,
+            "front_door": front_door,
+        }
+        if policy:  # refused by the migration policy: cutoff, unknown_consumer, brownout, ...
+            fields["policy"] = policy
+        line = orjson.dumps(fields)
         handlers = logger.handlers
         if len(handlers) == 1 and not logger.propagate:
             handler = handlers[0]

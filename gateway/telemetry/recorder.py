@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.migration.consumers import ConsumerLabels
+from gateway.migration.tally import Tally
 from gateway.telemetry.access_log import AccessLog
 from gateway.telemetry.metrics import UNMATCHED, RouteMetrics
 
@@ -46,6 +47,9 @@ class Exchange:
     upstream_seconds: float | None = None
     failure: str = ""  # the upstream failure's kind, "" when there was none
     brownout: bool = False  # refused by a brownout window
+    refusal: str = ""  # why the migration policy refused it (gateway.migration.policy), or ""
+    policy_consumer: str = ""  # the consumer label a policy refusal counts under
+    rehearsal: bool = False  # a Gateway-Rehearsal call: refused, and not a deprecated call
     finished: float | None = None  # time.perf_counter() when the answer was ready
 
 
@@ -55,14 +59,20 @@ class Recorder:
 
     access_log: AccessLog
     consumers: ConsumerLabels
-    clock: Callable[[], float]  # wall clock, for the last-seen gauge
+    clock: Callable[[], float]  # wall clock, for the last-seen gauges and the tally
     unmatched: RouteMetrics
+    tally: Tally  # deprecated calls per day and consumer (the migration page's own chart)
 
     @classmethod
     def create(
-        cls, access_log: AccessLog, consumers: ConsumerLabels, clock: Callable[[], float]
+        cls,
+        access_log: AccessLog,
+        consumers: ConsumerLabels,
+        clock: Callable[[], float],
+        tally: Tally | None = None,
     ) -> Recorder:
-        return cls(access_log, consumers, clock, RouteMetrics(UNMATCHED, False))
+        unmatched = RouteMetrics(UNMATCHED, False)
+        return cls(access_log, consumers, clock, unmatched, tally or Tally())
 
     def record(self, exchange: Exchange) -> None:
         """Count ``exchange`` and write its access line; never raises."""
@@ -88,11 +98,15 @@ class Recorder:
             metrics.upstream_failure(exchange.failure)
         if exchange.brownout:
             metrics.brownout()
-        if deprecated:
+        elif exchange.refusal:
+            metrics.policy_refusal(exchange.policy_consumer, exchange.refusal)
+        if deprecated and not exchange.rehearsal:
             consumer, overflowed = self.consumers.label(
                 exchange.authorization, exchange.upstream_status
             )
-            metrics.deprecated_call(consumer, overflowed, self.clock())
+            now = self.clock()
+            metrics.deprecated_call(consumer, overflowed, now)
+            self.tally.count(consumer, now)
         else:
             consumer = self.consumers.log_label(exchange.authorization, exchange.upstream_status)
         if self.access_log.enabled:
@@ -106,6 +120,7 @@ class Recorder:
                 deprecated=deprecated,
                 upstream_status=exchange.upstream_status,
                 front_door=exchange.front_door,
+                policy=exchange.refusal or ("rehearsal" if exchange.rehearsal else ""),
             )
 
 

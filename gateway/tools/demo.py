@@ -14,6 +14,7 @@ import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,11 @@ from aiohttp import web
 from gateway.config.parsers import parse_http_url, parse_listen
 from gateway.config.settings import ConfigError, GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.frontdoor.names import INTERMEDIATE_FILE
 from gateway.serving.listen import address, listen_error, start_site
 from gateway.telemetry.access_log import configure_logging
+from gateway.tools.demo_consumers import banner, demo_policy, make_calls, with_demo_policy
+from gateway.tools.safe_files import write_file
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
@@ -201,6 +205,9 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             # Every upstream of the table at the simulator; everything else as configured.
             flags = {f"{name}_upstream": simulator_url for name in UPSTREAM_NAMES}
             config = load_config({**flags, "listen": address(gw_host, gw_port)}, environ)
+            policy = demo_policy(datetime.now(UTC))
+            if not args.walkthrough:
+                config = with_demo_policy(config, policy)
             gw_runner = GatewayRunner(create_app(config), access_log=None)
             await gw_runner.setup()
             stack.push_async_callback(gw_runner.cleanup)
@@ -210,10 +217,12 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 return await run_walkthrough(gateway_url)
             door, proxy_url = await _start_proxy(config, gw_runner, ca_dir, args.proxy_listen)
             stack.callback(door.close)
+            await make_calls(gateway_url, policy)
             examples = _examples(gateway_url, simulator_url, add_on_sid)
             intro, _, closing = examples.rpartition("\nAny password works")
-            banner = intro + _proxy_examples(proxy_url, ca_dir / "ca.pem") + "\nAny password works"
-            print(banner + closing, flush=True)
+            text = intro + _proxy_examples(proxy_url, ca_dir / "ca.pem")
+            text += banner(gateway_url, policy) + "\nAny password works"
+            print(text + closing, flush=True)
             configure_logging(config.log_level)  # the access log shows each call as it passes
             await _wait_for_stop()
             return 0
@@ -225,16 +234,16 @@ async def _start_proxy(
     config: GatewayConfig, runner: web.AppRunner, ca_dir: Path, listen: str
 ) -> tuple[ProxyFrontDoor, str]:
     """The proxy front door on ``listen`` with a throwaway CA in ``ca_dir``, and its URL."""
-    from gateway.frontdoor.certificates import create_ca
+    from gateway.frontdoor.authority import create_ca
     from gateway.frontdoor.listener import start_proxy
     from gateway.frontdoor.startup import prepare
 
     host, port = _listen("--proxy-listen", listen)
-    cert_pem, key_pem = create_ca(["preview.twilio.com"])
-    (ca_dir / "ca.pem").write_bytes(cert_pem)
+    created = create_ca(["preview.twilio.com"])
+    (ca_dir / INTERMEDIATE_FILE).write_bytes(created.intermediate_pem)
+    (ca_dir / "ca.pem").write_bytes(created.root_pem)
     key_file = ca_dir / "ca-key.pem"
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(key_pem)
+    write_file(key_file, created.key_pem, private=True)
     proxied = replace(
         config,
         proxy_listen=(host, port),

@@ -6,7 +6,7 @@ called, days until its Sunset and the Marketplace v1 path to move to (from the g
 
 From ``/metrics`` the counts are totals since the gateway process started; from Prometheus they
 are the calls within ``--window`` (default 7d), summed over every scraped gateway (counted
-exactly, not extrapolated: see :func:`gateway.tools.report_reader.calls_over`).
+exactly, not extrapolated: see :func:`gateway.migration.series.calls_over`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +36,9 @@ EXIT_STILL_CALLED = 1
 EXIT_USAGE = 2
 
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
+DEFAULT_WINDOW = "7d"
 
-_WINDOW = re.compile(r"[1-9][0-9]*[smhdwy]")
+WINDOW_PATTERN = re.compile(r"[1-9][0-9]*[smhdwy]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +261,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--window",
-        default="7d",
+        default=None,
         metavar="RANGE",
-        help="with --prometheus-url: count requests over this range (default 7d)",
+        help=f"with --prometheus-url: count requests over this range (default {DEFAULT_WINDOW}); "
+        "/metrics counts since the gateway started, so --metrics-url refuses it",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default text)"
@@ -283,17 +286,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def source_flags_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the source flags (``--metrics-url``, ``--prometheus-url``,
+    ``--window``), before anything is fetched (None: nothing). ``gateway consumers`` shares it."""
+    if args.window is not None:
+        if not args.prometheus_url:
+            return (
+                f"--window {args.window}: only with --prometheus-url (a gateway's /metrics "
+                "counts since it started; it has no window)"
+            )
+        if not WINDOW_PATTERN.fullmatch(args.window):
+            return f"--window {args.window!r}: expected e.g. 1h, 7d, 4w"
+    urls = (("--metrics-url", args.metrics_url), ("--prometheus-url", args.prometheus_url))
+    for flag, url in urls:
+        if url is not None and not _is_http_url(url):
+            return f"{flag} {url!r}: expected an absolute http(s) URL, e.g. {DEFAULT_METRICS_URL}"
+    return None
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (a port out of range or not a number raises here)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gateway report``: 0 on success, 2 when the source is unreachable or unusable."""
-    if not _WINDOW.fullmatch(args.window):
-        print(
-            f"gateway report: --window {args.window!r}: expected e.g. 1h, 7d, 4w", file=sys.stderr
-        )
+    problem = source_flags_problem(args)
+    if problem is not None:
+        print(f"gateway report: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         rules = load_rules(args.rules)
         if args.prometheus_url:
-            source, window = args.prometheus_url, args.window
+            source, window = args.prometheus_url, args.window or DEFAULT_WINDOW
             samples = read_prometheus(source, window, args.timeout)
         else:
             source, window = args.metrics_url or DEFAULT_METRICS_URL, None

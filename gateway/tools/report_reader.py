@@ -1,29 +1,37 @@
-"""Where ``gateway report`` reads the gateway's series: a running gateway's ``/metrics`` text or a
-Prometheus server's HTTP API, both reduced to the same :class:`Samples`."""
+"""Where ``gateway report`` and ``gateway consumers`` read the gateway's series: a running
+gateway's ``/metrics`` text or a Prometheus server's HTTP API, both reduced to the same
+:class:`Samples`. The PromQL and the parsing of its answers are
+:mod:`gateway.migration.series`, which the migration page shares."""
 
 from __future__ import annotations
 
 import json
-import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-DEPRECATED = "gateway_deprecated_requests_total"
-LAST_SEEN = "gateway_deprecated_route_last_seen_timestamp_seconds"
-SUNSET = "gateway_sunset_timestamp_seconds"
-BROWNOUTS = "gateway_brownout_rejections_total"
-OVERFLOW = "gateway_consumer_overflow_total"
-BUILD_INFO = "gateway_build_info"
+from gateway.migration.series import (
+    BROWNOUTS,
+    BUILD_INFO,
+    CONSUMER_LAST_SEEN,
+    DEPRECATED,
+    LAST_SEEN,
+    OVERFLOW,
+    SUNSET,
+    SourceError,
+    answer,
+    by_label,
+    calls_over,
+    consumer_last_seen,
+    vector,
+)
 
-
-class ReportError(Exception):
-    """The source could not be read or did not look like the gateway's metrics."""
+ReportError = SourceError  # the source could not be read or was not the gateway's metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +44,27 @@ class Samples:
     brownouts: Mapping[str, float]  # route -> rejections
     overflow: float
     versions: tuple[str, ...] = ()
+    consumer_last_seen: Mapping[str, float] = field(default_factory=dict)  # consumer -> unix s
+
+    def consumer_calls(self) -> dict[str, float]:
+        """Deprecated calls per consumer, over every route."""
+        totals: dict[str, float] = {}
+        for (_, consumer), value in self.requests.items():
+            totals[consumer] = totals.get(consumer, 0.0) + value
+        return totals
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
+def _fetch(url: str, timeout: float, shown: str | None = None) -> bytes:
+    """GET ``url``; a failure names ``shown`` (default: ``url`` itself) and the reason alone,
+    not a Prometheus query URL hundreds of characters long."""
+    where = shown or url
+    try:
+        request = urllib.request.Request(url, headers={"Accept": "text/plain, application/json"})
+    except ValueError as exc:  # not a URL urllib can open
+        raise ReportError(f"{where}: {exc}") from exc
     # HTTP(S)_PROXY from the environment applies, except to a gateway on this machine.
     host = urllib.parse.urlsplit(url).hostname or ""
     handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
@@ -52,10 +74,20 @@ def _fetch(url: str, timeout: float) -> bytes:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
-        raise ReportError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        raise ReportError(f"{where}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ReportError(f"cannot reach {url}: {reason}") from exc
+        raise ReportError(f"cannot reach {where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """Why a fetch failed, in words: ``connection refused``, not ``<urlopen error [Errno
+    111] Connection refused>``."""
+    reason: object = getattr(exc, "reason", exc)
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return "timed out"
+    return str(reason) or type(reason).__name__
 
 
 def parse_metrics_text(text: str) -> Samples:
@@ -66,6 +98,7 @@ def parse_metrics_text(text: str) -> Samples:
     brownouts: dict[str, float] = {}
     overflow = 0.0
     versions: list[str] = []
+    consumers_seen: dict[str, float] = {}
     found = False
     try:
         families = list(text_string_to_metric_families(text))
@@ -80,6 +113,9 @@ def parse_metrics_text(text: str) -> Samples:
             elif sample.name == LAST_SEEN:
                 route = labels.get("route", "")
                 last_seen[route] = max(last_seen.get(route, 0.0), sample.value)
+            elif sample.name == CONSUMER_LAST_SEEN:
+                consumer = labels.get("consumer", "")
+                consumers_seen[consumer] = max(consumers_seen.get(consumer, 0.0), sample.value)
             elif sample.name == SUNSET:
                 sunset[labels.get("route", "")] = sample.value
             elif sample.name == BROWNOUTS:
@@ -94,7 +130,15 @@ def parse_metrics_text(text: str) -> Samples:
             found = True
     if not found:
         raise ReportError("no gateway_* metrics found: is this the gateway's /metrics?")
-    return Samples(requests, last_seen, sunset, brownouts, overflow, tuple(sorted(set(versions))))
+    return Samples(
+        requests,
+        last_seen,
+        sunset,
+        brownouts,
+        overflow,
+        tuple(sorted(set(versions))),
+        consumers_seen,
+    )
 
 
 def read_metrics(url: str, timeout: float) -> Samples:
@@ -105,69 +149,30 @@ def read_metrics(url: str, timeout: float) -> Samples:
 def _query(base: str, expr: str, timeout: float) -> list[dict[str, Any]]:
     url = f"{base.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     try:
-        body = json.loads(_fetch(url, timeout))
+        body = json.loads(_fetch(url, timeout, shown=f"Prometheus at {base}"))
     except json.JSONDecodeError as exc:
         raise ReportError(f"{base}: not a Prometheus API answer ({exc})") from exc
-    if not isinstance(body, dict) or body.get("status") != "success":
-        error = body.get("error") if isinstance(body, dict) else body
-        raise ReportError(f"{base}: query {expr!r} failed: {error}")
-    result = body.get("data", {}).get("result", [])
-    if not isinstance(result, list):
-        raise ReportError(f"{base}: unexpected answer to {expr!r}")
-    return result
-
-
-def _vector(rows: Iterable[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
-    values: dict[tuple[str, ...], float] = {}
-    for row in rows:
-        value = float(row["value"][1])
-        if math.isnan(value):
-            continue
-        values[tuple(row.get("metric", {}).get(label, "") for label in labels)] = value
-    return values
-
-
-LOOKBACK = "5m"  # Prometheus's default lookback: how far before a window its start value is
-
-
-def calls_over(metric: str, window: str, selector: str = "") -> str:
-    """PromQL for how much each series of the counter ``metric`` (with ``selector``, e.g.
-    ``{route=~"x"}``) counted in the ``window`` before the evaluation time, exactly.
-
-    ``increase()`` is an estimate: it extrapolates to the edges of the window, and it misses
-    what a series had counted before its first scrape. Both matter in a fleet: a pod that a
-    rollout or the autoscaler starts, and a consumer's first call on a pod, begin a new series,
-    and a consumer who called once would count 0 (or 1.3). Instead: the series' last value in
-    the window minus its value just before the window; a series born in the window (no value
-    before it) counts whole. Only a series whose counter went back during the window (its
-    process restarted under the same labels) falls back to ``increase()``.
-    """
-    series = f"{metric}{selector}"
-    last = f"last_over_time({series}[{window}])"
-    before = f"last_over_time({series}[{LOOKBACK}] offset {window})"
-    return (
-        f"((({last} - ({before} or {last} * 0)) >= 0) unless resets({series}[{window}]) > 0)"
-        f" or increase({series}[{window}])"
-    )
+    return answer(body, base, expr)
 
 
 def read_prometheus(base: str, window: str, timeout: float) -> Samples:
     """The gateway series from a Prometheus server: calls over ``window``, summed over every
     scraped gateway; the latest call is the latest over them."""
-    requests = _vector(
+    requests = vector(
         _query(base, f"sum by (route, consumer) ({calls_over(DEPRECATED, window)})", timeout),
         "route",
         "consumer",
     )
-    last_seen = _vector(
+    last_seen = vector(
         _query(base, f"max by (route) (max_over_time({LAST_SEEN}[{window}]))", timeout), "route"
     )
-    sunset = _vector(_query(base, f"max by (route) ({SUNSET})", timeout), "route")
-    brownouts = _vector(
+    sunset = vector(_query(base, f"max by (route) ({SUNSET})", timeout), "route")
+    brownouts = vector(
         _query(base, f"sum by (route) ({calls_over(BROWNOUTS, window)})", timeout), "route"
     )
-    overflow = _vector(_query(base, f"sum({calls_over(OVERFLOW, window)})", timeout))
-    versions = _vector(_query(base, f"count by (version) ({BUILD_INFO})", timeout), "version")
+    overflow = vector(_query(base, f"sum({calls_over(OVERFLOW, window)})", timeout))
+    versions = vector(_query(base, f"count by (version) ({BUILD_INFO})", timeout), "version")
+    consumers_seen = by_label(_query(base, consumer_last_seen(window), timeout), "consumer")
     if not (requests or last_seen or sunset or versions):
         raise ReportError(
             f"{base}: no gateway_* series: is Prometheus scraping the gateway's /metrics?"
@@ -179,4 +184,5 @@ def read_prometheus(base: str, window: str, timeout: float) -> Samples:
         {key[0]: value for key, value in brownouts.items()},
         sum(overflow.values()),
         tuple(sorted(key[0] for key in versions)),
+        consumers_seen,
     )

@@ -24,12 +24,14 @@ Looks for what an application written against the deprecated API contains:
 * twilio-cli ``api:preview:marketplace:`` topics -> ``api:marketplace:v1:`` (inferred from the
   CLI's ``api:<domain>:<version>:<resource>`` naming).
 
-Exit status: 1 when anything was found, 0 when the tree is clean, 2 on a usage error.
+Exit status: 1 when anything was found, 0 when the tree is clean, 2 on a usage error or when
+no file was scanned at all (an empty folder, only binary or over-large files).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
@@ -38,7 +40,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.config.parsers import parse_size
 from gateway.config.rules import Rule, RuleError, RuleSet, load_rules
+from gateway.config.template_regex import Alphabet, template_regex
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.scan_patterns import PATTERNS, SPLIT_CHAINS, language
 
@@ -120,13 +124,12 @@ def map_preview_url(rest: str, rules: RuleSet) -> tuple[str | None, str | None]:
 
 
 def _shape(rule: Rule) -> re.Pattern[str]:
-    """``rule``'s ``from`` with each placeholder standing for any text within one segment."""
-    return re.compile(
-        "".join(
-            f"(?P<{text}>[^/?#]+)" if is_param else re.escape(text)
-            for is_param, text in rule.source.pieces
-        )
-    )
+    """``rule``'s ``from`` with each placeholder standing for any text within one segment
+    (matched in linear time, see :mod:`gateway.config.template_regex`)."""
+    return re.compile(template_regex(rule.source.text, names=True, alphabet=_ANY_IN_A_SEGMENT))
+
+
+_ANY_IN_A_SEGMENT = Alphabet("/?#", negated=True)
 
 
 def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
@@ -144,10 +147,13 @@ def scan_text(text: str, path: str, rules: RuleSet) -> list[Finding]:
 def _scan_split_chains(text: str, path: str) -> list[Finding]:
     hits: list[Finding] = []
     for pattern in SPLIT_CHAINS:
-        for found in pattern.regex.finditer(text):
+        counted, line, line_start = 0, 1, 0  # counted forwards from hit to hit: linear
+        for found in pattern.finditer(text):
             start = found.start()
-            line = text.count("\n", 0, start) + 1
-            column = start - (text.rfind("\n", 0, start) + 1) + 1
+            line += text.count("\n", counted, start)
+            line_start = max(line_start, text.rfind("\n", counted, start) + 1)
+            counted = start
+            column = start - line_start + 1
             shown = " ".join(found.group(0).split())
             kind = language(pattern.kind, path)
             hits.append(Finding(path, line, column, shown, pattern.replace(found), kind))
@@ -161,14 +167,17 @@ def _scan_line(line: str, number: int, path: str, rules: RuleSet) -> list[Findin
         shown = url.group(0).rstrip(".:!?")  # sentence punctuation after a URL in prose
         rest = url.group("rest")[: len(url.group("rest")) - (len(url.group(0)) - len(shown))]
         replacement, rule = map_preview_url(rest, rules)
-        taken.append(url.span())
+        taken.append(url.span())  # in order, and apart: the list stays sorted
         hits.append(Finding(path, number, url.start() + 1, shown, replacement, "url", rule))
     for pattern in PATTERNS:
-        for found in pattern.regex.finditer(line):
+        for found in pattern.finditer(line):
             start, end = found.span()
-            if any(start < e and end > s for s, e in taken):
+            # Taken spans never overlap, so only the last one starting before ``end`` can
+            # overlap this one (a sorted list: a line of many hits is not quadratic).
+            before = bisect.bisect_left(taken, (end,))
+            if before and taken[before - 1][1] > start:
                 continue  # a more specific pattern already reported this text
-            taken.append((start, end))
+            bisect.insort(taken, (start, end))
             kind = language(pattern.kind, path)
             hits.append(
                 Finding(path, number, start + 1, found.group(0), pattern.replace(found), kind)
@@ -261,6 +270,14 @@ def format_json(result: ScanResult) -> str:
     )
 
 
+def _size(text: str) -> int:
+    """``--max-bytes``: a size as every other size option takes it (``512K``, ``1M``)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:  # argparse prints it after the flag's name
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``gateway scan``'s arguments to ``parser``."""
     parser.add_argument("path", metavar="PATH", help="file or directory to scan")
@@ -269,10 +286,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=_size,
         default=DEFAULT_MAX_BYTES,
-        metavar="N",
-        help=f"skip files larger than N bytes (default {DEFAULT_MAX_BYTES})",
+        metavar="SIZE",
+        help="skip files larger than this: bytes, or with a K, M or G suffix (default 1M)",
     )
     parser.add_argument(
         "--rules",
@@ -284,13 +301,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``gateway scan``: 1 when usage was found, 0 when clean, 2 on a usage error."""
+    """Run ``gateway scan``: 1 when usage was found, 0 when clean, 2 on a usage error or when
+    nothing was scanned."""
     root = Path(args.path)
     if not root.exists():
         print(f"gateway scan: {root}: no such file or directory", file=sys.stderr)
-        return EXIT_USAGE
-    if args.max_bytes <= 0:
-        print("gateway scan: --max-bytes must be positive", file=sys.stderr)
         return EXIT_USAGE
     try:
         rules = load_rules(args.rules)
@@ -298,5 +313,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"gateway scan: {exc}", file=sys.stderr)
         return EXIT_USAGE
     result = scan_path(root, rules, args.max_bytes)
+    if result.files_scanned == 0:  # a CI gate must not pass on nothing
+        print(
+            f"gateway scan: nothing scanned: {root} holds no text file of at most "
+            f"{args.max_bytes} bytes ({result.files_skipped} binary or larger file(s) skipped)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(format_json(result) if args.format == "json" else format_text(result))
     return EXIT_FOUND if result.findings else EXIT_CLEAN

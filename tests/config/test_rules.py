@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.rules import Rule, RuleError, RuleSet, compile_template, load_rules
+from gateway.config.rules import (
+    Rule,
+    RuleError,
+    RuleSet,
+    compile_template,
+    load_rules,
+    rule_files,
+)
 from gateway.config.settings import load_config
 from gateway.models import RouteMatch
 from gateway.request_rewrite import upstream_url
@@ -327,6 +334,16 @@ def test_a_directory_without_rule_files_or_missing_is_refused(tmp_path: Path) ->
         load_rules(tmp_path)
     with pytest.raises(RuleError, match="not a directory"):
         load_rules(tmp_path / "missing")
+
+
+def test_names_starting_with_a_dot_are_not_rule_files(tmp_path: Path) -> None:
+    """An editor's lock (emacs: a dangling symlink ``.#name.toml``) or a hidden copy."""
+    write_rules(tmp_path, "things.toml", GOOD_RULE)
+    (tmp_path / ".#things.toml").symlink_to("root@host.4242:1700000000")
+    write_rules(tmp_path, ".things.toml", GOOD_RULE)  # the same rule again: a clash if read
+    write_rules(tmp_path, ".toml", "not TOML at all [")
+    assert [rule.name for rule in load_rules(tmp_path).rules] == ["things"]
+    assert rule_files(tmp_path) == [tmp_path / "things.toml"]
 
 
 # --- --rules DIR replaces the built-in rules -------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.config.option import Option
 from gateway.config.options import OPTIONS, add_arguments
 from gateway.config.parsers import parse_http_url, parse_size
 from gateway.config.settings import ConfigError, GatewayConfig, load_config
@@ -56,6 +57,7 @@ def test_defaults() -> None:
     assert config.client_send_timeout == 60.0
     assert config.max_client_connections == 1024
     assert config.max_buffered_body_size == 64 * 1024 * 1024
+    assert config.max_buffered_response_size == 64 * 1024 * 1024
 
 
 # (option, flag value, env value, file TOML value, GatewayConfig attribute, value per layer)
@@ -131,7 +133,8 @@ def test_precedence_flag_env_file_default(
 def test_precedence_through_argparse_and_gateway_config(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
-        '[gateway]\nread_timeout = 11\nmax_response_size = "1G"\nlog_level = "error"\n',
+        '[gateway]\nread_timeout = 11\nmax_response_size = "1G"\nlog_level = "error"\n'
+        'max_buffered_response_size = "1G"\n',
     )
     config = from_argv(
         ["--read-timeout", "9", "--max-body-size", "10KB"],
@@ -151,7 +154,9 @@ def test_config_flag_wins_over_gateway_config_env(tmp_path: Path) -> None:
     assert config.pool_size == 1
 
 
-def test_file_values_may_be_typed_toml(tmp_path: Path) -> None:
+def test_file_values_may_be_typed_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "my-rules").mkdir()
     path = write_config(
         tmp_path,
         "trust_forwarded_headers = true\n"
@@ -170,7 +175,7 @@ def test_file_values_may_be_typed_toml(tmp_path: Path) -> None:
         "https://a.example",
         "https://b.example/x",
     )
-    assert config.rules == Path("~/my-rules").expanduser()
+    assert config.rules == tmp_path / "my-rules"  # ~ is the home folder, not the file's
 
 
 def test_upstream_url_prefixes_start_with_the_base_and_hold_no_duplicates() -> None:
@@ -321,6 +326,13 @@ def test_a_body_buffer_smaller_than_one_body_is_refused() -> None:
     assert config.max_buffered_body_size == config.max_body_size
 
 
+def test_a_response_buffer_smaller_than_one_answer_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_buffered_response_size must not be smaller"):
+        load_config({"max_buffered_response_size": "8M"}, {})  # max_response_size is 16M
+    config = load_config({"max_response_size": "8M", "max_buffered_response_size": "8M"}, {})
+    assert config.max_buffered_response_size == config.max_response_size == 8 * 1024**2
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_max_client_connections_must_be_a_positive_count(value: str) -> None:
     with pytest.raises(ConfigError, match="max-client-connections"):
@@ -398,9 +410,11 @@ def test_insecure_skip_tls_verify_takes_no_value() -> None:
         parser.parse_args(["--insecure-skip-tls-verify", "false"])
 
 
-def test_ca_bundle_and_trusted_forwarding_flags() -> None:
-    config = from_argv(["--ca-bundle", "/etc/ssl/corp.pem", "--trust-forwarded-headers"])
-    assert config.ca_bundle == Path("/etc/ssl/corp.pem")
+def test_ca_bundle_and_trusted_forwarding_flags(tmp_path: Path) -> None:
+    bundle = tmp_path / "corp.pem"
+    bundle.write_text("x")
+    config = from_argv(["--ca-bundle", str(bundle), "--trust-forwarded-headers"])
+    assert config.ca_bundle == bundle
     assert config.trust_forwarded_headers is True
 
 
@@ -412,4 +426,127 @@ def test_one_field_per_option_and_defaults_only_in_the_option_table() -> None:
     assert all(
         field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         for field in fields
+    )
+
+
+# --- files named by options -------------------------------------------------------------------
+
+
+def _is_path_option(option: Option) -> bool:
+    try:
+        return isinstance(option.parse("x"), Path)
+    except ValueError:
+        return False
+
+
+PATH_OPTIONS = [option.name for option in OPTIONS if _is_path_option(option)]
+
+
+def test_the_path_options_are_the_files_and_folders_a_config_names() -> None:
+    assert set(PATH_OPTIONS) >= {
+        "rules",
+        "ca_bundle",
+        "tls_cert",
+        "tls_key",
+        "proxy_ca_cert",
+        "proxy_ca_key",
+    }
+
+
+def _every_path_key(folder: Path) -> str:
+    """A config file in ``folder`` naming every path option relatively (files made too)."""
+    (folder / "myrules").mkdir()
+    lines = ['rules = "myrules"']
+    for name in PATH_OPTIONS:
+        if name != "rules":
+            (folder / "pem").mkdir(exist_ok=True)
+            (folder / "pem" / f"{name}.pem").write_text("x")
+            lines.append(f'{name} = "pem/{name}.pem"')
+    return "\n".join(lines) + "\n"
+
+
+def test_relative_paths_in_a_file_are_relative_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc" / "gateway"
+    folder.mkdir(parents=True)
+    path = write_config(folder, _every_path_key(folder))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # nothing of the above is here
+    config = load_config({"config": str(path)}, {})
+    assert config.rules == folder / "myrules"
+    for name in PATH_OPTIONS:
+        if name != "rules":
+            assert getattr(config, name) == folder / "pem" / f"{name}.pem", name
+    # the same file named relatively, from its grandparent: still beside the file
+    monkeypatch.chdir(tmp_path)
+    assert load_config({"config": "etc/gateway/gateway.toml"}, {}).rules == folder / "myrules"
+
+
+def test_relative_paths_from_flags_and_environment_stay_relative_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write_config(folder, _every_path_key(folder))
+    (tmp_path / "cwdrules").mkdir()
+    (tmp_path / "envrules").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_config({"config": str(path), "rules": "cwdrules"}, {}).rules == Path("cwdrules")
+    environ = {"GATEWAY_RULES": "envrules"}
+    assert load_config({"config": str(path)}, environ).rules == Path("envrules")
+
+
+def test_a_configmap_mount_resolves_beside_the_link_not_inside_its_data_folder(
+    tmp_path: Path,
+) -> None:
+    mount = tmp_path / "config"
+    data = mount / "..2026_01_01"
+    data.mkdir(parents=True)
+    (data / "gateway.toml").write_text('rules = "rules"\n')
+    (mount / "..data").symlink_to(data.name)
+    (mount / "gateway.toml").symlink_to("..data/gateway.toml")
+    (mount / "rules").mkdir()
+    assert load_config({"config": str(mount / "gateway.toml")}, {}).rules == mount / "rules"
+
+
+@pytest.mark.parametrize("name", PATH_OPTIONS)
+def test_a_missing_path_names_the_key_and_the_file(tmp_path: Path, name: str) -> None:
+    text = f'{name} = "nowhere/x.pem"\n'
+    if name in ("tls_cert", "tls_key"):  # the two are given together
+        other = "tls_key" if name == "tls_cert" else "tls_cert"
+        (tmp_path / "other.pem").write_text("x")
+        text += f'{other} = "other.pem"\n'
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config({"config": str(path)}, {})
+    assert str(caught.value) == (
+        f"config file {path}, key {name}: {tmp_path / 'nowhere' / 'x.pem'}: no such file or "
+        "directory (a relative path in a config file is relative to its folder)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "source"),
+    [
+        ({"tls_cert": "/missing.pem", "tls_key": "/missing-key.pem"}, {}, "flag --tls-cert"),
+        ({}, {"GATEWAY_CA_BUNDLE": "/missing.pem"}, "environment variable GATEWAY_CA_BUNDLE"),
+    ],
+)
+def test_a_missing_path_from_a_flag_or_variable_names_it(
+    flags: dict[str, str], environ: dict[str, str], source: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(flags, environ)
+    assert str(caught.value) == f"{source}: /missing.pem: no such file or directory"
+
+
+def test_a_config_file_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_bytes(b'\xff[gateway]\nlisten = "127.0.0.1:1"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config({"config": str(path)}, {})
+    assert str(caught.value) == (
+        f"config file {path}: not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
     )

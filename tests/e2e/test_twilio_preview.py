@@ -174,6 +174,8 @@ async def test_installed_add_on_lifecycle(client: Client, stack: Stack) -> None:
     assert created.links == {
         "extensions": f"{created.url}/Extensions",
         "available_add_on": f"{stack.gateway_url}/marketplace/AvailableAddOns/{VOICEBASE}",
+        # v1's usage link has no preview twin: it leads through the gateway's v1 route
+        "usage": f"{stack.gateway_url}/v1/InstalledAddOns/{created.sid}/Usage",
     }
     assert [i.sid for i in await run(lambda: installed.list())] == [created.sid]
     fetched = await run(lambda: installed(created.sid).fetch())

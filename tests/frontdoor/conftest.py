@@ -2,13 +2,15 @@
 (its main listener, plain or TLS) and the proxy front door feeding the same aiohttp server.
 
 ``front_stack(**config_overrides)`` starts one and stops it at teardown. The CA comes from
-:func:`gateway.frontdoor.certificates.create_ca`, written to a temporary folder as ``gateway tls
-init`` would.
+:func:`gateway.frontdoor.authority.create_ca`, written to a temporary folder as ``gateway tls
+init`` would; :func:`write_one_level_ca` writes what the earlier, one-level ``tls init`` wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,9 +21,19 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app import create_app
-from gateway.frontdoor.certificates import create_ca
+from gateway.frontdoor.authority import create_ca
+from gateway.frontdoor.certificates import (
+    CertificateAuthority,
+    key_pem,
+    key_usage,
+    load_ca,
+    subject,
+)
 from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
 from gateway.frontdoor.startup import prepare
 from gateway.serving.listen import start_site
@@ -29,15 +41,27 @@ from gateway.serving.server import GatewayRunner
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 
+from .jvm_go_clients import GoClient, JavaClient
+
 PREVIEW = "preview.twilio.com"
 ACCOUNT = "AC" + "5" * 32
 TOKEN = "front-door-token"
 
 
+def new_ca(hosts: tuple[str, ...] = (PREVIEW,)) -> CertificateAuthority:
+    """A new two-level CA, loaded as the gateway loads it (the intermediate signs)."""
+    created = create_ca(hosts)
+    return load_ca(created.root_pem, created.key_pem, created.intermediate_pem)
+
+
 @dataclass(frozen=True)
 class CAFiles:
-    cert: Path
-    key: Path
+    cert: Path  # ca.pem, the root users trust
+    key: Path  # ca-key.pem, the intermediate's key
+
+    @property
+    def intermediate(self) -> Path:
+        return self.cert.with_name("intermediate.pem")
 
     def client_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts only this CA."""
@@ -45,10 +69,47 @@ class CAFiles:
 
 
 def write_ca(folder: Path, hosts: tuple[str, ...] = (PREVIEW,)) -> CAFiles:
-    cert_pem, key_pem = create_ca(hosts)
+    """ca.pem, intermediate.pem and ca-key.pem, as ``gateway tls init`` writes them."""
+    created = create_ca(hosts)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ca.pem").write_bytes(cert_pem)
-    (folder / "ca-key.pem").write_bytes(key_pem)
+    (folder / "ca.pem").write_bytes(created.root_pem)
+    (folder / "intermediate.pem").write_bytes(created.intermediate_pem)
+    (folder / "ca-key.pem").write_bytes(created.key_pem)
+    (folder / "ca-key.pem").chmod(0o600)
+    return CAFiles(folder / "ca.pem", folder / "ca-key.pem")
+
+
+def write_one_level_ca(folder: Path, hosts: tuple[str, ...] = (PREVIEW,)) -> CAFiles:
+    """ca.pem and ca-key.pem as the earlier, one-level ``gateway tls init`` wrote them: a
+    self-signed CA with critical Name Constraints (its hosts, no IP address) that signs leaves
+    with its own key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = subject("marketplace-gateway interception CA (one level)")
+    now = datetime.datetime.now(datetime.UTC)
+    constraints = x509.NameConstraints(
+        permitted_subtrees=[x509.DNSName(host) for host in hosts],
+        excluded_subtrees=[
+            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+            x509.IPAddress(ipaddress.ip_network("::/0")),
+        ],
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=730))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
+        .add_extension(constraints, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ca.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "ca-key.pem").write_bytes(key_pem(key))
     (folder / "ca-key.pem").chmod(0o600)
     return CAFiles(folder / "ca.pem", folder / "ca-key.pem")
 
@@ -193,3 +254,16 @@ async def all_released(door: ProxyFrontDoor, seconds: float = 3.0) -> None:
     async with asyncio.timeout(seconds):
         while door.open_count:
             await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def java_client(tmp_path_factory: pytest.TempPathFactory) -> JavaClient:
+    """tests/clients/java compiled once per session (skipped, or failed under CI, without
+    a JDK)."""
+    return JavaClient.build(tmp_path_factory.mktemp("java-client"))
+
+
+@pytest.fixture(scope="session")
+def go_client(tmp_path_factory: pytest.TempPathFactory) -> GoClient:
+    """tests/clients/go built once per session (skipped, or failed under CI, without Go)."""
+    return GoClient.build(tmp_path_factory.mktemp("go-client"))

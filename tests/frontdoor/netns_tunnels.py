@@ -5,7 +5,7 @@ CONNECT (and bytes after it) for each name given, and prints, as one JSON object
 answered and which addresses the decoys saw connections and bytes on. No lookup leaves the
 namespace: it has no interface but loopback, and resolv.conf names a server that is not there.
 
-    python -m tests.frontdoor.netns_tunnels CA_DIR PORT ADDRESS... -- GATEWAY_FLAG... -- NAME...
+    python -m tests.frontdoor.netns_tunnels LOOP CA PORT ADDRESS... -- GATEWAY_FLAG... -- NAME...
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from tests.processes import free_port, start_gateway
+from tests.processes import free_port, runs_uvloop, start_gateway
 
 
 def setup_addresses(addresses: list[str]) -> None:
@@ -68,7 +68,7 @@ async def connect_through(proxy_port: int, name: str, port: int) -> dict[str, st
 
 
 async def main(argv: list[str]) -> None:
-    ca, port_text, *rest = argv
+    loop, ca, port_text, *rest = argv
     split = rest.index("--")
     addresses, rest = rest[:split], rest[split + 1 :]
     split = rest.index("--")
@@ -85,13 +85,14 @@ async def main(argv: list[str]) -> None:
         "--proxy-ca-cert", str(Path(ca) / "ca.pem"),
         "--proxy-ca-key", str(Path(ca) / "ca-key.pem"),
         *flags,
-        log=log,
+        log=log, loop=loop,
     )  # fmt: skip
     try:
         async with asyncio.timeout(20):
             while b"proxy front door on" not in log.read_bytes():
                 assert process.poll() is None, log.read_text()
                 await asyncio.sleep(0.1)
+        assert runs_uvloop(process.pid) == (loop == "uvloop")
         answers = {name: await connect_through(proxy_port, name, port) for name in names}
         await asyncio.sleep(0.2)
     finally:

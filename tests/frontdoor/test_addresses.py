@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from gateway.config.hosts import parse_networks
 from gateway.frontdoor.addresses import allowed, is_internal
 from tests.paths import ROOT
-from tests.processes import gateway_output, loop_env, require_binary
+from tests.processes import gateway_output, require_binary
 
 
 @pytest.mark.parametrize(
@@ -113,11 +112,10 @@ def in_namespace(tmp_path: Path, serve_loop: str, *flags: str) -> dict[str, Any]
         f'mount --bind "{tmp_path / "resolv.conf"}" /etc/resolv.conf && '
         f'exec "{sys.executable}" -m tests.frontdoor.netns_tunnels "$@"'
     )
-    argv = [str(ca), str(PORT), *ADDRESSES, "--", *flags, "--", *names]
+    argv = [serve_loop, str(ca), str(PORT), *ADDRESSES, "--", *flags, "--", *names]
     result = subprocess.run(
         [unshare, "-rnm", "sh", "-c", script, "netns", *argv],
         cwd=ROOT,
-        env={**os.environ, **loop_env(serve_loop)},
         capture_output=True,
         text=True,
         timeout=90,

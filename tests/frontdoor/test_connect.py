@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from gateway.config.hosts import parse_host_patterns
 from gateway.frontdoor import connect
-from tests.processes import event_loop_of, free_port, gateway_output, loop_env, start_gateway
+from tests.processes import free_port, gateway_output, runs_uvloop, start_gateway
 
 from .conftest import Decoy, StackFactory, all_released, raw_exchange
 
@@ -219,14 +219,14 @@ async def test_the_head_limit_holds_on_either_loop(tmp_path: Path, serve_loop: s
         "--proxy-listen", f"127.0.0.1:{proxy_port}",
         "--proxy-ca-cert", str(tmp_path / "ca" / "ca.pem"),
         "--proxy-ca-key", str(tmp_path / "ca" / "ca-key.pem"),
-        env=loop_env(serve_loop), log=tmp_path / "gateway.log",
+        loop=serve_loop, log=tmp_path / "gateway.log",
     )  # fmt: skip
     try:
         async with asyncio.timeout(15):
             while b"proxy front door on" not in (tmp_path / "gateway.log").read_bytes():
                 assert process.poll() is None
                 await asyncio.sleep(0.1)
-        assert event_loop_of(process.pid) == serve_loop
+        assert runs_uvloop(process.pid) == (serve_loop == "uvloop")
         for size, parts in HEAD_CASES:
             reply = await send_in_parts(proxy_port, connect_head(size), parts)
             assert reply.startswith(b"HTTP/1.1 431 "), (size, parts, reply[:80])

@@ -21,11 +21,10 @@ from prometheus_client import REGISTRY
 from gateway.config.policy import parse_schedule
 from gateway.frontdoor import intercept
 from tests.processes import (
-    event_loop_of,
     free_port,
     gateway_output,
-    loop_env,
     rss,
+    runs_uvloop,
     start_gateway,
     wait_ready,
 )
@@ -254,11 +253,11 @@ async def test_an_intercepted_connection_is_served_when_the_main_cap_was_full_an
         "--max-client-connections", "4", "--client-header-timeout", "30",
         "--proxy-listen", f"127.0.0.1:{proxy_port}",
         "--proxy-ca-cert", str(ca), "--proxy-ca-key", str(tmp_path / "ca" / "ca-key.pem"),
-        env=loop_env(serve_loop), log=log,
+        loop=serve_loop, log=log,
     )  # fmt: skip
     try:
         await wait_ready(f"http://127.0.0.1:{port}", process)
-        assert event_loop_of(process.pid) == serve_loop
+        assert runs_uvloop(process.pid) == (serve_loop == "uvloop")
         await asyncio.sleep(0.3)
         before = rss(process.pid)
         samples = [before]

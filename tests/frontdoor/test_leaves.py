@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from gateway.frontdoor.certificates import create_ca, load_ca
 from gateway.frontdoor.leaves import LeafContexts
+
+from .conftest import new_ca
 
 
 class Clock:
@@ -18,7 +19,7 @@ class Clock:
 
 def test_minted_once_then_reused_then_renewed_before_expiry() -> None:
     clock = Clock()
-    ca = load_ca(*create_ca(["preview.twilio.com"]))
+    ca = new_ca(("preview.twilio.com",))
     leaves = LeafContexts(ca, lifetime=datetime.timedelta(hours=24), clock=clock)
     first = leaves.context_for("preview.twilio.com")
     assert leaves.context_for("preview.twilio.com") is first
@@ -31,7 +32,7 @@ def test_minted_once_then_reused_then_renewed_before_expiry() -> None:
 
 
 def test_bounded() -> None:
-    ca = load_ca(*create_ca(["a.example", "b.example", "c.example"]))
+    ca = new_ca(("a.example", "b.example", "c.example"))
     leaves = LeafContexts(ca, capacity=2)
     for host in ("a.example", "b.example", "c.example", "a.example"):
         leaves.context_for(host)

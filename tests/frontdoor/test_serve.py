@@ -1,6 +1,7 @@
 """``gateway serve`` as a real process with both front doors, driven by curl: the proxy way
-(``-x ... --cacert``), the TLS listener (DNS shape, ``--connect-to``), and the CA key, which
-never shows in a log line, a response or a metric."""
+(``-x ... --cacert``), the TLS listener (DNS shape, ``--connect-to``), the CA key, which never
+shows in a log line, a response or a metric, and a one-level CA from an earlier ``tls init``.
+curl trusts ca.pem alone: it verifies because each leaf is served with the intermediate."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.processes import free_port, gateway_output, spawn
+from tests.processes import free_port, gateway_output, spawn, wait_for_200
 
-from .conftest import ACCOUNT, PREVIEW, TOKEN
+from .conftest import ACCOUNT, PREVIEW, TOKEN, write_one_level_ca
 
 pytestmark = [
     pytest.mark.slow,
@@ -177,3 +178,48 @@ async def test_the_tls_listener_serves_health_and_preview_over_https(
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     assert f"listening on https://127.0.0.1:{port}" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("workers", "loop"), [(1, "uvloop"), (1, "asyncio"), (2, "uvloop")], ids=str
+)
+async def test_a_one_level_ca_still_serves_with_exactly_one_warning(
+    simulator: str, tmp_path: Path, workers: int, loop: str
+) -> None:
+    """A CA folder from the earlier, one-level ``tls init``: the proxy still intercepts with
+    it (curl trusts its ca.pem), and start-up says once, however many processes load it,
+    what the risk is and how to re-create it."""
+    old = write_one_level_ca(tmp_path / "old-ca")
+    port, proxy_port = free_port(), free_port()
+    log = tmp_path / "gateway.log"
+    process = spawn(
+        log,
+        "serve", "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--marketplace-upstream", simulator, "--api-upstream", simulator,
+        "--proxy-listen", f"127.0.0.1:{proxy_port}",
+        "--proxy-ca-cert", str(old.cert), "--proxy-ca-key", str(old.key),
+        loop=loop,
+    )  # fmt: skip
+    try:
+        await wait_for(f"http://127.0.0.1:{port}/readyz", process=process)
+        auth = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
+        await wait_for_200(  # the simulator too (it may start later than the gateway)
+            f"http://127.0.0.1:{port}/marketplace/AvailableAddOns",
+            failure="the simulator never answered",
+            headers={"Authorization": f"Basic {auth}"},
+        )
+        for _ in range(2 * workers):  # with workers, likely more than one of them answers
+            rc, out, err = await curl(
+                "-x", f"http://127.0.0.1:{proxy_port}", "--cacert", str(old.cert),
+                "-u", f"{ACCOUNT}:{TOKEN}", f"https://{PREVIEW}/marketplace/AvailableAddOns",
+            )  # fmt: skip
+            assert rc == 0, err
+            assert json.loads(out)["available_add_ons"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    text = log.read_text()
+    warnings = [line for line in text.splitlines() if "one-level CA" in line]
+    assert len(warnings) == 1, text
+    assert "WARNING" in warnings[0] and str(old.cert) in warnings[0]
+    assert f"gateway tls init {tmp_path / 'old-ca'} --force" in warnings[0]

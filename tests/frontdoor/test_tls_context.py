@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateway.frontdoor import tls_context
-from gateway.frontdoor.certificates import CertificateError, create_ca, load_ca, mint_leaf
+from gateway.frontdoor.certificates import CertificateError, mint_leaf
 from gateway.frontdoor.tls_context import context_from_memory, listener_context, server_context
+
+from .conftest import new_ca
 
 
 def test_protocol_settings() -> None:
@@ -21,8 +23,8 @@ def test_protocol_settings() -> None:
 
 
 def _leaf() -> tuple[bytes, bytes]:
-    leaf = mint_leaf(load_ca(*create_ca(["preview.twilio.com"])), "preview.twilio.com")
-    return leaf.cert_pem, leaf.key_pem
+    leaf = mint_leaf(new_ca(), "preview.twilio.com")
+    return leaf.full_chain_pem, leaf.key_pem
 
 
 def test_a_leaf_is_loaded_without_a_file_on_disk(
@@ -48,12 +50,16 @@ def test_without_memfd_it_refuses_rather_than_write_a_file(
 
 
 def test_listener_context_errors_name_the_files(tmp_path: Path) -> None:
-    with pytest.raises(CertificateError, match="no such file"):
-        listener_context(tmp_path / "missing.pem", tmp_path / "missing-key.pem")
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(CertificateError, match=f"^no such file: {missing}$"):
+        listener_context(missing, tmp_path / "missing-key.pem")
     (tmp_path / "bad.pem").write_text("not a certificate")
     with pytest.raises(CertificateError, match="bad.pem"):
         listener_context(tmp_path / "bad.pem", tmp_path / "bad.pem")
     cert_pem, key_pem = _leaf()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
+    # ssl's own error names no file ("no such file: None" before): the key's absence is named
+    with pytest.raises(CertificateError, match=f"^no such file: {tmp_path / 'gone-key.pem'}$"):
+        listener_context(tmp_path / "cert.pem", tmp_path / "gone-key.pem")
     assert isinstance(listener_context(tmp_path / "cert.pem", tmp_path / "key.pem"), ssl.SSLContext)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import base64
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.parsers import parse_names
-from gateway.migration.consumers import LEDGER_NAME, ConsumerLabels, consumer_sid
+from gateway.migration.consumers import (
+    LEDGER_NAME,
+    ConsumerLabels,
+    consumer_sid,
+    proves_credentials,
+)
+from tests.processes import free_port, start_gateway, wait_ready
 
 ACCOUNT = "AC" + "ab" * 16
 KEY = "SK" + "cd" * 16
@@ -64,6 +76,60 @@ def test_only_credentials_an_upstream_accepted_become_labels() -> None:
     assert labels.log_label(basic(f"{KEY}:t"), None) == KEY
 
 
+@pytest.mark.parametrize(
+    ("status", "proves"),
+    [
+        (200, True),
+        (201, True),
+        (204, True),
+        (302, True),
+        (304, True),
+        (400, True),
+        (404, True),
+        (409, True),
+        (422, True),
+        (401, False),
+        (403, False),
+        (407, False),
+        (429, False),
+        (500, False),
+        (502, False),
+        (503, False),
+        (504, False),
+        (100, False),
+        (None, False),
+    ],
+)
+def test_which_answers_prove_the_credentials_were_accepted(
+    status: int | None, proves: bool
+) -> None:
+    assert proves_credentials(status) is proves
+    labels = ConsumerLabels({}, cap=5, enabled=True)
+    expected = ACCOUNT if proves else "unauthenticated"
+    assert labels.label(basic(f"{ACCOUNT}:t"), status) == (expected, False)
+    assert labels.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)  # admitted now
+    # Once admitted, a SID keeps its label on answers that prove nothing; not on a refusal.
+    refused = status in (401, 403)
+    assert labels.label(basic(f"{ACCOUNT}:t"), status) == (
+        "unauthenticated" if refused else ACCOUNT,
+        False,
+    )
+
+
+def test_an_outage_admits_no_made_up_sid_even_with_room_under_the_cap(tmp_path: Path) -> None:
+    ledger = tmp_path / LEDGER_NAME
+    labels = ConsumerLabels({}, cap=1000, enabled=True, ledger=ledger)
+    for number, status in enumerate([503, 429, 500, 502, 407] * 40):
+        made_up = "AC" + f"{number:032x}"
+        assert labels.label(basic(f"{made_up}:wrong"), status) == ("unauthenticated", False)
+    assert not ledger.exists()
+    other_worker = ConsumerLabels({}, cap=1000, enabled=True, ledger=ledger)
+    assert other_worker.label(basic(f"{ACCOUNT}:t"), 200) == (ACCOUNT, False)
+    # this worker did not admit it, but labels it on an unproven answer once listed
+    assert labels.label(basic(f"{ACCOUNT}:t"), 503) == (ACCOUNT, False)
+    assert ledger.read_text().split() == [ACCOUNT]
+
+
 def test_workers_share_one_cap_through_the_ledger_and_it_outlives_a_restart(
     tmp_path: Path,
 ) -> None:
@@ -107,3 +173,69 @@ def test_parse_names() -> None:
     for bad in ("AC1=crm", f"{ACCOUNT}", f"{ACCOUNT}=has space"):
         with pytest.raises(ValueError):
             parse_names(bad)
+
+
+def test_listed_consumers_are_always_labelled_past_the_cap() -> None:
+    """A SID on the [[consumers]] list is labelled with its name before any upstream saw it
+    (a call the policy refused) and past the cap; an unlisted one still waits for an upstream's
+    acceptance and counts against the cap."""
+    listed, stranger, other = "AC" + "1" * 32, "AC" + "2" * 32, "AC" + "3" * 32
+    labels = ConsumerLabels({listed: "billing-api"}, 1, True, listed=frozenset({listed}))
+    assert labels.label(basic(f"{stranger}:pw"), None) == ("unauthenticated", False)
+    assert labels.label(basic(f"{stranger}:pw"), 200) == (stranger, False)  # fills the cap
+    assert labels.label(basic(f"{other}:pw"), 200) == ("other", True)
+    assert labels.label(basic(f"{listed}:pw"), None) == ("billing-api", False)
+    assert labels.label(basic(f"{listed}:pw"), 200) == ("billing-api", False)
+    assert labels.label(basic(f"{listed}:wrong"), 401) == ("unauthenticated", False)
+    again = labels.reconfigured({listed: "billing-api"}, 1, True, frozenset({listed}))
+    assert again.label(basic(f"{listed}:pw"), None) == ("billing-api", False)
+
+
+FAILURES = [503, 429, 500, 502, 504, 407]
+
+
+async def test_a_real_gateway_with_workers_labels_no_sid_its_upstream_failed_for(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """``gateway serve --workers 2`` before an upstream that answers 503, 429, 500, 502, 504
+    and 407 to made-up SIDs with wrong passwords, and 200 to one real consumer: on /metrics
+    only the real consumer becomes a label (the others count as unauthenticated), and the
+    workers' ledger file lists only it."""
+    failing = {f"AC{number:032x}": status for number, status in enumerate(FAILURES * 6)}
+
+    async def catalogue(request: web.Request) -> web.Response:
+        username = consumer_sid(request.headers.get("Authorization"))
+        if username in failing:
+            error = {"code": 20500, "message": "Down", "status": failing[username]}
+            return web.json_response(error, status=failing[username])
+        return web.json_response({"available_add_ons": [], "meta": {"key": "available_add_ons"}})
+
+    upstream = web.Application()
+    upstream.router.add_get("/v1/AvailableAddOns", catalogue)
+    origin = str((await aiohttp_server(upstream)).make_url("")).rstrip("/")
+    port, metrics = free_port(), tmp_path / "prom"
+    process = start_gateway(
+        origin, port, "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, process)
+        connector = aiohttp.TCPConnector(force_close=True)  # both workers meet every SID
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for account, status in [*failing.items(), (ACCOUNT, 200)] * 2:
+                headers = {"Authorization": basic(f"{account}:wrong")}
+                async with session.get(f"{url}/marketplace/AvailableAddOns", headers=headers) as r:
+                    assert r.status == status
+            async with session.get(f"{url}/metrics") as response:
+                exposition = await response.text()
+        counted = {
+            sample.labels["consumer"]: sample.value
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+            if sample.name == "gateway_deprecated_requests_total"
+        }
+        assert counted == {"unauthenticated": 2 * len(failing), ACCOUNT: 2}
+        assert (metrics / LEDGER_NAME).read_text().split() == [ACCOUNT]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

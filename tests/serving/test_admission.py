@@ -19,9 +19,8 @@ from prometheus_client import REGISTRY
 from gateway.serving import admission
 from gateway.serving.admission import Gate
 from tests.processes import (
-    event_loop_of,
     free_port,
-    loop_env,
+    runs_uvloop,
     start_gateway,
     wait_ready,
 )
@@ -102,7 +101,7 @@ async def serve(tmp_path: Path, serve_loop: str) -> AsyncIterator[Callable[..., 
             "--metrics-listen",
             f"127.0.0.1:{metrics_port}",
             *flags,
-            env=loop_env(serve_loop),
+            loop=serve_loop,
             log=log,
         )
         processes.append(process)
@@ -132,7 +131,7 @@ async def test_each_listener_refuses_over_its_own_cap_with_503_on_either_loop(
     )  # fmt: skip
     process = served.process
     await wait_ready(f"http://127.0.0.1:{served.port}", process)
-    assert event_loop_of(process.pid) == serve_loop
+    assert runs_uvloop(process.pid) == (serve_loop == "uvloop")
     await asyncio.sleep(0.3)  # the readiness poll's connection is gone
     # The main listener full of idle connections: five more are each answered 503.
     held = [await served.connect(served.port) for _ in range(3)]

@@ -28,8 +28,9 @@ def test_what_the_caps_need() -> None:
         max_metrics_connections=64,
         proxy_listen=("127.0.0.1", 8443),
         proxy_max_tunnels=256,
+        tls_listen=("127.0.0.1", 8443),
     )
-    assert needed(every_listener) == needed(plain) + 64 + MAX_LINGERING + 2 * 256
+    assert needed(every_listener) == needed(plain) + 64 + MAX_LINGERING + 2 * 256 + 1000
 
 
 def limits_after(soft: int, hard: int, count: int) -> tuple[int, int, str]:

@@ -21,12 +21,11 @@ from gateway.serving.server import GatewayRunner
 from gateway.serving.site import GatewaySite
 from tests.conftest import TlsFiles, make_config, run_on, self_signed
 from tests.processes import (
-    EVENT_LOOPS,
-    event_loop_of,
+    LOOPS,
     free_port,
-    loop_env,
     open_fds,
     rss,
+    runs_uvloop,
     start_gateway,
     wait_for_200,
 )
@@ -91,7 +90,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return self_signed(tmp_path_factory.mktemp("tls"))
 
 
-@pytest.mark.parametrize("loop", EVENT_LOOPS)
+@pytest.mark.parametrize("loop", LOOPS)
 def test_a_tls_site_serves_over_tls_and_counts_at_accept(loop: str, tls: TlsFiles) -> None:
     async def main() -> None:
         async with TlsGateway(tls, max_client_connections=2) as gateway:
@@ -112,7 +111,7 @@ def test_a_tls_site_serves_over_tls_and_counts_at_accept(loop: str, tls: TlsFile
     run_on(loop, main)
 
 
-@pytest.mark.parametrize("loop", EVENT_LOOPS)
+@pytest.mark.parametrize("loop", LOOPS)
 def test_the_handshake_deadline_is_the_header_timeout(loop: str, tls: TlsFiles) -> None:
     async def main() -> None:
         async with TlsGateway(tls, client_header_timeout=0.5) as gateway:
@@ -127,7 +126,7 @@ def test_the_handshake_deadline_is_the_header_timeout(loop: str, tls: TlsFiles) 
     run_on(loop, main)
 
 
-@pytest.mark.parametrize("loop", EVENT_LOOPS)
+@pytest.mark.parametrize("loop", LOOPS)
 def test_stopping_drops_the_handshakes_under_way(loop: str, tls: TlsFiles) -> None:
     async def main() -> None:
         async with TlsGateway(tls) as gateway:
@@ -180,14 +179,14 @@ async def test_1500_connections_that_never_handshake_are_held_at_the_cap_then_dr
         "--max-client-connections", str(cap),
         "--client-header-timeout", str(header_timeout),
         "--metrics-listen", f"127.0.0.1:{metrics_port}",
-        env=loop_env(serve_loop), log=tmp_path / "gateway.log",
+        loop=serve_loop, log=tmp_path / "gateway.log",
     )  # fmt: skip
     flooding: list[socket.socket] = []
     try:
         resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (600, 600))
         metrics_url = f"http://127.0.0.1:{metrics_port}"
         await wait_for_200(f"{metrics_url}/metrics", failure="no metrics", process=process)
-        assert event_loop_of(process.pid) == serve_loop
+        assert runs_uvloop(process.pid) == (serve_loop == "uvloop")
         fds_before, rss_before = open_fds(process.pid), rss(process.pid)
         for _ in range(flood):  # TCP connections that never start a handshake
             flooding.append(socket.create_connection(("127.0.0.1", port), timeout=5))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 
+import orjson
 import pytest
 
 from gateway.simulator.auth import account_for
 from gateway.simulator.errors import SimulatorError
+from tests.conftest import raw_http
 
 from .conftest import Caller, SimClient, basic, new_account
 from .spec_check import check_error_body
@@ -47,6 +49,30 @@ async def test_bad_credentials_are_401(sim: SimClient, header: str | None) -> No
             body = await resp.json()
             check_error_body(401, body)
             assert body["code"] == 20003
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"Basic " + base64.b64encode(b"AC" + b"0" * 32 + b":\xff\xfe"),  # base64, not UTF-8
+        b"Basic " + base64.b64encode(b"AC" + b"0" * 32 + b":pw") + b"\xff",  # a raw byte after
+        "Basic QUMwMTIzNDU2Nzg5YWJjZGVm6Q==é".encode(),  # UTF-8 text that is not ASCII
+        b"Basic \xe9",  # one Latin-1 byte
+        "Básic QUM6cHc=".encode(),
+    ],
+    ids=["base64-not-utf8", "raw-byte", "utf8-text", "latin1-byte", "non-ascii-scheme"],
+)
+async def test_credentials_that_are_not_text_are_401_not_500(sim: SimClient, value: bytes) -> None:
+    """As Twilio answers: the header's bytes as they come on the wire, on a real socket."""
+    assert sim.server.host is not None and sim.server.port is not None
+    request = b"GET /v1/AvailableAddOns HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n"
+    reply = await raw_http(
+        sim.server.host, sim.server.port, request + b"Authorization: " + value + b"\r\n\r\n"
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), reply[:300]
+    assert b'WWW-Authenticate: Basic realm="Twilio API"' in head
+    check_error_body(401, orjson.loads(body))
 
 
 def test_account_for_accepts_account_sid_and_mapped_api_key() -> None:

@@ -57,6 +57,7 @@ async def test_create_installed_add_on(caller: Caller, catalogue: list[str]) -> 
     assert body["links"] == {
         "extensions": f"{caller.origin}/v1/InstalledAddOns/{body['sid']}/Extensions",
         "available_add_on": f"{caller.origin}/v1/AvailableAddOns/{catalogue[0]}",
+        "usage": f"{caller.origin}/v1/InstalledAddOns/{body['sid']}/Usage",
     }
     fetched = await caller.get(body["url"])
     assert fetched.json == body

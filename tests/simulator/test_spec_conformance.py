@@ -74,7 +74,7 @@ async def test_every_operation_validates(caller: Caller, catalogue: list[str]) -
     await call("GET", iexts[0]["url"])
     await call("POST", iexts[0]["url"], data={"Enabled": "true"})
     usage = {"billable_items": [{"sid": "BI" + "c" * 32, "quantity": 3}]}
-    await call("POST", f"{installed['url']}/Usage", json=usage)
+    await call("POST", installed["links"]["usage"], json=usage)
 
     await call(
         "POST", "/v1/ReferralConversion", json={"referral_account_sid": "AC" + uuid.uuid4().hex}
@@ -106,3 +106,27 @@ def test_spec_documents_no_operation_we_skip(name: str) -> None:
     # Guards the assumption above: only GET/POST/DELETE occur in the specs.
     for item in _raw_spec(name)["paths"].values():
         assert set(item) - {"get", "post", "delete"} <= {"servers", "description", "x-twilio"}
+
+
+@pytest.mark.parametrize("template", ["/v1/AvailableAddOns/{Sid}", "/v1/InstalledAddOns/{Sid}"])
+async def test_links_are_the_spec_dependent_properties(
+    caller: Caller, catalogue: list[str], template: str
+) -> None:
+    """Each resource's ``links`` holds every dependent property the v1 spec names for it
+    (installed add-ons: extensions and usage) at the spec's resource_url."""
+    path = (
+        f"/v1/AvailableAddOns/{catalogue[0]}"
+        if "Available" in template
+        else (await caller.install(catalogue[0]))["url"].removeprefix(caller.origin)
+    )
+    body = (await caller.get(path)).json
+    dependent = _raw_spec(SPEC_FILES[0])["paths"][template]["x-twilio"]["dependentProperties"]
+    assert dependent, template
+    for name, spec in dependent.items():
+        url = spec["resource_url"]
+        for placeholder, field in spec["mapping"].items():
+            url = url.replace("{" + placeholder + "}", body[field])
+        assert body["links"][name] == caller.origin + url, name
+    for item in (await caller.get(template.rsplit("/", 1)[0])).json.values():
+        if isinstance(item, list):  # the list page's records carry the same links
+            assert all(set(dependent) <= set(record["links"]) for record in item)

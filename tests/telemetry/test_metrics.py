@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 from gateway.telemetry.metrics import KNOWN_METHODS, RouteMetrics, method_label
 from tests.conftest import GatewayFactory
 from tests.fake_upstream import FakeUpstream, sid
+from tests.processes import python_output
 
 
 def value(name: str, **labels: str) -> float:
@@ -191,3 +192,57 @@ def test_unknown_methods_share_one_series_and_one_cache_entry() -> None:
     }
     assert found == {"other", "GET"}
     assert len(metrics._requests) == 2  # the per-route cache is bounded the same way
+
+
+def test_no_created_series_and_no_last_call_before_the_first() -> None:
+    """A fresh process: prometheus-client's ``_created`` series are off, and a deprecated route
+    that was never called has no last-seen series (not a last call at 0, in 1970) until its
+    first call."""
+    exposition = python_output(
+        "from gateway.app import create_app\n"
+        "from gateway.config.settings import load_config\n"
+        "from gateway.telemetry import metrics\n"
+        "create_app(load_config({}, {}))\n"
+        "print(metrics.exposition().decode())\n"
+        "print('--- one call')\n"
+        "metrics.RouteMetrics('preview_installed_add_ons', True).deprecated_call('x', False, 5e9)\n"
+        "metrics.REQUESTS.labels('r', 'GET', '2xx', 'true', 'direct').inc()\n"
+        "print(metrics.exposition().decode())\n"
+    )
+    before, after = exposition.split("--- one call")
+    assert "gateway_sunset_timestamp_seconds{" in before  # the routes are there
+    assert "_created" not in exposition
+    last_seen = "gateway_deprecated_route_last_seen_timestamp_seconds{"
+    assert last_seen not in before
+    assert [line for line in after.splitlines() if line.startswith(last_seen)] == [
+        last_seen + 'route="preview_installed_add_ons"} 5e+09'
+    ]
+
+
+def test_the_failure_metric_names_every_failure_kind() -> None:
+    from gateway.errors import FAILURE_KINDS
+
+    (help_text,) = [
+        f.documentation for f in REGISTRY.collect() if f.name == "gateway_upstream_failures"
+    ]
+    for kind in FAILURE_KINDS:
+        assert kind in help_text
+
+
+def test_every_failure_kind_raised_is_a_listed_one() -> None:
+    """Every ``kind="..."`` in the gateway's code is one of FAILURE_KINDS (the metric's help and
+    the dashboard list those), and each listed one is raised somewhere."""
+    import re
+    from pathlib import Path
+
+    import gateway
+    from gateway.errors import FAILURE_KINDS
+
+    package = Path(gateway.__file__).parent
+    raised = {
+        kind
+        for path in package.rglob("*.py")
+        if "simulator" not in path.parts
+        for kind in re.findall(r'\bkind="(\w+)"', path.read_text("utf-8"))
+    }
+    assert raised == set(FAILURE_KINDS)

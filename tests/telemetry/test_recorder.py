@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from gateway.config.rules import load_rules
 from gateway.migration.consumers import ConsumerLabels
+from gateway.migration.tally import Tally
 from gateway.routes import Route, compile_routes, routes_of
 from gateway.telemetry.access_log import AccessLog
 from gateway.telemetry.metrics import RouteMetrics
@@ -136,6 +137,7 @@ def test_recording_never_raises_and_logs_one_line_without_details(
         ConsumerLabels({}, 100, True),
         time.time,
         _BrokenMetrics("unmatched", False),
+        Tally(),
     )
     with caplog.at_level(logging.INFO):
         broken.record(Exchange("GET", "/x", None, time.perf_counter(), "direct"))

@@ -20,6 +20,7 @@ from twilio.rest import Client
 
 from gateway.cli import main
 from gateway.simulator import load_seed
+from gateway.tools.walkthrough import DEMO_ACCOUNT
 from tests.processes import free_port, run_to_end
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +140,19 @@ async def test_demo_prints_working_examples_and_stops_on_signal(signum: signal.S
                 else:
                     assert path.startswith("/marketplace/")
                     assert "marketplace.twilio.com/v1/" not in body
+            # the migration page it prints shows its three consumers in three stages
+            page = re.search(r"Migration page: (\S+)/migration ", demo.banner)
+            assert page and page[1] == demo.gateway_url
+            async with session.get(demo.gateway_url + "/migration.json") as response:
+                stages = {row["name"]: row["stage"] for row in (await response.json())["consumers"]}
+            assert stages == {
+                "billing-api": "cut_off",
+                "storefront": "calling",
+                "reporting-job": "exempt",
+                DEMO_ACCOUNT: "unknown",  # the examples above: not on the list
+            }
+            async with session.get(demo.gateway_url + "/migration") as response:
+                assert response.status == 200 and "<svg" in await response.text()
             sim_auth = aiohttp.encode_basic_auth(*demo.curls[0][:2])
             async with session.get(
                 demo.simulator_url + "/v1/AvailableAddOns", headers={"Authorization": sim_auth}

@@ -278,10 +278,26 @@ async def test_unreachable_gateway_exits_2(capsys: pytest.CaptureFixture[str]) -
     assert err.startswith(f"gateway report: cannot reach {url}")
 
 
-async def test_unreachable_prometheus_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_unreachable_prometheus_names_its_base_url_and_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     assert await run_report("--prometheus-url", url, "--timeout", "5") == 2
-    assert "cannot reach" in capsys.readouterr().err
+    # not the ~400-character encoded query URL, nor urllib's "<urlopen error [Errno 111] ...>"
+    assert capsys.readouterr().err == (
+        f"gateway report: cannot reach Prometheus at {url}: connection refused\n"
+    )
+
+
+async def test_a_prometheus_http_error_names_the_base_url(
+    aiohttp_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await aiohttp_server(web.Application())  # 404 for every query
+    base = str(server.make_url("")).rstrip("/")
+    assert await run_report("--prometheus-url", base) == 2
+    assert capsys.readouterr().err == (
+        f"gateway report: Prometheus at {base}: HTTP 404 Not Found\n"
+    )
 
 
 async def test_http_error_and_wrong_content_exit_2(
@@ -302,6 +318,8 @@ async def test_http_error_and_wrong_content_exit_2(
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert report.run(parse("--prometheus-url", "http://x", "--window", "7 days")) == 2
     assert "--window" in capsys.readouterr().err
+    assert report.run(parse("--prometheus-url", "http://x:99999")) == 2
+    assert "--prometheus-url 'http://x:99999': expected an absolute" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         parse("--metrics-url", "http://a/metrics", "--prometheus-url", "http://b")
     assert exc.value.code == 2
@@ -319,3 +337,27 @@ async def test_gateway_cli_verb(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{closed_port()}/metrics"
     assert await asyncio.to_thread(main, ["report", "--metrics-url", url], {}) == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://host/metrics", "http://", "/metrics"])
+def test_a_metrics_url_that_is_no_http_url_is_one_line_and_exit_2(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    assert main(["report", "--metrics-url", url], {}) == 2  # a ValueError traceback before
+    assert capsys.readouterr().err == (
+        f"gateway report: --metrics-url {url!r}: expected an absolute http(s) URL, "
+        "e.g. http://127.0.0.1:8080/metrics\n"
+    )
+
+
+@pytest.mark.parametrize("source", [[], ["--metrics-url", "http://127.0.0.1:1/metrics"]])
+def test_window_without_prometheus_is_refused_not_ignored(
+    source: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report.run(parse(*source, "--window", "1d")) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("gateway report: --window 1d: only with --prometheus-url")
+    assert err.count("\n") == 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 from pathlib import Path
 
 import pytest
 
 from gateway.config.rules import load_rules
-from gateway.tools import scan
+from gateway.tools import scan, scan_patterns
+from tests.timing import deadline, growth
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scan"
 RULES = load_rules()
@@ -231,6 +233,54 @@ def test_split_chains_that_are_not_the_marketplace_are_not_reported() -> None:
         assert findings_of(text, "a.py") == [], text
 
 
+# The receiver patterns find their matches from the anchor backwards (Pattern.finditer); the
+# textbook regex (the same regex, run by finditer alone) is the reference for what they find.
+RECEIVER_CASES = [
+    "a.b.preview.marketplace",
+    "é.a.preview.marketplace x@a.preview.marketplace @@a.preview.marketplace",
+    "@a.b.preview.marketplace.c.preview.marketplace$d.preview.marketplace",
+    "9b.c.preview.marketplace (x).y.preview.marketplace a..b.preview.marketplace",
+    "a.preview.marketplaceish.b.preview.marketplace _$.$_.preview.marketplace",
+    "a.preview \\\n .marketplace b.preview.\n  marketplace.c.preview\n\n.marketplace",
+]
+
+
+def test_receiver_chains_are_found_as_the_regex_alone_finds_them() -> None:
+    rng = random.Random(17)
+    pieces = ["a", "b9", "é", "$", "@", ".", " ", "(", "\n", ".preview.marketplace", "\\\n"]
+    corpus = RECEIVER_CASES + [
+        "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30))) for _ in range(3000)
+    ]
+    for pattern in (*scan_patterns.PATTERNS, *scan_patterns.SPLIT_CHAINS):
+        for text in corpus:
+            found = [(m.span(), m.groupdict()) for m in pattern.finditer(text)]
+            assert found == [(m.span(), m.groupdict()) for m in pattern.regex.finditer(text)], text
+
+
+# Lines that made the receiver and line-break patterns quadratic: a long chain of names
+# without the marketplace, a long run of blanks after ".preview", a PHP chain; and lines of
+# many findings (each once checked against all the earlier ones).
+LONG_LINES = {
+    "chain": lambda n: "a." * (n // 2) + "x review",
+    "chain-found": lambda n: "a." * (n // 2) + "preview.marketplace",
+    "blanks": lambda n: "c.preview" + " " * n + "x\n.marketplace",
+    "php": lambda n: "$a" + "->a" * (n // 3) + " review",
+    "many": lambda n: "a.preview.marketplace." * (n // 22),
+    "many-split": lambda n: "a.preview.\nmarketplace." * (n // 23),
+}
+
+
+@pytest.mark.parametrize("shape", LONG_LINES)
+def test_scan_time_is_linear_in_the_line(shape: str) -> None:
+    def run(length: int) -> None:
+        scan.scan_text(LONG_LINES[shape](length), "a.py", RULES)
+
+    with deadline(10, f"scanning a {shape} line"):
+        small, large = growth(lambda: run(10_000), lambda: run(100_000), 30)
+    # ten times the text: about ten times the time when linear, a hundred when quadratic
+    assert large < 30 * small, (small, large)
+
+
 def test_every_preview_rule_maps_to_its_target() -> None:
     sample = {"Sid": "XE" + "a" * 32, "AvailableAddOnSid": "XB" + "b" * 32}
     sample["InstalledAddOnSid"] = "XE" + "c" * 32
@@ -369,7 +419,12 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_scan(str(tmp_path / "missing")) == 2
     assert "no such file or directory" in capsys.readouterr().err
-    assert run_scan(str(tmp_path), "--max-bytes", "0") == 2
+    with pytest.raises(SystemExit) as zero:
+        run_scan(str(tmp_path), "--max-bytes", "0")
+    assert zero.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "gateway scan: error: argument --max-bytes: expected a size like 512K or 1M, got '0'"
+    )
     bad_rules = tmp_path / "rules"
     bad_rules.mkdir()
     (bad_rules / "x.toml").write_text("not toml [")
@@ -397,3 +452,30 @@ def test_gateway_cli_verb(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["scan"], environ={})
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("size", "limit"), [("1M", 1024**2), ("512K", 512 * 1024), ("40", 40)])
+def test_max_bytes_takes_sizes_like_every_size_flag(
+    tmp_path: Path, size: str, limit: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "small.py").write_text("x = 1\n")
+    (tmp_path / "big.txt").write_bytes(b"a" * (limit + 1))
+    assert run_scan(str(tmp_path), "--max-bytes", size, "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["files_scanned"], data["files_skipped"]) == (1, 1)
+
+
+@pytest.mark.parametrize("fill", ["empty", "binary", "too large"])
+def test_nothing_scanned_exits_2_so_a_ci_gate_cannot_pass_on_nothing(
+    tmp_path: Path, fill: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if fill == "binary":
+        (tmp_path / "image.png").write_bytes(b"\x89PNG\0\0")
+    elif fill == "too large":
+        (tmp_path / "dump.sql").write_bytes(b"preview.twilio.com/marketplace " * 100)
+    for output in ("text", "json"):
+        assert run_scan(str(tmp_path), "--max-bytes", "1K", "--format", output) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        (line,) = err.splitlines()
+        assert line.startswith(f"gateway scan: nothing scanned: {tmp_path} holds no text file")
