@@ -225,9 +225,11 @@ async def test_1500_connections_that_never_handshake_are_held_at_the_cap_then_dr
                     pass
                 assert time.monotonic() - began < header_timeout + 5, "never served"
                 await asyncio.sleep(0.2)
+        while open_fds(process.pid) - fds_before > 8:  # every silent one dropped in time
+            assert time.monotonic() - began < header_timeout + 5, "still held"
+            await asyncio.sleep(0.1)
         after = await metrics_text(metrics_url)
-        assert sample(after, HITS % "header_timeout") >= cap
-        assert open_fds(process.pid) - fds_before <= 8
+        assert sample(after, HITS % "header_timeout") == cap
     finally:
         for sock in flooding:
             sock.close()
