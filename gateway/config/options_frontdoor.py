@@ -65,9 +65,9 @@ OPTIONS: tuple[Option, ...] = (
         "proxy_tunnel_allow_networks",
         parse_networks,
         "",
-        "internal address ranges a blind tunnel may connect to, CIDRs comma-separated (default "
-        "none: a tunnel target that resolves to a loopback, private, link-local, unique-local "
-        "or other non-public address is refused with 403)",
+        "internal address ranges a blind tunnel may connect to, CIDRs comma-separated; a "
+        "tunnel target that resolves only to loopback, private, link-local, unique-local or "
+        "other non-public addresses outside them is refused with 403",
         "CIDRS",
     ),
     Option(

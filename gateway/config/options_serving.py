@@ -96,8 +96,9 @@ OPTIONS: tuple[Option, ...] = (
         "max_client_connections",
         parse_positive_int,
         1024,
-        "open client connections on the main address per process, counted at accept (before "
-        "TLS); one more is answered 503 and closed (over TLS: closed)",
+        "open client connections per process on the main listener (and as many on "
+        "--tls-listen), counted at accept, before TLS; one more is answered 503 and closed "
+        "(over TLS: closed)",
         "N",
     ),
     Option("max_body_size", parse_size, "1M", "largest request body accepted (413 above)", "SIZE"),
