@@ -17,8 +17,9 @@ from gateway.app import LIVE, MIGRATION_PAGE, create_app, create_metrics_app
 from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
 from gateway.serving import descriptors, memory
-from gateway.serving.listen import address, listen_error, start_site
+from gateway.serving.listen import address, listen_error
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 from gateway.version import __version__
 

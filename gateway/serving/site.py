@@ -1,6 +1,7 @@
-"""The gateway's own TCP site: every connection counted and capped at accept, before TLS and
-before any byte is read, with a :class:`~gateway.serving.admission.Gate` of its own (the cap
-and its option name come from the app's :class:`~gateway.serving.client_limits.ClientLimits`).
+"""The gateway's own TCP site, and :func:`start_site`, which listens with it: every connection
+counted and capped at accept, before TLS and before any byte is read, with a
+:class:`~gateway.serving.admission.Gate` of its own (the cap and its option name come from the
+app's :class:`~gateway.serving.client_limits.ClientLimits`).
 
 A plain connection over the cap is answered 503 (code 88006) with ``Retry-After`` and closed;
 a TLS one is closed at once, as there is no TLS yet to answer in. A TLS connection has
@@ -22,7 +23,7 @@ from gateway.errors import GatewayBusy
 from gateway.serving.admission import Gate
 from gateway.serving.error_response import render_raw
 from gateway.serving.headers import SERVER
-from gateway.serving.listen import address
+from gateway.serving.listen import address, listen_error
 from gateway.serving.secure import HandshakeFailed, Relay, handshake
 from gateway.serving.server import ERROR_BASE, GatewayRunner, connection_handler, register_site
 from gateway.telemetry.metrics import CLIENT_LIMIT_HITS
@@ -168,3 +169,40 @@ class _Accepted(asyncio.Protocol):
         early = b"".join(self._early)
         self._early.clear()
         return early
+
+
+async def start_site(
+    runner: web.BaseRunner,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    backlog: int = 128,
+) -> int:
+    """Listen on ``host:port`` for ``runner`` (set up already); the port really bound. A
+    :class:`~gateway.serving.server.GatewayRunner` gets a
+    :class:`GatewaySite` (connections counted at accept, before TLS); any
+    other runner (the simulator's) aiohttp's own ``TCPSite``.
+
+    Raises :class:`ListenError` when the socket cannot be opened.
+    """
+    site: web.BaseSite
+    if isinstance(runner, GatewayRunner):
+        site = GatewaySite(
+            runner, host, port, ssl_context=ssl_context, backlog=backlog, reuse_port=reuse_port
+        )
+    else:
+        site = web.TCPSite(
+            runner,
+            host,
+            port,
+            reuse_port=reuse_port or None,
+            ssl_context=ssl_context,
+            backlog=backlog,
+        )
+    try:
+        await site.start()
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
+    return int(runner.addresses[-1][1])

@@ -36,8 +36,8 @@ from gateway.frontdoor.certificates import (
 )
 from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
 from gateway.frontdoor.startup import prepare
-from gateway.serving.listen import start_site
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 

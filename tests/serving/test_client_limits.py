@@ -28,8 +28,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from gateway.serving.listen import start_site
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from tests.conftest import make_config
 from tests.processes import free_port, rss, start_gateway, wait_ready
 

@@ -16,9 +16,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.app import create_app
-from gateway.serving.listen import start_site
 from gateway.serving.server import GatewayRunner
-from gateway.serving.site import GatewaySite
+from gateway.serving.site import GatewaySite, start_site
 from tests.conftest import TlsFiles, make_config, run_on, self_signed
 from tests.processes import (
     LOOPS,
