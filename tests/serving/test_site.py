@@ -169,7 +169,9 @@ async def test_1500_connections_that_never_handshake_are_held_at_the_cap_then_dr
     and counted as limit hits, /metrics on its own listener answers throughout, and a real TLS
     client is served once the deadline has dropped the silent ones. The gateway runs with a
     file-descriptor limit of 600 (``prlimit``), under the 1,500 it was made to hold before."""
-    cap, flood, header_timeout = 256, 1500, 3.0
+    # The deadline is long enough that no handshake runs out while the flood is accepted, even
+    # on a busy machine, so the figures are the cap's and not a churn of slots.
+    cap, flood, header_timeout = 256, 1500, 6.0
     tls = self_signed(tmp_path / "tls")
     port, metrics_port = free_port(), free_port()
     process = start_gateway(
@@ -187,13 +189,13 @@ async def test_1500_connections_that_never_handshake_are_held_at_the_cap_then_dr
         await wait_for_200(f"{metrics_url}/metrics", failure="no metrics", process=process)
         assert runs_uvloop(process.pid) == (serve_loop == "uvloop")
         fds_before, rss_before = open_fds(process.pid), rss(process.pid)
+        began = time.monotonic()
         for _ in range(flood):  # TCP connections that never start a handshake
             flooding.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        began = time.monotonic()
         while True:  # until the gateway has accepted them all (/metrics is not blinded)
             during = await metrics_text(metrics_url)
             refused = sample(during, HITS % "max_client_connections")
-            if refused >= flood - cap or time.monotonic() - began > header_timeout / 2:
+            if refused >= flood - cap or time.monotonic() - began > header_timeout - 0.5:
                 break
             await asyncio.sleep(0.05)
         fds_held, rss_held = open_fds(process.pid), rss(process.pid)
