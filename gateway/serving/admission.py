@@ -6,7 +6,7 @@ listener; the proxy front door), so that a flood on one never takes the slots of
 Every connection admitted is counted in ``gateway_client_connections``; every one refused, in
 ``gateway_client_limit_hits_total`` under the name of the option that sets the cap.
 
-A refused plain connection is answered (``gateway.serving.listen`` writes 503 with
+A refused plain connection is answered (``gateway.serving.site`` writes 503 with
 ``Retry-After``), its output ended, and it is closed at the client's end of input or after
 :data:`LINGER` seconds; until then what the client sends is read and dropped, so that the close
 does not turn into a reset that could destroy the answer before the client reads it. At

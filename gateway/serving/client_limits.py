@@ -1,6 +1,6 @@
 """What one client connection may hold, from the config: the deadlines and the cap that the
 connection handler in :mod:`gateway.serving.server` and the listener in
-:mod:`gateway.serving.listen` apply (nginx's defaults, each an option).
+:mod:`gateway.serving.site` apply (nginx's defaults, each an option).
 
 The body deadlines and the budget for bodies in memory are applied by
 :mod:`gateway.serving.request_body`; everything here is per connection.

@@ -1,7 +1,7 @@
 """TLS on a connection that was accepted (and counted) already: the server side of the handshake
 with a deadline, then aiohttp's connection handler attached to the decrypted stream.
 
-Used by the TLS listener (:mod:`gateway.serving.listen`) and by the proxy front door's
+Used by the TLS listener (:mod:`gateway.serving.site`) and by the proxy front door's
 interception (:mod:`gateway.frontdoor.intercept`). ``loop.start_tls`` hands back the decrypted
 transport only once the handshake is done, and bytes may arrive before the handler is attached:
 :class:`Relay` keeps at most :data:`EARLY_LIMIT` of them and stops reading past that. Whatever

@@ -13,7 +13,7 @@ downstream. pyproject.toml pins aiohttp to the minor versions that test passed o
 2. The same connection handler bounds what a client may hold (:class:`ClientLimits`; aiohttp
    keeps an idle connection for an hour and bounds nothing else): a deadline for each request
    head, an idle timeout between requests, and a deadline for a response write that makes no
-   progress (the cap on open connections is the listener's, :mod:`gateway.serving.listen`; a
+   progress (the cap on open connections is the listener's, :mod:`gateway.serving.site`; a
    handler gives the slot back when its connection ends). It counts the requests parsed on the
    connection (``_request_count``) against the responses finished to know when the connection
    is idle, and fails the body of the request in hand (``_current_request``) when a chunked
@@ -31,7 +31,7 @@ downstream. pyproject.toml pins aiohttp to the minor versions that test passed o
    may be another consumer's. Here such a connection is closed at once (nginx does the same
    with an idle upstream connection that turns readable), so it is never reused.
 6. :func:`register_site` (``BaseSite._server``): the gateway's own site
-   (:class:`gateway.serving.listen.GatewaySite`) counts connections at accept, before TLS, and
+   (:class:`gateway.serving.site.GatewaySite`) counts connections at accept, before TLS, and
    does the handshake itself; it hands its asyncio server to aiohttp as ``TCPSite`` does, so the
    runner lists its address and stops it at cleanup.
 """
@@ -101,7 +101,7 @@ class _TwilioErrorProtocol(RequestHandler):
         self._on_lost: Callable[[], None] | None = None  # gives the listener's slot back
 
     # -- the connection's start and end --------------------------------------------------
-    # The listener counted and capped the connection at accept (gateway.serving.listen); the
+    # The listener counted and capped the connection at accept (gateway.serving.site); the
     # handler only gives its slot back (on_lost) when the connection ends.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
