@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from gateway.config.instants import parse_instant
+from gateway.config.instants import iso, parse_instant
 from gateway.config.parsers import CONSUMER_NAME, SID
 from gateway.config.policy import Targets, Window
 
@@ -126,8 +126,8 @@ def _consumer(entry: Mapping[str, Any]) -> Consumer:
     )
     if consumer.cutoff and consumer.exempt_until and consumer.exempt_until > consumer.cutoff:
         raise ValueError(
-            f"key 'exempt_until': {consumer.exempt_until:%Y-%m-%dT%H:%M:%SZ} is later than the "
-            f"consumer's cutoff {consumer.cutoff:%Y-%m-%dT%H:%M:%SZ} (an exemption never "
+            f"key 'exempt_until': {iso(consumer.exempt_until)} is later than the "
+            f"consumer's cutoff {iso(consumer.cutoff)} (an exemption never "
             "outlives a cut-off)"
         )
     return consumer

@@ -21,8 +21,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.config.instants import iso
 from gateway.config.settings import ConfigError, load_config
-from gateway.migration.standing import QUIET_DAYS, Standing, iso, standings
+from gateway.migration.standing import QUIET_DAYS, Standing, standings
 from gateway.tools.report import DEFAULT_METRICS_URL, source_flags_problem
 from gateway.tools.report_reader import ReportError, read_metrics, read_prometheus
 

@@ -18,10 +18,10 @@ import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.config.instants import day, days_until, iso
 from gateway.config.rules import RuleError, RuleSet, load_rules
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.report_reader import (
@@ -130,17 +130,6 @@ def build_report(
     )
 
 
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def days_until(moment: float | None, now: float) -> float | None:
-    """Days from ``now`` to ``moment`` (negative once it has passed), to 0.1 day."""
-    return None if moment is None else round((moment - now) / 86400, 1)
-
-
 def _ago(moment: float, now: float) -> str:
     seconds = max(0.0, now - moment)
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -154,10 +143,9 @@ def _sunset_text(moment: float | None, now: float) -> str:
     days = days_until(moment, now)
     if moment is None or days is None:
         return "sunset not configured"
-    day = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
     if days >= 0:
-        return f"sunset {day} (in {days:g} days)"
-    return f"sunset {day} ({-days:g} days ago)"
+        return f"sunset {day(moment)} (in {days:g} days)"
+    return f"sunset {day(moment)} ({-days:g} days ago)"
 
 
 def format_text(report: Report) -> str:
@@ -166,13 +154,13 @@ def format_text(report: Report) -> str:
     scope = f"calls in the last {report.window}" if report.window else "since gateway start"
     lines = [
         "Preview Marketplace -> Marketplace v1 migration status",
-        f"source: {report.source} ({scope}), at {_iso(now)}",
+        f"source: {report.source} ({scope}), at {iso(now)}",
         "",
     ]
     for status in report.routes:
         methods = ",".join(status.methods) or "?"
         seen = (
-            f"last seen {_iso(status.last_seen)} ({_ago(status.last_seen, now)})"
+            f"last seen {iso(status.last_seen)} ({_ago(status.last_seen, now)})"
             if status.last_seen
             else "not seen"
         )
@@ -211,7 +199,7 @@ def to_json(report: Report) -> dict[str, Any]:
     now = report.generated_at
     return {
         "source": report.source,
-        "generated_at": _iso(now),
+        "generated_at": iso(now),
         "window": report.window,
         "gateway_versions": list(report.versions),
         "still_called": bool(report.still_called),
@@ -225,9 +213,9 @@ def to_json(report: Report) -> dict[str, Any]:
                 "v1_url": s.v1_url,
                 "requests": s.requests,
                 "consumers": [{"consumer": c, "requests": n} for c, n in s.consumers],
-                "last_seen": _iso(s.last_seen),
+                "last_seen": iso(s.last_seen),
                 "last_seen_timestamp": s.last_seen,
-                "sunset": _iso(s.sunset),
+                "sunset": iso(s.sunset),
                 "sunset_timestamp": s.sunset,
                 "days_until_sunset": days_until(s.sunset, now),
                 "brownout_rejections": s.brownout_rejections,
