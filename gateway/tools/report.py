@@ -234,26 +234,7 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``gateway report``'s arguments to ``parser``."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--metrics-url",
-        metavar="URL",
-        default=None,
-        help=f"a running gateway's metrics endpoint (default {DEFAULT_METRICS_URL})",
-    )
-    source.add_argument(
-        "--prometheus-url",
-        metavar="URL",
-        default=None,
-        help="a Prometheus server scraping the gateway, e.g. http://127.0.0.1:9090",
-    )
-    parser.add_argument(
-        "--window",
-        default=None,
-        metavar="RANGE",
-        help=f"with --prometheus-url: count requests over this range (default {DEFAULT_WINDOW}); "
-        "/metrics counts since the gateway started, so --metrics-url refuses it",
-    )
+    add_source_arguments(parser, DEFAULT_WINDOW, "requests")
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default text)"
     )
@@ -271,6 +252,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-if-called",
         action="store_true",
         help="exit 1 when any deprecated route was called (for CI gates)",
+    )
+
+
+def add_source_arguments(
+    parser: argparse.ArgumentParser, default_window: str, counted: str
+) -> None:
+    """The source flags ``gateway report`` and ``gateway consumers`` share: ``--metrics-url``
+    or ``--prometheus-url``, and ``--window`` (which counts ``counted``, as the tool words it).
+    :func:`source_flags_problem` checks them; :func:`read_source` reads what they name."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        default=None,
+        help=f"a running gateway's metrics endpoint (default {DEFAULT_METRICS_URL})",
+    )
+    source.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        default=None,
+        help="a Prometheus server scraping the gateway(s), e.g. http://127.0.0.1:9090",
+    )
+    parser.add_argument(
+        "--window",
+        default=None,
+        metavar="RANGE",
+        help=f"with --prometheus-url: count {counted} over this range (default {default_window}); "
+        "/metrics counts since the gateway started, so --metrics-url refuses it",
     )
 
 
@@ -301,6 +310,21 @@ def _is_http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def read_source(args: argparse.Namespace, default_window: str) -> tuple[str, str | None, Samples]:
+    """The samples of the source the flags name, as ``(source, window, samples)``: the window
+    is None for a gateway's ``/metrics`` (it counts since the gateway started). Raises
+    :class:`ReportError` when the source cannot be read."""
+    if args.prometheus_url:
+        window = args.window or default_window
+        return (
+            args.prometheus_url,
+            window,
+            read_prometheus(args.prometheus_url, window, args.timeout),
+        )
+    source = args.metrics_url or DEFAULT_METRICS_URL
+    return source, None, read_metrics(source, args.timeout)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gateway report``: 0 on success, 2 when the source is unreachable or unusable."""
     problem = source_flags_problem(args)
@@ -309,12 +333,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         rules = load_rules(args.rules)
-        if args.prometheus_url:
-            source, window = args.prometheus_url, args.window or DEFAULT_WINDOW
-            samples = read_prometheus(source, window, args.timeout)
-        else:
-            source, window = args.metrics_url or DEFAULT_METRICS_URL, None
-            samples = read_metrics(source, args.timeout)
+        source, window, samples = read_source(args, DEFAULT_WINDOW)
     except (ReportError, RuleError) as exc:
         print(f"gateway report: {exc}", file=sys.stderr)
         return EXIT_USAGE
