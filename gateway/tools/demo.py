@@ -24,7 +24,7 @@ from gateway.config.parsers import parse_http_url, parse_listen
 from gateway.config.settings import ConfigError, GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
 from gateway.frontdoor.names import CA_DAYS
-from gateway.serving.listen import address, listen_error, start_site
+from gateway.serving.listen import address, listen_error
 from gateway.telemetry.access_log import configure_logging
 from gateway.tools.demo_consumers import banner, demo_policy, make_calls, with_demo_policy
 from gateway.tools.tls import write_ca
@@ -113,6 +113,10 @@ async def _start(
     runner_class: type[web.AppRunner] = web.AppRunner,
 ) -> int:
     """Serve ``app`` on ``host:port`` until ``stack`` closes; the port really bound."""
+    # Here, not at the top: cli builds its parser from this module for every command, and the
+    # --workers supervisor must load no metric declarations (the site's counters).
+    from gateway.serving.site import start_site
+
     runner = runner_class(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -196,6 +200,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # Imported here to keep the metric declarations out of the other verbs.
     from gateway.app import create_app
     from gateway.serving.server import GatewayRunner
+    from gateway.serving.site import start_site
 
     ca_dir = Path(tempfile.mkdtemp(prefix="gateway-demo-ca-"))
     try:
