@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.frontdoor.authority import create_ca
-from gateway.frontdoor.certificates import load_ca, mint_leaf
+from gateway.frontdoor.names import CA_DAYS
+from gateway.tools.tls import ISSUE_DAYS, issue_certificate, write_ca
 
 HOST = "preview.twilio.com"
 AUTH = "Basic " + base64.b64encode(b"AC" + b"0" * 31 + b"1:bench").decode()
@@ -79,14 +79,8 @@ def _pinned(cpus: str, argv: list[str]) -> list[str]:
 @contextmanager
 def _servers(folder: Path) -> Iterator[dict[str, int]]:
     """Upstream + two gateways; their ports. Everything started here is stopped on exit."""
-    created = create_ca([HOST])
-    (folder / "ca.pem").write_bytes(created.root_pem)
-    (folder / "intermediate.pem").write_bytes(created.intermediate_pem)
-    (folder / "ca-key.pem").write_bytes(created.key_pem)
-    (folder / "ca-key.pem").chmod(0o600)
-    leaf = mint_leaf(load_ca(created.root_pem, created.key_pem, created.intermediate_pem), HOST)
-    (folder / "leaf.pem").write_bytes(leaf.full_chain_pem)
-    (folder / "leaf-key.pem").write_bytes(leaf.key_pem)
+    ca = write_ca(folder, [HOST], CA_DAYS, force=False)  # as `gateway tls init` and `issue`
+    leaf_cert, leaf_key = issue_certificate(folder, HOST, ISSUE_DAYS, force=False)
     ports = {name: _free_port() for name in ("upstream", "direct", "proxy", "tls")}
     gateway = [sys.executable, "-m", "gateway"]
     processes: list[subprocess.Popen[bytes]] = []
@@ -101,10 +95,9 @@ def _servers(folder: Path) -> Iterator[dict[str, int]]:
         common += ["--access-log", "false", "--log-level", "warning"]
         plain_and_proxy = [*gateway, "serve", "--listen", f"127.0.0.1:{ports['direct']}", *common]
         plain_and_proxy += ["--proxy-listen", f"127.0.0.1:{ports['proxy']}"]
-        plain_and_proxy += ["--proxy-ca-cert", str(folder / "ca.pem")]
-        plain_and_proxy += ["--proxy-ca-key", str(folder / "ca-key.pem")]
+        plain_and_proxy += ["--proxy-ca-cert", str(ca.root), "--proxy-ca-key", str(ca.key)]
         tls = [*gateway, "serve", "--listen", f"127.0.0.1:{ports['tls']}", *common]
-        tls += ["--tls-cert", str(folder / "leaf.pem"), "--tls-key", str(folder / "leaf-key.pem")]
+        tls += ["--tls-cert", str(leaf_cert), "--tls-key", str(leaf_key)]
         for argv in (plain_and_proxy, tls):
             processes.append(subprocess.Popen(_pinned(GW_CPUS, argv), stdout=log, stderr=log))
         yield ports

@@ -120,7 +120,11 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    app = request.app
+    return _readiness(request.app)
+
+
+def _readiness(app: web.Application) -> web.Response:
+    """Ready once the gateway app ``app`` has its upstream transport open."""
     transport = app.get(TRANSPORT)
     ready = transport is not None and not transport.closed
     routes = len(routes_of(app[LIVE].pipeline.router))
@@ -137,11 +141,14 @@ async def _error_doc(request: web.Request) -> web.Response:
     return _json({"code": code, "title": title, "description": text})
 
 
-def _harden(app: web.Application, config: GatewayConfig | None) -> None:
+def _harden(
+    app: web.Application, config: GatewayConfig | None, *, metrics_listener: bool = False
+) -> None:
     """What every listener's app shares: the client limits and error base its runner applies,
     the ``Server`` header."""
     if config is not None:
-        app[CLIENT_LIMITS] = ClientLimits.of(config)
+        limits = ClientLimits.of_metrics if metrics_listener else ClientLimits.of
+        app[CLIENT_LIMITS] = limits(config)
         app[ERROR_BASE] = ErrorBase(config.public_base_url, config.listen)
     app.on_response_prepare.append(http_checks.server_header)
 
@@ -162,16 +169,28 @@ def _handler_args(config: GatewayConfig | None) -> dict[str, object]:
 
 
 def create_metrics_app(
-    config: GatewayConfig | None = None, page: MigrationPage | None = None
+    config: GatewayConfig | None = None,
+    page: MigrationPage | None = None,
+    probes_of: web.Application | None = None,
 ) -> web.Application:
-    """A bare app serving only ``/metrics`` and, given ``page``, the migration page (for
-    ``--metrics-listen``)."""
+    """A bare app serving ``/metrics`` and, given ``page``, the migration page (for
+    ``--metrics-listen``); with ``probes_of`` (the gateway app) that app's ``/healthz`` and
+    ``/readyz`` too. The listener has a cap of its own, so a flood on the main address blinds
+    neither the metrics nor the probes."""
     app = web.Application(middlewares=[error_middleware], handler_args=_handler_args(config))
-    _harden(app, config)
+    _harden(app, config, metrics_listener=True)
     app.router.add_get("/metrics", metrics.metrics_handler, expect_handler=_expect)
     if page is not None:  # HEAD answered as the GET would be, without the body
         app.router.add_get("/migration", page.html, expect_handler=_expect)
         app.router.add_get("/migration.json", page.json, expect_handler=_expect)
+    if probes_of is not None:
+        gateway = probes_of
+
+        async def readyz(request: web.Request) -> web.Response:
+            return _readiness(gateway)
+
+        app.router.add_get("/healthz", _healthz, expect_handler=_expect)
+        app.router.add_get("/readyz", readyz, expect_handler=_expect)
     return app
 
 

@@ -16,9 +16,10 @@ from aiohttp import web
 from gateway.app import LIVE, MIGRATION_PAGE, create_app, create_metrics_app
 from gateway.config.settings import ConfigSource, GatewayConfig
 from gateway.reload import Reloader
-from gateway.serving import memory
-from gateway.serving.listen import address, listen_error, start_site
+from gateway.serving import descriptors, memory
+from gateway.serving.listen import address, listen_error
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from gateway.supervisor import GRACE_SECONDS, WORKER_ENV
 from gateway.version import __version__
 
@@ -78,8 +79,8 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
         )
         tls_port = 0
         if config.tls_listen is not None and tls is not None:
-            # The same runner, so the same server: one pipeline, one ClientSession, one count
-            # of client connections; only the socket and its TLS differ.
+            # The same runner, so the same server: one pipeline, one ClientSession; the socket,
+            # its TLS and its cap of connections (counted at accept, before TLS) are its own.
             tls_port = await start_site(
                 runner,
                 *config.tls_listen,
@@ -100,7 +101,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
             except OSError as exc:
                 raise listen_error(host, proxy_port, exc) from exc
         if config.metrics_listen is not None:
-            metrics_app = create_metrics_app(config, app[MIGRATION_PAGE])
+            metrics_app = create_metrics_app(config, app[MIGRATION_PAGE], probes_of=app)
             metrics_runner = GatewayRunner(metrics_app, access_log=None)
             await metrics_runner.setup()
             runners.append(metrics_runner)
@@ -136,6 +137,7 @@ def run_single(config: GatewayConfig, source: ConfigSource) -> int:
     SIGHUP reloads the config and rules read again from ``source``."""
     reuse_port = WORKER_ENV in os.environ
     memory.return_large_blocks_to_the_os()
+    descriptors.make_room(descriptors.needed(config))
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve(config, source, reuse_port))
     return 0

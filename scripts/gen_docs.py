@@ -148,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the generated parts of the docs.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 on a diff")
     args = parser.parse_args(argv)
-    stale = [p for p, text in generated_pages().items() if p.read_text("utf-8") != text]
+    pages = generated_pages()
+    stale = {p: text for p, text in pages.items() if p.read_text("utf-8") != text}
     if args.check:
         for path in stale:
             print(f"{path.relative_to(ROOT)} is out of date: run scripts/gen_docs.py")
         return 1 if stale else 0
-    for path, text in generated_pages().items():
-        if path in stale:
-            path.write_text(text, "utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
+    for path, text in stale.items():
+        path.write_text(text, "utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

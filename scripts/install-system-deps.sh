@@ -10,7 +10,9 @@
 #     build and run the Java and Go clients of tests/clients/ in the front-door tests;
 #   - chromium and chromium-driver (Debian packages) and a font, with which the migration
 #     page's tests load /migration in a real headless browser (selenium drives the system
-#     chromedriver: nothing downloads a browser or a driver).
+#     chromedriver: nothing downloads a browser or a driver);
+#   - iproute2 (`ip`), with which tests/frontdoor/test_addresses.py gives the network namespace
+#     it makes (`unshare -rnm`, util-linux) its own addresses.
 # Idempotent, and silent when everything is already there.
 # The tests start their own Prometheus (own config, own storage dir, free loopback port), so
 # the Debian service is never left running: a policy-rc.d forbids starting it during the
@@ -45,6 +47,7 @@ command -v go >/dev/null 2>&1 || packages+=(golang-go)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 if [ "${#packages[@]}" -eq 0 ]; then
     check_kubectl
     exit 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import replace
-from typing import Any
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -23,6 +26,9 @@ from gateway.transport.factory import TRANSPORTS
 from gateway.transport.lean import LeanTransport
 from gateway.transport.seam import Transport
 from tests.fake_upstream import FakeUpstream
+from tests.processes import LOOPS
+
+T = TypeVar("T")
 
 # The three ways gateway.rewrite.response_rewrite reaches its answer; tests of the rewrite run on
 # each (usefixtures("rewrite_path")). "compiled" is skipped where the C accelerator is not built.
@@ -205,3 +211,73 @@ def busy_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
+
+
+def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` to its end on a new event loop of kind ``loop`` (one of LOOPS): for
+    in-process tests of transport-level code, which must hold on uvloop as on asyncio."""
+    import uvloop
+
+    factories = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+    with asyncio.Runner(loop_factory=factories[loop]) as runner:
+        return runner.run(main())
+
+
+@pytest.fixture(params=LOOPS)
+def serve_loop(request: pytest.FixtureRequest) -> str:
+    """The event loop a test's ``gateway serve`` process runs on (``spawn(loop=...)``): each
+    test that takes this runs once on uvloop and once on asyncio's own loop."""
+    loop: str = request.param
+    return loop
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate for ``host`` and its key, as PEM files."""
+
+    host: str
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+def self_signed(folder: Path, host: str = "gateway.test") -> TlsFiles:
+    """Write a self-signed EC certificate for ``host`` (and its key) into ``folder``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(host, folder / f"{host}.pem", folder / f"{host}-key.pem")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files

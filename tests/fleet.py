@@ -1,6 +1,8 @@
 """A fleet for tests: N independent ``gateway serve`` processes (each its own metrics registry,
 as separate pods have) in front of one ``gateway simulate``, the test's own round robin over
 them, and what the test sent, so that every figure a dashboard or report shows can be predicted.
+Also the one-gateway case the staged-migration tests share: a config file's dates relative to
+now, the gateway ready with it, and one deprecated call as a consumer.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -99,6 +102,38 @@ async def wait_fleet_ready(fleet: Fleet, gateways: Sequence[subprocess.Popen[byt
     )
 
 
+@asynccontextmanager
+async def one_gateway(config: Path, directory: Path) -> AsyncIterator[str]:
+    """One ``gateway serve --config CONFIG`` in front of the simulator (logs in ``directory``),
+    ready: its URL. Both are stopped on exit."""
+    with fleet_processes(1, ["--config", str(config)], directory) as (fleet, gateways):
+        await wait_fleet_ready(fleet, gateways)
+        yield fleet.urls[0]
+
+
+def iso(moment: float) -> str:
+    """Unix seconds as a config file writes an instant: ``2026-12-15T00:00:00Z``."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+LEGACY_LIST = "/marketplace/AvailableAddOns"  # a deprecated Preview route
+
+
+async def deprecated_call(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    sid: str | None,
+    path: str = LEGACY_LIST,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """``GET path`` on ``gateway`` as consumer ``sid`` (Basic auth; None: no credentials), the
+    answer read to its end: its status."""
+    sent = {**(basic(sid) if sid else {}), **(headers or {})}
+    async with session.get(gateway + path, headers=sent) as response:
+        await response.read()
+        return response.status
+
+
 async def send(
     session: aiohttp.ClientSession,
     fleet: Fleet,
@@ -111,11 +146,8 @@ async def send(
 
     async def worker() -> None:
         for position, (instance, call) in queue:
-            headers = basic(call.sid) if call.sid else {}
             before = time.time()
-            async with session.get(fleet.urls[instance] + call.path, headers=headers) as response:
-                await response.read()
-                status = response.status
+            status = await deprecated_call(session, fleet.urls[instance], call.sid, call.path)
             results[position] = Sent(call, instance, status, before, time.time())
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

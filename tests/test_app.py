@@ -139,6 +139,21 @@ async def test_metrics_public_false_keeps_metrics_off_the_main_listener(
     assert "gateway_requests_total" in await (await metrics.get("/metrics")).text()
 
 
+async def test_the_metrics_listener_serves_the_gateways_probes(
+    aiohttp_client: ClientFactory,
+) -> None:
+    gateway = create_app(make_config("http://127.0.0.1:9"))
+    metrics = await aiohttp_client(create_metrics_app(probes_of=gateway))
+    assert (await metrics.get("/healthz")).status == 200
+    starting = await metrics.get("/readyz")  # the gateway app is not started: no session yet
+    assert starting.status == 503 and (await starting.json())["status"] == "starting"
+    await aiohttp_client(gateway)  # started: its upstream session is open
+    ready = await metrics.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+    bare = await aiohttp_client(create_metrics_app())
+    assert (await bare.get("/readyz")).status == 404  # no probes without a gateway app
+
+
 def test_metrics_public_false_without_a_metrics_listener_is_refused() -> None:
     from gateway.config.settings import ConfigError, load_config
 

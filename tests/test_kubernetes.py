@@ -498,9 +498,8 @@ def _mounted(objects: list[Object], directory: Path) -> dict[str, Path]:
         else:
             continue
         (source,) = [o for o in objects if o["metadata"]["name"] == name]
-        files = {k: v.encode() for k, v in source.get("data", {}).items()}
-        if source["kind"] == "Secret":
-            files = {k: base64.b64decode(v) for k, v in source.get("data", {}).items()}
+        decode = base64.b64decode if source["kind"] == "Secret" else str.encode
+        files = {key: decode(value) for key, value in source.get("data", {}).items()}
         folder = directory / mount["mountPath"].strip("/")
         data = folder / "..2026_01_01_00_00_00.000000001"
         data.mkdir(parents=True)

@@ -21,8 +21,8 @@ nginx (nginx/upstream.conf.tmpl) maps GET /v1/X?PageSize=N&Page=P to
 pages/v1/X/psN-pP.json when that file exists and to v1/X.json otherwise, so any
 query string is accepted. Shapes follow the Marketplace v1 OpenAPI spec (the project's
 specs/twilio_marketplace_v1.json: marketplace.v1.installed_add_on, .available_add_on and their
-extensions). The same seed and code as the harness the published figures were measured with,
-so a list page is still 35,014 bytes with 153 URLs to rewrite.
+extensions). The same seed and byte-identical files as the harness the published figures were
+measured with, so a list page is still 35,014 bytes with 153 URLs to rewrite.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 BASE = "https://marketplace.twilio.com/v1"
@@ -270,6 +271,27 @@ def list_page(
     }
 
 
+def token_after(items: list) -> Callable[[int], str]:
+    """PageToken of the page that starts at record idx of ``items``: "PA" and the SID of the
+    record before it (PAXF..., PAXB..., PAXE...)."""
+    return lambda idx: "PA" + items[idx - 1]["sid"]
+
+
+def dump_with_extensions(out: str, collection: str, rec: dict, exts: list) -> None:
+    """One add-on record (``v1/<collection>/<sid>.json``), its Extensions list page and each of
+    its extensions."""
+    base = os.path.join(out, "v1", collection, rec["sid"])
+    dump(base + ".json", rec)
+    dump(
+        base + "/Extensions.json",
+        list_page(
+            rec["url"] + "/Extensions", "extensions", exts, 0, 50, len(exts), token_after(exts)
+        ),
+    )
+    for e in exts:
+        dump(os.path.join(base, "Extensions", e["sid"] + ".json"), e)
+
+
 def main() -> None:
     state = os.environ.get("BENCH_STATE") or os.path.join(
         os.environ.get("TMPDIR") or "/tmp", "marketplace-bench"
@@ -322,28 +344,7 @@ def main() -> None:
         avail_ext[xb] = ext_recs
 
     for rec in available:
-        dump(os.path.join(out, "v1/AvailableAddOns/{}.json".format(rec["sid"])), rec)
-        exts = avail_ext[rec["sid"]]
-        coll = rec["url"] + "/Extensions"
-        dump(
-            os.path.join(out, "v1/AvailableAddOns/{}/Extensions.json".format(rec["sid"])),
-            list_page(
-                coll,
-                "extensions",
-                exts,
-                0,
-                50,
-                len(exts),
-                lambda i, exts=exts: "PAXF" + exts[i - 1]["sid"][2:],
-            ),
-        )
-        for e in exts:
-            dump(
-                os.path.join(
-                    out, "v1/AvailableAddOns/{}/Extensions/{}.json".format(rec["sid"], e["sid"])
-                ),
-                e,
-            )
+        dump_with_extensions(out, "AvailableAddOns", rec, avail_ext[rec["sid"]])
     dump(
         os.path.join(out, "v1/AvailableAddOns.json"),
         list_page(
@@ -353,7 +354,7 @@ def main() -> None:
             0,
             50,
             len(available),
-            lambda i: "PAXB" + available[i - 1]["sid"][2:],
+            token_after(available),
         ),
     )
 
@@ -398,31 +399,9 @@ def main() -> None:
         ]
 
     for rec in installed:
-        xe = rec["sid"]
-        dump(os.path.join(out, f"v1/InstalledAddOns/{xe}.json"), rec)
-        exts = inst_ext[xe]
-        dump(
-            os.path.join(out, f"v1/InstalledAddOns/{xe}/Extensions.json"),
-            list_page(
-                rec["url"] + "/Extensions",
-                "extensions",
-                exts,
-                0,
-                50,
-                len(exts),
-                lambda i, exts=exts: "PAXF" + exts[i - 1]["sid"][2:],
-            ),
-        )
-        for e in exts:
-            dump(
-                os.path.join(out, "v1/InstalledAddOns/{}/Extensions/{}.json".format(xe, e["sid"])),
-                e,
-            )
+        dump_with_extensions(out, "InstalledAddOns", rec, inst_ext[rec["sid"]])
 
-    def tok_installed(i):
-        return "PAXE" + installed[i - 1]["sid"][2:]
-
-    sizes = {}
+    tok_installed = token_after(installed)
     for ps in PAGE_SIZES:
         n_pages = (len(installed) + ps - 1) // ps
         for p in range(n_pages):
@@ -435,9 +414,7 @@ def main() -> None:
                 len(installed),
                 tok_installed,
             )
-            sizes[f"ps{ps}-p{p}"] = dump(
-                os.path.join(out, f"pages/v1/InstalledAddOns/ps{ps}-p{p}.json"), page
-            )
+            dump(os.path.join(out, f"pages/v1/InstalledAddOns/ps{ps}-p{p}.json"), page)
     # default (no/unknown PageSize): page 0 at PageSize=50
     list_size = dump(
         os.path.join(out, "v1/InstalledAddOns.json"),

@@ -10,12 +10,13 @@ window selects is on the list, no SID is both in ``consumer_names`` and on the l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
-from gateway.config.instants import parse_instant
+from gateway.config.instants import iso, parse_instant
 from gateway.config.parsers import CONSUMER_NAME, SID
 from gateway.config.policy import Targets, Window
 
@@ -26,9 +27,6 @@ OWNER_MAX = 200  # characters of an entry's free-text owner
 RESERVED_NAMES = frozenset(
     {"anonymous", "unrecognized", "bearer", "other", "disabled", "unauthenticated", "unlisted"}
 )
-
-_CONSUMER_KEYS = ("sid", "name", "group", "owner", "cutoff", "exempt_until")
-_BROWNOUT_KEYS = ("start", "end", "percent", "consumers", "groups", "except")
 
 
 class EntryError(ValueError):
@@ -48,10 +46,32 @@ class Consumer:
     exempt_until: datetime | None = None
 
 
-def _where(table: str, index: int, entry: Mapping[str, Any]) -> str:
-    name = entry.get("name")
+def _where(table: str, index: int, name: object = None) -> str:
+    """How an error names an entry: ``[[consumers]] entry 2 (name 'web')``."""
     named = f" (name {name!r})" if isinstance(name, str) and table == "consumers" else ""
     return f"[[{table}]] entry {index}{named}"
+
+
+def _parsed(
+    entry: Mapping[str, Any], parsers: Mapping[str, Callable[[Any], Any]], required: Sequence[str]
+) -> dict[str, Any]:
+    """Each key of ``entry`` parsed by its parser (the keys of ``parsers`` are the known
+    ones, in the order an error lists them); a ``ValueError`` prefixed with the key at fault:
+    an unknown key, a missing required one, or a bad value."""
+    for key in entry:
+        if key not in parsers:
+            raise ValueError(f"key {key!r}: unknown key (known: {', '.join(parsers)})")
+    for key in required:
+        if key not in entry:
+            raise ValueError(f"key {key!r}: missing")
+    values: dict[str, Any] = {}
+    for key, parse in parsers.items():
+        if key in entry:
+            try:
+                values[key] = parse(entry[key])
+            except ValueError as exc:
+                raise ValueError(f"key {key!r}: {exc}") from None
+    return values
 
 
 def as_instant(raw: Any) -> datetime:
@@ -93,29 +113,19 @@ def _owner(raw: Any) -> str:
     return raw
 
 
+_CONSUMER_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "sid": _sids,
+    "name": partial(_label, what="name"),
+    "group": partial(_label, what="group"),
+    "owner": _owner,
+    "cutoff": as_instant,
+    "exempt_until": as_instant,
+}
+
+
 def _consumer(entry: Mapping[str, Any]) -> Consumer:
     """The entry as a Consumer, or a ``ValueError`` prefixed with the key at fault."""
-    values: dict[str, Any] = {}
-    for key in entry:
-        if key not in _CONSUMER_KEYS:
-            raise ValueError(f"key {key!r}: unknown key (known: {', '.join(_CONSUMER_KEYS)})")
-    for key in ("sid", "name"):
-        if key not in entry:
-            raise ValueError(f"key {key!r}: missing")
-    parsers = {
-        "sid": _sids,
-        "name": lambda raw: _label(raw, "name"),
-        "group": lambda raw: _label(raw, "group"),
-        "owner": _owner,
-        "cutoff": as_instant,
-        "exempt_until": as_instant,
-    }
-    for key, parse in parsers.items():
-        if key in entry:
-            try:
-                values[key] = parse(entry[key])
-            except ValueError as exc:
-                raise ValueError(f"key {key!r}: {exc}") from None
+    values = _parsed(entry, _CONSUMER_PARSERS, required=("sid", "name"))
     consumer = Consumer(
         name=values["name"],
         sids=values["sid"],
@@ -126,8 +136,8 @@ def _consumer(entry: Mapping[str, Any]) -> Consumer:
     )
     if consumer.cutoff and consumer.exempt_until and consumer.exempt_until > consumer.cutoff:
         raise ValueError(
-            f"key 'exempt_until': {consumer.exempt_until:%Y-%m-%dT%H:%M:%SZ} is later than the "
-            f"consumer's cutoff {consumer.cutoff:%Y-%m-%dT%H:%M:%SZ} (an exemption never "
+            f"key 'exempt_until': {iso(consumer.exempt_until)} is later than the "
+            f"consumer's cutoff {iso(consumer.cutoff)} (an exemption never "
             "outlives a cut-off)"
         )
     return consumer
@@ -148,7 +158,7 @@ def parse_consumers(raw: Any) -> tuple[Consumer, ...]:
     owner_of_sid: dict[str, str] = {}
     names: set[str] = set()
     for index, entry in enumerate(_entries(raw, "consumers"), 1):
-        where = _where("consumers", index, entry)
+        where = _where("consumers", index, entry.get("name"))
         try:
             consumer = _consumer(entry)
         except ValueError as exc:
@@ -180,28 +190,19 @@ def _percent(raw: Any) -> float:
     return float(raw)
 
 
+_BROWNOUT_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "start": as_instant,
+    "end": as_instant,
+    "percent": _percent,
+    "consumers": _selectors,
+    "groups": _selectors,
+    "except": _selectors,
+}
+
+
 def _window(entry: Mapping[str, Any]) -> Window:
-    for key in entry:
-        if key not in _BROWNOUT_KEYS:
-            raise ValueError(f"key {key!r}: unknown key (known: {', '.join(_BROWNOUT_KEYS)})")
-    for key in ("start", "end"):
-        if key not in entry:
-            raise ValueError(f"key {key!r}: missing")
-    parsers: dict[str, Any] = {
-        "start": as_instant,
-        "end": as_instant,
-        "percent": _percent,
-        "consumers": _selectors,
-        "groups": _selectors,
-        "except": _selectors,
-    }
-    values: dict[str, Any] = {}
-    for key, parse in parsers.items():
-        if key in entry:
-            try:
-                values[key] = parse(entry[key])
-            except ValueError as exc:
-                raise ValueError(f"key {key!r}: {exc}") from None
+    """The entry as a Window, or a ``ValueError`` prefixed with the key at fault."""
+    values = _parsed(entry, _BROWNOUT_PARSERS, required=("start", "end"))
     if values["end"] <= values["start"]:
         raise ValueError("key 'end': not after start")
     targets = Targets(
@@ -217,7 +218,7 @@ def parse_brownout_tables(raw: Any) -> tuple[Window, ...]:
         try:
             windows.append(_window(entry))
         except ValueError as exc:
-            raise EntryError(f"{_where('brownout', index, entry)}, {exc}") from None
+            raise EntryError(f"{_where('brownout', index)}, {exc}") from None
     return tuple(windows)
 
 
@@ -236,8 +237,8 @@ def check_references(
         for sid in consumer.sids:
             if sid in names:
                 raise EntryError(
-                    f"[[consumers]] entry {index} (name {consumer.name!r}), key 'sid': {sid} is "
-                    "also in consumer_names; name it in one place ([[consumers]] supersedes "
+                    f"{_where('consumers', index, consumer.name)}, key 'sid': {sid} is also in "
+                    "consumer_names; name it in one place ([[consumers]] supersedes "
                     "consumer_names)"
                 )
     for index, window in enumerate(windows, 1):
@@ -253,6 +254,6 @@ def check_references(
                 if item not in allowed:
                     what = "group" if key == "groups" else "name, SID or group"
                     raise EntryError(
-                        f"[[brownout]] entry {index}, key {key!r}: {item!r} is not a {what} "
+                        f"{_where('brownout', index)}, key {key!r}: {item!r} is not a {what} "
                         "of [[consumers]]"
                     )

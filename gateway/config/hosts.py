@@ -1,5 +1,6 @@
 """Host names and ``host:port`` authorities as config data (pure; no I/O): the canonical
-authority form a CONNECT target must have, and the ``--proxy-tunnel-hosts`` patterns.
+authority form a CONNECT target must have, the ``--proxy-tunnel-hosts`` patterns and the
+``--proxy-tunnel-allow-networks`` address ranges.
 
 :mod:`gateway.frontdoor.targets` decides what to do with a target; this module only parses.
 """
@@ -15,6 +16,8 @@ from yarl import URL
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)*{_LABEL}")
 DEFAULT_TUNNEL_HOSTS = "*.twilio.com:443"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +88,17 @@ def parse_host_patterns(text: str) -> tuple[HostPattern, ...]:
         host = f"*.{target.host}" if wildcard else target.host
         patterns.append(HostPattern(host, target.port))
     return tuple(patterns)
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated CIDR ranges (``10.0.0.0/8``, ``fd00::/8``) or single addresses; empty
+    text means none."""
+    networks: list[Network] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"expected an address range such as 10.0.0.0/8, got {part!r}") from exc
+    return tuple(networks)

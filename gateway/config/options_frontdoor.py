@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config.hosts import DEFAULT_TUNNEL_HOSTS, parse_host_patterns
+from gateway.config.hosts import DEFAULT_TUNNEL_HOSTS, parse_host_patterns, parse_networks
 from gateway.config.option import Option
 from gateway.config.parsers import (
     parse_optional_listen,
@@ -60,6 +60,15 @@ OPTIONS: tuple[Option, ...] = (
         "CONNECT targets tunnelled blindly, 'HOST:PORT' or '*.DOMAIN:PORT', comma-separated "
         "(empty: none)",
         "PATTERNS",
+    ),
+    Option(
+        "proxy_tunnel_allow_networks",
+        parse_networks,
+        "",
+        "internal address ranges a blind tunnel may connect to, CIDRs comma-separated; a "
+        "tunnel target that resolves only to loopback, private, link-local, unique-local or "
+        "other non-public addresses outside them is refused with 403",
+        "CIDRS",
     ),
     Option(
         "proxy_max_tunnels",

@@ -96,7 +96,9 @@ OPTIONS: tuple[Option, ...] = (
         "max_client_connections",
         parse_positive_int,
         1024,
-        "open client connections per process; one more is answered 503 and closed",
+        "open client connections per process on the main listener (and as many on "
+        "--tls-listen), counted at accept, before TLS; one more is answered 503 and closed "
+        "(over TLS: closed)",
         "N",
     ),
     Option("max_body_size", parse_size, "1M", "largest request body accepted (413 above)", "SIZE"),
@@ -136,5 +138,13 @@ OPTIONS: tuple[Option, ...] = (
         "also serve /metrics on the main listener; false keeps it (and the consumer SIDs and "
         "names it shows) on --metrics-listen only",
         "true|false",
+    ),
+    Option(
+        "max_metrics_connections",
+        parse_positive_int,
+        64,
+        "open connections on --metrics-listen, a cap of its own so that a flood on the main "
+        "address cannot blind it; one more is answered 503 and closed",
+        "N",
     ),
 )

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config.consumers import Consumer, EntryError, check_references
-from gateway.config.hosts import HostPattern
+from gateway.config.hosts import HostPattern, Network
 from gateway.config.instants import parse_instant
 from gateway.config.option import Option
 from gateway.config.options import OPTIONS, OPTIONS_BY_NAME
@@ -59,6 +59,7 @@ class GatewayConfig:
     access_log_level: str
     metrics_listen: tuple[str, int] | None
     metrics_public: bool
+    max_metrics_connections: int
     marketplace_upstream: str
     marketplace_public_origins: tuple[str, ...]
     api_upstream: str
@@ -93,6 +94,7 @@ class GatewayConfig:
     proxy_ca_cert: Path | None
     proxy_ca_key: Path | None
     proxy_tunnel_hosts: tuple[HostPattern, ...]
+    proxy_tunnel_allow_networks: tuple[Network, ...]
     proxy_max_tunnels: int
     proxy_tunnel_idle_timeout: float
     proxy_tunnel_total_timeout: float

@@ -5,7 +5,8 @@ Only ``CONNECT host:port`` is accepted. An absolute-form ``http://`` request, an
 a target that is not a clean ``host:port``, a host that is neither intercepted nor allowed for
 tunnelling, a non-443 port on an intercepted host, and bytes that are not HTTP all get 403, and
 nothing is connected to for them. The head must arrive within ``HEAD_TIMEOUT`` seconds and fit
-in ``MAX_HEAD`` bytes.
+in ``MAX_HEAD`` bytes, however it arrives: in one send or several, complete or not (431 above;
+h11's own bound covers only a head still incomplete).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ log = logging.getLogger("gateway")
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
+LINGER = 1.0  # a refused client's input is read and dropped this long, so the answer is read
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _REASONS = {
     403: b"Forbidden",
+    431: b"Request Header Fields Too Large",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
@@ -69,6 +72,7 @@ class ConnectProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = False  # refused, or handed on to a tunnel or the TLS handshake
+        self._received = 0  # bytes given to the parser
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -86,15 +90,23 @@ class ConnectProtocol(asyncio.Protocol):
             self._refuse(ProxyRefused("No complete CONNECT request arrived in time"), "slow")
 
     def data_received(self, data: bytes) -> None:
-        if self._done:
+        if self._done:  # refused: dropped (a connection handed on no longer arrives here)
             return
+        self._received += len(data)
         try:
             self._parser.receive_data(data)
             event = self._parser.next_event()
-        except h11.RemoteProtocolError:
-            self._refuse(ProxyRefused("The request is not valid HTTP"), "malformed")
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # h11: an incomplete head past MAX_HEAD
+                self._refuse_too_large()
+            else:
+                self._refuse(ProxyRefused("The request is not valid HTTP"), "malformed")
             return
         if event is h11.NEED_DATA:
+            return
+        unparsed, _ = self._parser.trailing_data
+        if self._received - len(unparsed) > MAX_HEAD:  # a complete head, too large
+            self._refuse_too_large()
             return
         if not isinstance(event, h11.Request) or event.method != b"CONNECT":
             message = "This is a CONNECT-only proxy for the intercepted hosts"
@@ -125,9 +137,14 @@ class ConnectProtocol(asyncio.Protocol):
             self._refuse(ProxyRefused("Data was sent before the tunnel was open"), "early")
             return
         self._hand_on()
-        metrics.PROXY_CONNECTS.labels(outcome.value).inc()
+        if outcome is Outcome.INTERCEPTED:  # a tunnel is counted once its address is checked
+            metrics.PROXY_CONNECTS.labels(outcome.value).inc()
         assert self._transport is not None
         self._door.start(outcome, self._transport, target, bytes(early))
+
+    def _refuse_too_large(self) -> None:
+        message = f"The CONNECT request head is larger than {MAX_HEAD // 1024} KiB"
+        self._refuse(ProxyRefused(message, status=431), "head too large")
 
     def _hand_on(self) -> None:
         self._done = True
@@ -137,12 +154,21 @@ class ConnectProtocol(asyncio.Protocol):
         self._transport.pause_reading()
 
     def _refuse(self, error: GatewayError, why: str) -> None:
+        """Answer ``error``, end the output, and close at the client's end of input or after
+        ``LINGER`` seconds. Until then what the client still sends is read and dropped:
+        closing with unread input would reset the connection, destroying the answer unread."""
         self._hand_on()
         metrics.PROXY_CONNECTS.labels(Outcome.REFUSED.value).inc()
         log.info("proxy front door refused a connection (%s)", why)
-        assert self._transport is not None
-        self._transport.write(error_response(error, self._door.error_base))
-        self._transport.close()
+        transport = self._transport
+        assert transport is not None
+        transport.write(error_response(error, self._door.error_base))
+        transport.write_eof()
+        transport.resume_reading()
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself (after writing what is queued)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

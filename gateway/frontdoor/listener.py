@@ -1,21 +1,25 @@
-"""The proxy front door's listener: admits connections up to a maximum, starts their tunnel or
-interception, and stops them all at shutdown."""
+"""The proxy front door's listener: admits connections up to a maximum (counted at accept, in
+a :class:`~gateway.serving.admission.Gate` of its own), starts their tunnel or interception,
+and stops them all at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from gateway.config.hosts import Target
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, ProxyRefused, UpstreamTimeout, UpstreamUnavailable
+from gateway.frontdoor.addresses import InternalAddress, resolve
 from gateway.frontdoor.connect import ESTABLISHED, ConnectProtocol, error_response
 from gateway.frontdoor.intercept import intercept
 from gateway.frontdoor.settings import ProxySettings
 from gateway.frontdoor.targets import Outcome
 from gateway.frontdoor.tunnel import open_tunnel
+from gateway.serving.admission import Gate
+from gateway.telemetry import metrics
 
 log = logging.getLogger("gateway")
 
@@ -29,6 +33,7 @@ class ProxyFrontDoor:
         self.settings = settings
         self.policy = settings.policy
         self.error_base = settings.error_base
+        self._gate = Gate(settings.max_tunnels, "proxy_max_tunnels")
         # Every admitted connection, with how to stop it at shutdown (None: aiohttp owns it).
         self._open: dict[asyncio.Transport, Callable[[], None] | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -39,13 +44,15 @@ class ProxyFrontDoor:
         return len(self._open)
 
     def admit(self, transport: asyncio.Transport) -> bool:
-        if len(self._open) >= self.settings.max_tunnels:
+        if not self._gate.enter():
             return False
         self._open[transport] = transport.abort
         return True
 
     def release(self, transport: asyncio.Transport) -> None:
-        self._open.pop(transport, None)
+        if transport in self._open:
+            del self._open[transport]
+            self._gate.leave()
 
     def start(
         self, outcome: Outcome, transport: asyncio.Transport, target: Target, early: bytes
@@ -54,18 +61,24 @@ class ProxyFrontDoor:
             work = self._intercept(transport, target)
         else:
             work = self._tunnel(transport, target, early)
-        task = asyncio.get_running_loop().create_task(work)
+        task = asyncio.get_running_loop().create_task(self._guarded(work, transport))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _intercept(self, transport: asyncio.Transport, target: Target) -> None:
+    async def _guarded(self, work: Awaitable[None], transport: asyncio.Transport) -> None:
+        """Run ``work``; should it fail or be cancelled, close the connection, free its slot."""
         try:
-            context = self.settings.leaves.context_for(target.host)
-        except Exception:  # minted at start-up already; a failure now must not go unseen
-            log.exception("no certificate for %s", target.host)
+            await work
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("proxy front door: a connection failed; it is closed")
             transport.abort()
             self.release(transport)
-            return
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _intercept(self, transport: asyncio.Transport, target: Target) -> None:
+        context = self.settings.leaves.context_for(target.host)  # minted at start-up already
         await intercept(
             transport,
             target.host,
@@ -73,17 +86,37 @@ class ProxyFrontDoor:
             self._server,
             established=ESTABLISHED,
             total=self.settings.total_timeout,
+            handshake_timeout=self.settings.handshake_timeout,
             on_close=lambda: self.release(transport),
         )
         if transport in self._open:
             self._open[transport] = None  # aiohttp's server closes it at shutdown
 
+    def _refuse(self, transport: asyncio.Transport, error: GatewayError) -> None:
+        transport.write(error_response(error, self.error_base))
+        transport.close()
+
     async def _tunnel(self, transport: asyncio.Transport, target: Target, early: bytes) -> None:
         settings = self.settings
         try:
+            # Resolved once: the tunnel connects to an address checked here, never to the name.
+            async with asyncio.timeout(settings.connect_timeout):
+                addresses = await resolve(target.host, target.port, settings.allowed_networks)
+        except InternalAddress as exc:
+            metrics.PROXY_CONNECTS.labels(Outcome.REFUSED.value).inc()
+            log.warning("proxy front door refused a tunnel: %s", exc)
+            message = f"CONNECT to {target.authority} is not allowed: {exc}"
+            self._refuse(transport, ProxyRefused(message))
+            return
+        except (OSError, TimeoutError) as exc:
+            metrics.PROXY_CONNECTS.labels(Outcome.TUNNELLED.value).inc()
+            self._failed(transport, target, exc, f"{target.host} could not be resolved")
+            return
+        metrics.PROXY_CONNECTS.labels(Outcome.TUNNELLED.value).inc()
+        try:
             tunnel = await open_tunnel(
                 transport,
-                target,
+                addresses,
                 early,
                 connect_timeout=settings.connect_timeout,
                 idle=settings.idle_timeout,
@@ -92,17 +125,21 @@ class ProxyFrontDoor:
                 on_close=lambda: self.release(transport),
             )
         except (OSError, TimeoutError) as exc:
-            error: UpstreamTimeout | UpstreamUnavailable
-            if isinstance(exc, TimeoutError):
-                error = UpstreamTimeout(f"{target.authority} did not accept a connection in time")
-            else:
-                error = UpstreamUnavailable(f"{target.authority} refused the connection")
-            log.warning("tunnel to %s failed: %s", target.authority, type(exc).__name__)
-            transport.write(error_response(error, self.error_base))
-            transport.close()
+            self._failed(transport, target, exc, f"{target.authority} refused the connection")
             return
         if transport in self._open:
             self._open[transport] = tunnel.abort
+
+    def _failed(
+        self, transport: asyncio.Transport, target: Target, exc: Exception, unavailable: str
+    ) -> None:
+        error: UpstreamTimeout | UpstreamUnavailable
+        if isinstance(exc, TimeoutError):
+            error = UpstreamTimeout(f"{target.authority} did not accept a connection in time")
+        else:
+            error = UpstreamUnavailable(unavailable)
+        log.warning("tunnel to %s failed: %s", target.authority, type(exc).__name__)
+        self._refuse(transport, error)
 
     async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Start accepting on ``host:port``; returns the bound port (for port 0)."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.config.hosts import Network
 from gateway.frontdoor.leaves import LeafContexts
 from gateway.frontdoor.targets import Policy
+
+HANDSHAKE_TIMEOUT = 10.0  # an intercepted connection's TLS handshake, at most (and never longer
+# than client_header_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +24,5 @@ class ProxySettings:
     total_timeout: float
     max_tunnels: int
     error_base: str  # the main listener's base URL, for ``more_info`` in refusals
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # an intercepted connection's TLS handshake
+    allowed_networks: tuple[Network, ...] = ()  # internal ranges a tunnel may reach

@@ -19,7 +19,7 @@ from gateway.config.settings import ConfigError, GatewayConfig
 from gateway.frontdoor.ca_folder import load_ca_beside, one_level_warning
 from gateway.frontdoor.certificates import CertificateAuthority, CertificateError
 from gateway.frontdoor.leaves import LeafContexts
-from gateway.frontdoor.settings import ProxySettings
+from gateway.frontdoor.settings import HANDSHAKE_TIMEOUT, ProxySettings
 from gateway.frontdoor.targets import Policy
 from gateway.frontdoor.tls_context import listener_context
 
@@ -93,5 +93,7 @@ def prepare(config: GatewayConfig, *, warn: bool = True) -> FrontDoors:
             total_timeout=config.proxy_tunnel_total_timeout,
             max_tunnels=config.proxy_max_tunnels,
             error_base=main_base(config),
+            handshake_timeout=min(HANDSHAKE_TIMEOUT, config.client_header_timeout),
+            allowed_networks=config.proxy_tunnel_allow_networks,
         )
     return FrontDoors(tls, proxy)

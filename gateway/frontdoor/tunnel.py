@@ -9,10 +9,12 @@ after ``total`` seconds in all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import socket
+from collections.abc import Callable, Sequence
 from typing import cast
 
-from gateway.config.hosts import Target
+from gateway.frontdoor.addresses import Resolved
 
 
 class Tunnel:
@@ -114,9 +116,30 @@ class _Side(asyncio.Protocol):
         self.tunnel.close()
 
 
+async def _connect(addresses: Sequence[Resolved]) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that accepts (no name is looked up:
+    these are the addresses that were checked). Raises the last ``OSError``."""
+    loop = asyncio.get_running_loop()
+    failure: OSError = OSError("no address to connect to")
+    for resolved in addresses:
+        sock = socket.socket(resolved.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, resolved.sockaddr)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise failure
+
+
 async def open_tunnel(
     client: asyncio.Transport,
-    target: Target,
+    addresses: Sequence[Resolved],
     early_data: bytes,
     *,
     connect_timeout: float,
@@ -125,7 +148,8 @@ async def open_tunnel(
     established: bytes,
     on_close: Callable[[], None],
 ) -> Tunnel:
-    """Connect to ``target``, answer ``established`` to the client, then copy bytes both ways.
+    """Connect to one of ``addresses`` (in order), answer ``established`` to the client, then
+    copy bytes both ways.
 
     ``client`` must have reading paused; it is resumed once both sides are joined. Raises
     ``OSError`` or ``TimeoutError`` when the upstream cannot be reached (nothing is sent then).
@@ -133,13 +157,16 @@ async def open_tunnel(
     loop = asyncio.get_running_loop()
     tunnel = Tunnel(client, idle=idle, total=total, on_close=on_close)
     upstream_side = _Side(tunnel)
+    sock: socket.socket | None = None
     try:
         async with asyncio.timeout(connect_timeout):
-            upstream, _ = await loop.create_connection(
-                lambda: upstream_side, target.host, target.port
-            )
+            sock = await _connect(addresses)
+            upstream, _ = await loop.create_connection(lambda: upstream_side, sock=sock)
     except BaseException:
         tunnel.stop_timers()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
         raise
     # No await from here on: nothing can arrive on either side before it is wired up.
     tunnel.upstream = upstream

@@ -15,13 +15,14 @@ BEARER = "bearer"
 OTHER = "other"
 DISABLED = "disabled"
 UNAUTHENTICATED = "unauthenticated"
-_FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
+# What consumer_sid answers for a caller without a well-formed SID.
+FIXED_WORDS = frozenset({ANONYMOUS, UNRECOGNIZED, BEARER})
 _REFUSED_CREDENTIALS = frozenset({401, 403})
 # 4xx answers that do not show the credentials were accepted: refused (401, 403), a proxy's
 # own authentication (407), or rate limiting, which may come before any check (429).
 _UNPROVEN_4XX = frozenset({401, 403, 407, 429})
 
-_SID_CACHE = 1024  # distinct Authorization headers remembered per process
+_SID_CACHE = 1024  # distinct Authorization headers a SidCache remembers
 
 # The file in the multiprocess metrics directory where --workers share the admitted labels.
 LEDGER_NAME = "consumer-labels.txt"
@@ -57,6 +58,28 @@ def consumer_sid(authorization: str | None) -> str:
     return username if SID.fullmatch(username) else UNRECOGNIZED
 
 
+class SidCache:
+    """:func:`consumer_sid` remembered per ``Authorization`` header, so that a kept-alive
+    client's base64 is decoded once. Bounded: emptied when full (the header holds a secret:
+    never logged, never kept long)."""
+
+    __slots__ = ("_sids",)
+
+    def __init__(self) -> None:
+        self._sids: dict[str, str] = {}
+
+    def sid(self, authorization: str | None) -> str:
+        """The SID (or fixed word) of ``authorization``; :data:`ANONYMOUS` for no header."""
+        if authorization is None:
+            return ANONYMOUS
+        sid = self._sids.get(authorization)
+        if sid is None:
+            if len(self._sids) >= _SID_CACHE:
+                self._sids.clear()
+            sid = self._sids[authorization] = consumer_sid(authorization)
+        return sid
+
+
 class ConsumerLabels:
     """Maps SIDs to configured names and caps how many distinct labels the gateway emits.
 
@@ -89,9 +112,7 @@ class ConsumerLabels:
         self._ledger = ledger
         self._admitted: set[str] = set() if admitted is None else admitted
         self._refused: set[str] = set()  # over the cap for good (admissions are never undone)
-        # Authorization header -> SID, so a kept-alive client's base64 is decoded once.
-        # Bounded: emptied when full (the header holds a secret: never logged, never kept long).
-        self._sids: dict[str, str] = {}
+        self._sids = SidCache()
 
     def reconfigured(
         self,
@@ -111,8 +132,8 @@ class ConsumerLabels:
             return DISABLED, False
         if upstream_status in _REFUSED_CREDENTIALS:
             return UNAUTHENTICATED, False
-        sid = self._sid(authorization)
-        if sid in _FIXED_WORDS:
+        sid = self._sids.sid(authorization)
+        if sid in FIXED_WORDS:
             return sid, False
         if sid in self._listed:  # bounded by the config file: always labelled, past the cap
             return self._names[sid], False
@@ -135,18 +156,8 @@ class ConsumerLabels:
         """The caller as the access log names it (no cap; refused credentials named so)."""
         if upstream_status in _REFUSED_CREDENTIALS:
             return UNAUTHENTICATED
-        sid = self._sid(authorization)
+        sid = self._sids.sid(authorization)
         return self._names.get(sid, sid)
-
-    def _sid(self, authorization: str | None) -> str:
-        if authorization is None:
-            return ANONYMOUS
-        sid = self._sids.get(authorization)
-        if sid is None:
-            if len(self._sids) >= _SID_CACHE:
-                self._sids.clear()
-            sid = self._sids[authorization] = consumer_sid(authorization)
-        return sid
 
     def _in_ledger(self, label: str) -> bool:
         """Whether the workers' ledger lists ``label`` (admitted by any worker)."""

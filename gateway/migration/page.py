@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from gateway.config.instants import day, days_until, iso
 from gateway.config.settings import GatewayConfig
 from gateway.migration.burndown import colour, svg
-from gateway.migration.standing import iso, standings, upcoming
+from gateway.migration.standing import standings, upcoming
 
 NOT_LISTED = "not listed"  # the burn-down line of consumers that are not on the list
 UNGROUPED = "ungrouped"  # ... of listed consumers without a group
@@ -54,13 +55,13 @@ def document(config: GatewayConfig, counts: Counts, now: float) -> dict[str, Any
     return {
         "generated_at": iso(now),
         "sunset": iso(sunset),
-        "days_to_sunset": round((sunset.timestamp() - now) / 86400, 1),
+        "days_to_sunset": days_until(sunset, now),
         "source": {"kind": counts.source, "description": counts.description},
         "notes": list(counts.notes),
         "consumers": [row.to_json(now) for row in rows],
         "events": [event.to_json() for event in events],
         "burndown": {
-            "days": [datetime.fromtimestamp(d, UTC).strftime("%Y-%m-%d") for d in counts.days],
+            "days": [day(d) for d in counts.days],
             "groups": groups,
         },
     }
@@ -176,7 +177,7 @@ def _event(event: Mapping[str, Any]) -> str:
 
 def _burndown(data: Mapping[str, Any]) -> str:
     days, groups = data["days"], data["groups"]
-    stamps = [datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() for day in days]
+    stamps = [datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() for text in days]
     legend = "".join(
         f'<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" '
         f'rx="3" fill="{colour(i)}"/></svg>{escape(group)}: <span class="total">'
@@ -185,10 +186,10 @@ def _burndown(data: Mapping[str, Any]) -> str:
     )
     head = "".join(f"<th>{escape(group)}</th>" for group in groups)
     body = "".join(
-        f"<tr><td>{escape(day)}</td>"
+        f"<tr><td>{escape(text)}</td>"
         + "".join(f'<td class="num">{values[i]}</td>' for values in groups.values())
         + "</tr>"
-        for i, day in enumerate(days)
+        for i, text in enumerate(days)
     )
     return (
         svg(stamps, groups)

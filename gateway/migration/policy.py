@@ -31,7 +31,7 @@ from gateway.config.policy import Window
 from gateway.config.settings import GatewayConfig
 from gateway.errors import BadRequest, Brownout, CutOff, GatewayError
 from gateway.migration.brownout import refuses_sid
-from gateway.migration.consumers import ANONYMOUS, BEARER, UNRECOGNIZED, consumer_sid
+from gateway.migration.consumers import FIXED_WORDS, SidCache
 from gateway.migration.deprecation import DeprecationHeaders, sunset_value
 
 REHEARSAL_HEADER = "Gateway-Rehearsal"
@@ -45,9 +45,6 @@ REASONS = (CUTOFF, UNKNOWN_CONSUMER, REHEARSAL)
 # The refusal metric's consumer label of a well-formed SID that is not on the list.
 UNLISTED = "unlisted"
 NO_WINDOW_RETRY_AFTER = 3600  # a brownout rehearsal's Retry-After when no window is in force
-
-_FIXED_WORDS = frozenset({ANONYMOUS, BEARER, UNRECOGNIZED})
-_SID_CACHE = 1024  # distinct Authorization headers remembered per policy
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -168,7 +165,7 @@ class Policy:
         self.chance = chance
         # Nothing to decide but the headers: no list, no window, no closing date.
         self._simple = not by_sid and not windows and unknown_cutoff is None
-        self._sids: dict[str, str] = {}  # Authorization -> SID, bounded (emptied when full)
+        self._sids = SidCache()
 
     @classmethod
     def build(cls, config: GatewayConfig, chance: Callable[[], float] = random.random) -> Policy:
@@ -188,10 +185,10 @@ class Policy:
             return NOT_DEPRECATED
         if self._simple and caller.rehearsal is None:
             return Forward(deprecation.pairs(successor))
-        sid = self.sid(caller.authorization)
+        sid = self._sids.sid(caller.authorization)
         listed = self.by_sid.get(sid)
         headers = deprecation.pairs(successor, listed.sunset if listed else None)
-        label = listed.name if listed else sid if sid in _FIXED_WORDS else UNLISTED
+        label = listed.name if listed else sid if sid in FIXED_WORDS else UNLISTED
         if caller.rehearsal is not None:
             return self._rehearse(caller.rehearsal, listed, sid, headers, successor, label, now)
         if listed is not None:
@@ -241,17 +238,6 @@ class Policy:
             "the request was not forwarded"
         )
         return Refuse(error, headers, "", label)
-
-    def sid(self, authorization: str | None) -> str:
-        """The SID (or fixed word) of an ``Authorization`` header, decoded once per header."""
-        if authorization is None:
-            return ANONYMOUS
-        sid = self._sids.get(authorization)
-        if sid is None:
-            if len(self._sids) >= _SID_CACHE:
-                self._sids.clear()
-            sid = self._sids[authorization] = consumer_sid(authorization)
-        return sid
 
 
 def cut_off(successor: str, listed: Listed | None) -> CutOff:

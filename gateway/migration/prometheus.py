@@ -19,11 +19,9 @@ import aiohttp
 
 from gateway.migration.page import Counts
 from gateway.migration.series import (
-    DEPRECATED,
     SourceError,
     answer,
     by_label,
-    calls_over,
     consumer_calls,
     consumer_last_seen,
     matrix,
@@ -85,7 +83,7 @@ class PrometheusCounts:
 
     async def _read(self, base: str, now: float) -> Counts:
         days = day_starts(now)
-        daily = f"sum by (consumer) ({calls_over(DEPRECATED, '1d')})"
+        daily = consumer_calls("1d")
         span = {"start": days[0] + DAY, "end": days[-1] + DAY, "step": DAY}
         try:
             async with asyncio.timeout(self._time_limit):

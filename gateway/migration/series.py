@@ -18,7 +18,6 @@ LAST_SEEN = "gateway_deprecated_route_last_seen_timestamp_seconds"
 CONSUMER_LAST_SEEN = "gateway_consumer_last_seen_timestamp_seconds"
 SUNSET = "gateway_sunset_timestamp_seconds"
 BROWNOUTS = "gateway_brownout_rejections_total"
-POLICY_REFUSALS = "gateway_policy_refusals_total"
 OVERFLOW = "gateway_consumer_overflow_total"
 BUILD_INFO = "gateway_build_info"
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.config.consumers import Consumer
+from gateway.config.instants import day, days_until, iso
 from gateway.config.parsers import SID
 from gateway.config.policy import Window
 from gateway.migration.policy import Listed, resolve
@@ -26,19 +27,6 @@ from gateway.migration.policy import Listed, resolve
 QUIET_DAYS = 14
 CALLING, QUIET, EXEMPT, CUT_OFF, UNKNOWN = "calling", "quiet", "exempt", "cut_off", "unknown"
 STAGES = (CALLING, QUIET, EXEMPT, CUT_OFF, UNKNOWN)
-
-
-def iso(moment: datetime | float | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, or None."""
-    if moment is None:
-        return None
-    if isinstance(moment, float | int):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +58,7 @@ class Standing:
 
     def days_left(self, now: float) -> float | None:
         """Days until its cut-off (negative once passed), to 0.1 day."""
-        if self.cutoff is None:
-            return None
-        return round((self.cutoff.timestamp() - now) / 86400, 1)
+        return days_until(self.cutoff, now)
 
     @property
     def called_after_cutoff(self) -> bool:

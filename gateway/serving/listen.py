@@ -2,7 +2,8 @@
 
 Used by ``gateway serve`` (and its ``--workers`` supervisor), ``gateway demo`` and
 ``gateway simulate``, which report :class:`ListenError` as one line and exit status 2 instead
-of a traceback.
+of a traceback. The ``--workers`` supervisor imports this module, which loads no metric
+declarations; sites are started by :func:`gateway.serving.site.start_site`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-import ssl
-
-from aiohttp import web
 
 _REASONS = {
     errno.EADDRINUSE: "the address is already in use",
@@ -39,29 +37,6 @@ def listen_error(host: str, port: int, exc: OSError) -> ListenError:
             exc.strerror.lower() if exc.strerror else type(exc).__name__
         )
     return ListenError(f"cannot listen on {address(host, port)}: {reason}")
-
-
-async def start_site(
-    runner: web.BaseRunner,
-    host: str,
-    port: int,
-    *,
-    reuse_port: bool = False,
-    ssl_context: ssl.SSLContext | None = None,
-    backlog: int = 128,
-) -> int:
-    """Listen on ``host:port`` for ``runner`` (set up already); the port really bound.
-
-    Raises :class:`ListenError` when the socket cannot be opened.
-    """
-    site = web.TCPSite(
-        runner, host, port, reuse_port=reuse_port or None, ssl_context=ssl_context, backlog=backlog
-    )
-    try:
-        await site.start()
-    except OSError as exc:
-        raise listen_error(host, port, exc) from exc
-    return int(runner.addresses[-1][1])
 
 
 def check_bindable(host: str, port: int) -> None:

@@ -12,12 +12,13 @@ downstream. pyproject.toml pins aiohttp to the minor versions that test passed o
    or header block over the parser's limits, and one log line naming only the error class.
 2. The same connection handler bounds what a client may hold (:class:`ClientLimits`; aiohttp
    keeps an idle connection for an hour and bounds nothing else): a deadline for each request
-   head, an idle timeout between requests, a deadline for a response write that makes no
-   progress, and a cap on open connections. It counts the requests parsed on the connection
-   (``_request_count``) against the responses finished to know when the connection is idle,
-   and fails the body of the request in hand (``_current_request``) when a chunked body's
-   framing breaks: aiohttp's C parser drops that body's reader silently and the handler would
-   wait for the rest until its deadline.
+   head, an idle timeout between requests, and a deadline for a response write that makes no
+   progress (the cap on open connections is the listener's, :mod:`gateway.serving.site`; a
+   handler gives the slot back when its connection ends). It counts the requests parsed on the
+   connection (``_request_count``) against the responses finished to know when the connection
+   is idle, and fails the body of the request in hand (``_current_request``) when a chunked
+   body's framing breaks: aiohttp's C parser drops that body's reader silently and the handler
+   would wait for the rest until its deadline.
 3. ``web.Server.request_factory`` is wrapped so that a request line naming a version other than
    HTTP/1.0 or 1.1 (``HTTP/0.9``, ``HTTP/2.0``) is answered 505 in HTTP/1.1 instead of in the
    version the client named (aiohttp writes the status line in the request's version).
@@ -29,6 +30,10 @@ downstream. pyproject.toml pins aiohttp to the minor versions that test passed o
    pooled connection nobody asked, and hands it to the next request on that connection, which
    may be another consumer's. Here such a connection is closed at once (nginx does the same
    with an idle upstream connection that turns readable), so it is never reused.
+6. :func:`register_site` (``BaseSite._server``): the gateway's own site
+   (:class:`gateway.serving.site.GatewaySite`) counts connections at accept, before TLS, and
+   does the handshake itself; it hands its asyncio server to aiohttp as ``TCPSite`` does, so the
+   runner lists its address and stops it at cleanup.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import functools
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -47,13 +53,13 @@ from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.errors import BadRequest, GatewayBusy, InternalError, RequestTimeout
+from gateway.errors import BadRequest, InternalError, RequestTimeout
 from gateway.serving.client_limits import CLIENT_LIMITS, ClientLimits
 from gateway.serving.deadline import Deadline
 from gateway.serving.error_response import CLOSE_AT_ONCE, ErrorBase, render_error, render_raw
 from gateway.serving.headers import SERVER
 from gateway.serving.http_checks import UNSUPPORTED_VERSION
-from gateway.telemetry.metrics import CLIENT_CONNECTIONS, CLIENT_LIMIT_HITS
+from gateway.telemetry.metrics import CLIENT_LIMIT_HITS
 
 log = logging.getLogger("gateway")
 
@@ -77,8 +83,8 @@ class _TwilioErrorProtocol(RequestHandler):
         "_deadline",
         "_deadline_kind",
         "_send_watch",
-        "_refused",
         "_unread_body",
+        "_on_lost",
     )
 
     def __init__(self, manager: web.Server, **kwargs: Any) -> None:
@@ -91,56 +97,33 @@ class _TwilioErrorProtocol(RequestHandler):
         self._deadline = Deadline(self._loop, self._expire)
         self._deadline_kind = _HEADER
         self._send_watch: asyncio.TimerHandle | None = None
-        self._refused = False
         self._unread_body: StreamReader | None = None  # the last request's, while not read out
+        self._on_lost: Callable[[], None] | None = None  # gives the listener's slot back
 
-    # -- connection cap -------------------------------------------------------------------
+    # -- the connection's start and end --------------------------------------------------
+    # The listener counted and capped the connection at accept (gateway.serving.site); the
+    # handler only gives its slot back (on_lost) when the connection ends.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        server = self._manager  # private: the web.Server that made this handler
-        limits = self._limits
-        if isinstance(server, _TwilioErrorServer) and limits is not None:
-            if server.open_connections >= limits.max_connections:
-                self._refuse(transport, server)
-                return
-            server.open_connections += 1
-        CLIENT_CONNECTIONS.inc()
         super().connection_made(transport)
-        if limits is not None:
-            self._arm(_HEADER, limits.header_timeout)
-
-    def _refuse(self, transport: asyncio.BaseTransport, server: _TwilioErrorServer) -> None:
-        """Answer 503 and close, without starting a handler. Input is read and dropped until
-        the close (at the first bytes or after a second), so that closing with unread input
-        does not turn into a reset that could destroy the answer before the client reads it."""
-        self._refused = True
-        CLIENT_LIMIT_HITS.labels("max_client_connections").inc()
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport  # only this class's methods run from here on
-        transport.write(server.busy_response)
-        self._loop.call_later(1.0, transport.close)
+        if self._limits is not None:
+            self._arm(_HEADER, self._limits.header_timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._refused:
-            self.transport = None  # never started: nothing registered, nothing to clean up
-            return
-        server = self._manager
-        if isinstance(server, _TwilioErrorServer) and self._limits is not None:
-            server.open_connections -= 1
-        CLIENT_CONNECTIONS.dec()
         self._deadline.stop()
         if self._send_watch is not None:
             self._send_watch.cancel()
             self._send_watch = None
-        super().connection_lost(exc)
+        try:
+            super().connection_lost(exc)
+        finally:
+            on_lost, self._on_lost = self._on_lost, None
+            if on_lost is not None:
+                on_lost()
 
     # -- request head and idle deadlines --------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:  # the request is dropped unread; the answer went out already
-            if self.transport is not None:
-                self.transport.close()
-            return
         limits = self._limits
         parsed = self._request_count  # private: requests parsed on this connection
         if limits is not None and data and not self._head_started and self._between(parsed):
@@ -281,8 +264,6 @@ _SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
 class _TwilioErrorServer(web.Server):
     error_base: ErrorBase | None = None
     limits: ClientLimits | None = None
-    open_connections: int = 0
-    busy_response: bytes = b""
     header_timeout_response: bytes = b""
 
     def __call__(self) -> RequestHandler:
@@ -293,12 +274,6 @@ class _TwilioErrorServer(web.Server):
         self.error_base = error_base
         static_base = error_base.static() if error_base is not None else "/"
         self.limits = limits
-        self.open_connections = 0
-        busy = GatewayBusy(
-            "The gateway has as many client connections open as it accepts; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-        self.busy_response = render_raw(busy, static_base, SERVER)
         late = RequestTimeout("The request line and headers did not arrive in time")
         self.header_timeout_response = render_raw(late, static_base, SERVER)
         # request_factory is read by each handler as it is made: wrap it before any is.
@@ -332,6 +307,25 @@ class GatewayRunner(web.AppRunner):
         assert isinstance(server, _TwilioErrorServer)
         server.configure(self.app.get(ERROR_BASE), self.app.get(CLIENT_LIMITS))
         return server
+
+
+def connection_handler(
+    server: web.Server, on_lost: Callable[[], None] | None = None
+) -> web.RequestHandler:
+    """A handler for one new connection of ``server`` (a :class:`GatewayRunner`'s), which its
+    listener counted already; ``on_lost`` is called once when the connection ends."""
+    handler = server()
+    if on_lost is not None:
+        if not isinstance(handler, _TwilioErrorProtocol):
+            raise TypeError("connection_handler needs a GatewayRunner's server")
+        handler._on_lost = on_lost
+    return handler
+
+
+def register_site(site: web.BaseSite, listener: asyncio.AbstractServer) -> None:
+    """Make ``listener`` the asyncio server of ``site``, as aiohttp's own sites do, so that
+    ``runner.addresses`` lists it and ``site.stop()`` closes it."""
+    site._server = listener  # private, see the module docstring
 
 
 def disable_connection_retry(session: aiohttp.ClientSession) -> None:

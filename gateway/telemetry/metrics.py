@@ -112,13 +112,14 @@ CONFIG_RELOADS = Counter(
 RELOAD_RESULTS = ("success", "restart_required", "invalid")
 CLIENT_CONNECTIONS = Gauge(
     "gateway_client_connections",
-    "Client connections open now (summed over workers).",
+    "Client connections open now on every listener, counted from accept (summed over workers).",
     multiprocess_mode="livesum",
 )
 CLIENT_LIMIT_HITS = Counter(
     "gateway_client_limit_hits",
     "Client connections or requests cut off by a bound, by limit (header_timeout, body_timeout, "
-    "send_timeout, max_client_connections, max_buffered_body_size, max_buffered_response_size).",
+    "send_timeout, max_client_connections, max_metrics_connections, proxy_max_tunnels, "
+    "max_buffered_body_size, max_buffered_response_size).",
     ["limit"],
 )
 BUILD_INFO = Gauge(

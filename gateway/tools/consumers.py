@@ -21,10 +21,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.config.instants import iso
 from gateway.config.settings import ConfigError, load_config
-from gateway.migration.standing import QUIET_DAYS, Standing, iso, standings
-from gateway.tools.report import DEFAULT_METRICS_URL, source_flags_problem
-from gateway.tools.report_reader import ReportError, read_metrics, read_prometheus
+from gateway.migration.standing import QUIET_DAYS, Standing, standings
+from gateway.tools.report import add_source_arguments, read_source, source_flags_problem
+from gateway.tools.report_reader import ReportError
 
 EXIT_OK = 0
 EXIT_CALLED_AFTER_CUTOFF = 1
@@ -34,26 +35,7 @@ DEFAULT_WINDOW = "30d"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``gateway consumers``' arguments to ``parser``."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--metrics-url",
-        metavar="URL",
-        default=None,
-        help=f"a running gateway's metrics endpoint (default {DEFAULT_METRICS_URL})",
-    )
-    source.add_argument(
-        "--prometheus-url",
-        metavar="URL",
-        default=None,
-        help="a Prometheus server scraping the gateway(s), e.g. http://127.0.0.1:9090",
-    )
-    parser.add_argument(
-        "--window",
-        default=None,
-        metavar="RANGE",
-        help=f"with --prometheus-url: count calls over this range (default {DEFAULT_WINDOW}); "
-        "/metrics counts since the gateway started, so --metrics-url refuses it",
-    )
+    add_source_arguments(parser, DEFAULT_WINDOW, "calls")
     parser.add_argument(
         "--quiet-days",
         type=float,
@@ -148,17 +130,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_USAGE
     try:
         config = load_config({"config": args.config}, environ)
-        if args.prometheus_url:
-            source, window = args.prometheus_url, args.window or DEFAULT_WINDOW
-            samples = read_prometheus(source, window, args.timeout)
-            scope = f"calls in the last {window}"
-        else:
-            source, window = args.metrics_url or DEFAULT_METRICS_URL, None
-            samples = read_metrics(source, args.timeout)
-            scope = "calls since gateway start"
+        source, window, samples = read_source(args, DEFAULT_WINDOW)
     except (ReportError, ConfigError) as exc:
         print(f"gateway consumers: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    scope = f"calls in the last {window}" if window else "calls since gateway start"
     now = time.time()
     rows = standings(
         config.consumers,

@@ -23,11 +23,11 @@ from aiohttp import web
 from gateway.config.parsers import parse_http_url, parse_listen
 from gateway.config.settings import ConfigError, GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
-from gateway.frontdoor.names import INTERMEDIATE_FILE
-from gateway.serving.listen import address, listen_error, start_site
+from gateway.frontdoor.names import CA_DAYS
+from gateway.serving.listen import address, listen_error
 from gateway.telemetry.access_log import configure_logging
 from gateway.tools.demo_consumers import banner, demo_policy, make_calls, with_demo_policy
-from gateway.tools.safe_files import write_file
+from gateway.tools.tls import write_ca
 from gateway.tools.walkthrough import DEMO_ACCOUNT, DEMO_TOKEN, run_walkthrough
 
 if TYPE_CHECKING:  # the listener declares metrics; only the running demo imports it
@@ -113,6 +113,10 @@ async def _start(
     runner_class: type[web.AppRunner] = web.AppRunner,
 ) -> int:
     """Serve ``app`` on ``host:port`` until ``stack`` closes; the port really bound."""
+    # Here, not at the top: cli builds its parser from this module for every command, and the
+    # --workers supervisor must load no metric declarations (the site's counters).
+    from gateway.serving.site import start_site
+
     runner = runner_class(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -196,6 +200,7 @@ async def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # Imported here to keep the metric declarations out of the other verbs.
     from gateway.app import create_app
     from gateway.serving.server import GatewayRunner
+    from gateway.serving.site import start_site
 
     ca_dir = Path(tempfile.mkdtemp(prefix="gateway-demo-ca-"))
     try:
@@ -234,21 +239,16 @@ async def _start_proxy(
     config: GatewayConfig, runner: web.AppRunner, ca_dir: Path, listen: str
 ) -> tuple[ProxyFrontDoor, str]:
     """The proxy front door on ``listen`` with a throwaway CA in ``ca_dir``, and its URL."""
-    from gateway.frontdoor.authority import create_ca
     from gateway.frontdoor.listener import start_proxy
     from gateway.frontdoor.startup import prepare
 
     host, port = _listen("--proxy-listen", listen)
-    created = create_ca(["preview.twilio.com"])
-    (ca_dir / INTERMEDIATE_FILE).write_bytes(created.intermediate_pem)
-    (ca_dir / "ca.pem").write_bytes(created.root_pem)
-    key_file = ca_dir / "ca-key.pem"
-    write_file(key_file, created.key_pem, private=True)
+    ca = write_ca(ca_dir, ["preview.twilio.com"], CA_DAYS, force=False)  # as `gateway tls init`
     proxied = replace(
         config,
         proxy_listen=(host, port),
-        proxy_ca_cert=ca_dir / "ca.pem",
-        proxy_ca_key=key_file,
+        proxy_ca_cert=ca.root,
+        proxy_ca_key=ca.key,
         proxy_tunnel_hosts=(),  # the demo never connects anywhere but the simulator
     )
     settings = prepare(proxied).proxy

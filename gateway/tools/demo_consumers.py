@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from gateway.config.consumers import Consumer, check_references
+from gateway.config.instants import iso
 from gateway.config.options_migration import DEFAULT_SUNSET
 from gateway.config.policy import Targets, Window
 from gateway.config.settings import GatewayConfig
@@ -75,7 +76,7 @@ def with_demo_policy(config: GatewayConfig, policy: DemoPolicy) -> GatewayConfig
     sunset = config.sunset_date
     if sunset == DEFAULT_SUNSET:
         last = max(c.cutoff for c in policy.consumers if c.cutoff is not None)
-        sunset = last.strftime("%Y-%m-%dT%H:%M:%SZ")
+        sunset = iso(last)
     return replace(config, consumers=consumers, brownout=brownout, sunset_date=sunset)
 
 

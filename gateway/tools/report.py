@@ -18,10 +18,10 @@ import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.config.instants import day, days_until, iso
 from gateway.config.rules import RuleError, RuleSet, load_rules
 from gateway.config.upstreams import ORIGINS as V1_ORIGINS
 from gateway.tools.report_reader import (
@@ -130,17 +130,6 @@ def build_report(
     )
 
 
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def days_until(moment: float | None, now: float) -> float | None:
-    """Days from ``now`` to ``moment`` (negative once it has passed), to 0.1 day."""
-    return None if moment is None else round((moment - now) / 86400, 1)
-
-
 def _ago(moment: float, now: float) -> str:
     seconds = max(0.0, now - moment)
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -154,10 +143,9 @@ def _sunset_text(moment: float | None, now: float) -> str:
     days = days_until(moment, now)
     if moment is None or days is None:
         return "sunset not configured"
-    day = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
     if days >= 0:
-        return f"sunset {day} (in {days:g} days)"
-    return f"sunset {day} ({-days:g} days ago)"
+        return f"sunset {day(moment)} (in {days:g} days)"
+    return f"sunset {day(moment)} ({-days:g} days ago)"
 
 
 def format_text(report: Report) -> str:
@@ -166,13 +154,13 @@ def format_text(report: Report) -> str:
     scope = f"calls in the last {report.window}" if report.window else "since gateway start"
     lines = [
         "Preview Marketplace -> Marketplace v1 migration status",
-        f"source: {report.source} ({scope}), at {_iso(now)}",
+        f"source: {report.source} ({scope}), at {iso(now)}",
         "",
     ]
     for status in report.routes:
         methods = ",".join(status.methods) or "?"
         seen = (
-            f"last seen {_iso(status.last_seen)} ({_ago(status.last_seen, now)})"
+            f"last seen {iso(status.last_seen)} ({_ago(status.last_seen, now)})"
             if status.last_seen
             else "not seen"
         )
@@ -211,7 +199,7 @@ def to_json(report: Report) -> dict[str, Any]:
     now = report.generated_at
     return {
         "source": report.source,
-        "generated_at": _iso(now),
+        "generated_at": iso(now),
         "window": report.window,
         "gateway_versions": list(report.versions),
         "still_called": bool(report.still_called),
@@ -225,9 +213,9 @@ def to_json(report: Report) -> dict[str, Any]:
                 "v1_url": s.v1_url,
                 "requests": s.requests,
                 "consumers": [{"consumer": c, "requests": n} for c, n in s.consumers],
-                "last_seen": _iso(s.last_seen),
+                "last_seen": iso(s.last_seen),
                 "last_seen_timestamp": s.last_seen,
-                "sunset": _iso(s.sunset),
+                "sunset": iso(s.sunset),
                 "sunset_timestamp": s.sunset,
                 "days_until_sunset": days_until(s.sunset, now),
                 "brownout_rejections": s.brownout_rejections,
@@ -246,26 +234,7 @@ def to_json(report: Report) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``gateway report``'s arguments to ``parser``."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--metrics-url",
-        metavar="URL",
-        default=None,
-        help=f"a running gateway's metrics endpoint (default {DEFAULT_METRICS_URL})",
-    )
-    source.add_argument(
-        "--prometheus-url",
-        metavar="URL",
-        default=None,
-        help="a Prometheus server scraping the gateway, e.g. http://127.0.0.1:9090",
-    )
-    parser.add_argument(
-        "--window",
-        default=None,
-        metavar="RANGE",
-        help=f"with --prometheus-url: count requests over this range (default {DEFAULT_WINDOW}); "
-        "/metrics counts since the gateway started, so --metrics-url refuses it",
-    )
+    add_source_arguments(parser, DEFAULT_WINDOW, "requests")
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default text)"
     )
@@ -283,6 +252,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-if-called",
         action="store_true",
         help="exit 1 when any deprecated route was called (for CI gates)",
+    )
+
+
+def add_source_arguments(
+    parser: argparse.ArgumentParser, default_window: str, counted: str
+) -> None:
+    """The source flags ``gateway report`` and ``gateway consumers`` share: ``--metrics-url``
+    or ``--prometheus-url``, and ``--window`` (which counts ``counted``, as the tool words it).
+    :func:`source_flags_problem` checks them; :func:`read_source` reads what they name."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        default=None,
+        help=f"a running gateway's metrics endpoint (default {DEFAULT_METRICS_URL})",
+    )
+    source.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        default=None,
+        help="a Prometheus server scraping the gateway(s), e.g. http://127.0.0.1:9090",
+    )
+    parser.add_argument(
+        "--window",
+        default=None,
+        metavar="RANGE",
+        help=f"with --prometheus-url: count {counted} over this range (default {default_window}); "
+        "/metrics counts since the gateway started, so --metrics-url refuses it",
     )
 
 
@@ -313,6 +310,21 @@ def _is_http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def read_source(args: argparse.Namespace, default_window: str) -> tuple[str, str | None, Samples]:
+    """The samples of the source the flags name, as ``(source, window, samples)``: the window
+    is None for a gateway's ``/metrics`` (it counts since the gateway started). Raises
+    :class:`ReportError` when the source cannot be read."""
+    if args.prometheus_url:
+        window = args.window or default_window
+        return (
+            args.prometheus_url,
+            window,
+            read_prometheus(args.prometheus_url, window, args.timeout),
+        )
+    source = args.metrics_url or DEFAULT_METRICS_URL
+    return source, None, read_metrics(source, args.timeout)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gateway report``: 0 on success, 2 when the source is unreachable or unusable."""
     problem = source_flags_problem(args)
@@ -321,12 +333,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         rules = load_rules(args.rules)
-        if args.prometheus_url:
-            source, window = args.prometheus_url, args.window or DEFAULT_WINDOW
-            samples = read_prometheus(source, window, args.timeout)
-        else:
-            source, window = args.metrics_url or DEFAULT_METRICS_URL, None
-            samples = read_metrics(source, args.timeout)
+        source, window, samples = read_source(args, DEFAULT_WINDOW)
     except (ReportError, RuleError) as exc:
         print(f"gateway report: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,12 +1,13 @@
-"""gateway.config.instants: ISO 8601 dates and date-times as the config and the rules write them."""
+"""gateway.config.instants: ISO 8601 dates and date-times as the config and the rules write them,
+and as the tools show them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.config.instants import parse_instant
+from gateway.config.instants import day, days_until, iso, parse_instant
 
 
 @pytest.mark.parametrize(
@@ -29,3 +30,22 @@ def test_parses_to_utc(text: str, expected: datetime) -> None:
 def test_refuses_what_is_not_iso_8601(text: str) -> None:
     with pytest.raises(ValueError):
         parse_instant(text)
+
+
+NOW = 1764007200.0  # 2025-11-24T18:00:00Z
+
+
+def test_iso_and_day_of_a_datetime_or_unix_seconds_in_utc() -> None:
+    moment = datetime(2025, 11, 24, 19, 30, tzinfo=timezone(timedelta(hours=1, minutes=30)))
+    assert iso(moment) == iso(NOW) == "2025-11-24T18:00:00Z"
+    assert parse_instant(iso(NOW)).timestamp() == NOW
+    assert iso(None) is None
+    assert day(moment) == day(NOW + 5 * 3600 + 59 * 60) == "2025-11-24"
+    assert day(NOW + 6 * 3600) == "2025-11-25"
+
+
+def test_days_until() -> None:
+    assert days_until(NOW + 86400 * 10, NOW) == 10.0
+    assert days_until(None, NOW) is None
+    assert days_until(datetime(2025, 11, 14, 18, tzinfo=UTC), NOW) == -10.0
+    assert days_until(NOW + 86400 * 1.26, NOW) == 1.3

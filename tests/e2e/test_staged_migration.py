@@ -6,7 +6,6 @@ counts."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from gateway.simulator import load_seed
-from tests.fleet import fleet_processes, scrape, wait_fleet_ready
+from tests.fleet import LEGACY_LIST, basic, iso, one_gateway, scrape
 
 pytestmark = pytest.mark.upstream
 
@@ -25,10 +24,6 @@ BILLING = "AC" + "b1" * 16  # migrated, cut off since yesterday
 STOREFRONT = "AC" + "5f" * 16  # its group is in a brownout now
 REPORTS = "AC" + "3e" * 16  # in the brownout's group too, but exempt for 30 days
 STRANGER = "AC" + "99" * 16  # not on the list
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def policy_file(directory: Path, now: float) -> Path:
@@ -93,9 +88,7 @@ def preview_refusal(sid: str, gateway: str) -> TwilioRestException:
 async def test_three_teams_on_one_policy(tmp_path: Path) -> None:
     now = time.time()
     config = policy_file(tmp_path, now)
-    with fleet_processes(1, ["--config", str(config)], tmp_path) as (fleet, gateways):
-        await wait_fleet_ready(fleet, gateways)
-        gateway = fleet.urls[0]
+    async with one_gateway(config, tmp_path) as gateway:
         # billing-api: cut off, with the code its error handling can key on
         cut = await asyncio.to_thread(preview_refusal, BILLING, gateway)
         assert (cut.status, cut.code) == (410, 88013)
@@ -111,17 +104,15 @@ async def test_three_teams_on_one_policy(tmp_path: Path) -> None:
         # reporting-job: same group, exempt: served, and told its own date
         assert len(await asyncio.to_thread(preview_list, REPORTS, gateway)) == 2
         async with aiohttp.ClientSession() as session:
-            auth = {"Authorization": "Basic " + base64.b64encode(f"{REPORTS}:t".encode()).decode()}
-            async with session.get(f"{gateway}/marketplace/AvailableAddOns", headers=auth) as r:
+            auth = basic(REPORTS)
+            async with session.get(gateway + LEGACY_LIST, headers=auth) as r:
                 assert r.status == 200
                 assert r.headers["Sunset"] == datetime.fromtimestamp(
                     datetime.fromisoformat(iso(now + 45 * 86400)).timestamp(), UTC
                 ).strftime("%a, %d %b %Y %H:%M:%S GMT")
             # ...and it can rehearse its cut-off today, without anything reaching v1
             rehearsal = {**auth, "Gateway-Rehearsal": "cutoff"}
-            async with session.get(
-                f"{gateway}/marketplace/AvailableAddOns", headers=rehearsal
-            ) as r:
+            async with session.get(gateway + LEGACY_LIST, headers=rehearsal) as r:
                 assert r.status == 410 and (await r.json())["code"] == 88013
                 assert "Retry-After" not in r.headers
         # a caller not on the list is served until the list closes

@@ -37,6 +37,7 @@ from gateway.frontdoor.certificates import (
 from gateway.frontdoor.listener import ProxyFrontDoor, start_proxy
 from gateway.frontdoor.startup import prepare
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from gateway.simulator import create_simulator_app, load_seed
 from tests.conftest import make_config
 
@@ -164,12 +165,12 @@ async def front_stack(
         assert doors.proxy is not None
         runner = GatewayRunner(create_app(config), access_log=None, shutdown_timeout=2)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=doors.tls)
-        await site.start()
+        # As gateway serve listens: counted at accept, TLS (if any) after counting.
+        port = await start_site(runner, "127.0.0.1", 0, ssl_context=doors.tls)
         scheme = "https" if doors.tls is not None else "http"
-        gateway_url = f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+        gateway_url = f"{scheme}://127.0.0.1:{port}"
         assert runner.server is not None
-        door, port = await start_proxy(runner.server, doors.proxy, "127.0.0.1", 0)
+        door, proxy_port = await start_proxy(runner.server, doors.proxy, "127.0.0.1", 0)
 
         async def stop() -> None:
             door.close()
@@ -179,8 +180,8 @@ async def front_stack(
         stack = FrontStack(
             simulator_url,
             gateway_url,
-            f"http://127.0.0.1:{port}",
-            port,
+            f"http://127.0.0.1:{proxy_port}",
+            proxy_port,
             ca_files,
             door,
             caplog,
@@ -245,6 +246,14 @@ async def decoy() -> AsyncIterator[Decoy]:
     started = await Decoy().start()
     yield started
     await started.stop()
+
+
+async def all_released(door: ProxyFrontDoor, seconds: float = 3.0) -> None:
+    """Wait until every proxy slot is free again (a refused connection holds its slot until
+    the client closes, or at most ``connect.LINGER`` seconds); fail past ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while door.open_count:
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

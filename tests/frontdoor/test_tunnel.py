@@ -10,10 +10,13 @@ import os
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.config.hosts import parse_host_patterns
+from gateway.config.hosts import parse_host_patterns, parse_networks
 from gateway.frontdoor.connect import ESTABLISHED
 
-from .conftest import Decoy, StackFactory, raw_exchange
+from .conftest import Decoy, StackFactory, all_released, raw_exchange
+
+# The decoys listen on loopback, which a tunnel reaches only when allowed explicitly.
+LOOPBACK = parse_networks("127.0.0.0/8")
 
 
 def connects(outcome: str) -> float:
@@ -34,7 +37,10 @@ async def test_bytes_go_through_unmodified_both_ways_and_are_not_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     allowed = f"127.0.0.1:{decoy.port}"
-    stack = await front_stack(proxy_tunnel_hosts=parse_host_patterns(f"*.twilio.com:443,{allowed}"))
+    stack = await front_stack(
+        proxy_tunnel_hosts=parse_host_patterns(f"*.twilio.com:443,{allowed}"),
+        proxy_tunnel_allow_networks=LOOPBACK,
+    )
     before = connects("tunnelled")
     # Looks like a Preview request, is followed by binary: neither is parsed nor rewritten.
     payload = (
@@ -69,7 +75,9 @@ async def test_bytes_sent_right_after_the_connect_reach_the_host(
     front_stack: StackFactory, decoy: Decoy
 ) -> None:
     allowed = f"127.0.0.1:{decoy.port}"
-    stack = await front_stack(proxy_tunnel_hosts=parse_host_patterns(allowed))
+    stack = await front_stack(
+        proxy_tunnel_hosts=parse_host_patterns(allowed), proxy_tunnel_allow_networks=LOOPBACK
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.proxy_port)
     writer.write(f"CONNECT {allowed} HTTP/1.1\r\nHost: {allowed}\r\n\r\nearly bytes".encode())
     await writer.drain()
@@ -84,7 +92,9 @@ async def test_bytes_sent_right_after_the_connect_reach_the_host(
 async def test_an_idle_tunnel_is_closed(front_stack: StackFactory, decoy: Decoy) -> None:
     allowed = f"127.0.0.1:{decoy.port}"
     stack = await front_stack(
-        proxy_tunnel_hosts=parse_host_patterns(allowed), proxy_tunnel_idle_timeout=0.3
+        proxy_tunnel_hosts=parse_host_patterns(allowed),
+        proxy_tunnel_allow_networks=LOOPBACK,
+        proxy_tunnel_idle_timeout=0.3,
     )
     reader, writer = await open_tunnel(stack.proxy_port, allowed)
     writer.write(b"ping")
@@ -92,7 +102,7 @@ async def test_an_idle_tunnel_is_closed(front_stack: StackFactory, decoy: Decoy)
         assert await reader.readexactly(4) == b"gnip"
         assert await reader.read() == b""  # closed by the gateway once idle
     writer.close()
-    assert stack.door.open_count == 0
+    await all_released(stack.door)
 
 
 async def test_a_busy_tunnel_is_closed_after_the_total_timeout(
@@ -101,6 +111,7 @@ async def test_a_busy_tunnel_is_closed_after_the_total_timeout(
     allowed = f"127.0.0.1:{decoy.port}"
     stack = await front_stack(
         proxy_tunnel_hosts=parse_host_patterns(allowed),
+        proxy_tunnel_allow_networks=LOOPBACK,
         proxy_tunnel_idle_timeout=5,
         proxy_tunnel_total_timeout=0.6,
     )
@@ -126,18 +137,22 @@ async def test_an_unreachable_host_gets_502_and_no_200(front_stack: StackFactory
     port = closed.port
     await closed.stop()  # nothing listens there any more
     allowed = f"127.0.0.1:{port}"
-    stack = await front_stack(proxy_tunnel_hosts=parse_host_patterns(allowed))
+    stack = await front_stack(
+        proxy_tunnel_hosts=parse_host_patterns(allowed), proxy_tunnel_allow_networks=LOOPBACK
+    )
     reply = await raw_exchange(
         stack.proxy_port, f"CONNECT {allowed} HTTP/1.1\r\nHost: {allowed}\r\n\r\n".encode()
     )
     assert reply.startswith(b"HTTP/1.1 502 ")
     assert b'"code":88001' in reply
-    assert stack.door.open_count == 0
+    await all_released(stack.door)
 
 
 async def test_shutdown_drops_open_tunnels(front_stack: StackFactory, decoy: Decoy) -> None:
     allowed = f"127.0.0.1:{decoy.port}"
-    stack = await front_stack(proxy_tunnel_hosts=parse_host_patterns(allowed))
+    stack = await front_stack(
+        proxy_tunnel_hosts=parse_host_patterns(allowed), proxy_tunnel_allow_networks=LOOPBACK
+    )
     reader, writer = await open_tunnel(stack.proxy_port, allowed)
     stack.door.close()
     async with asyncio.timeout(5):

@@ -14,9 +14,12 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.parsers import parse_names
+from gateway.migration import consumers as consumers_module
 from gateway.migration.consumers import (
+    FIXED_WORDS,
     LEDGER_NAME,
     ConsumerLabels,
+    SidCache,
     consumer_sid,
     proves_credentials,
 )
@@ -47,6 +50,28 @@ def basic(text: str) -> str:
 )
 def test_consumer_sid(header: str | None, expected: str) -> None:
     assert consumer_sid(header) == expected
+
+
+def test_the_sid_cache_decodes_each_header_once_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The labels and the migration policy each look the SID up through one (per request)."""
+    decoded: list[str] = []
+
+    def counting(authorization: str | None) -> str:
+        decoded.append(str(authorization))
+        return consumer_sid(authorization)
+
+    monkeypatch.setattr(consumers_module, "consumer_sid", counting)
+    cache = SidCache()
+    header = basic(f"{ACCOUNT}:token")
+    assert [cache.sid(header) for _ in range(3)] == [ACCOUNT] * 3
+    assert cache.sid(None) == "anonymous" and cache.sid("Bearer x") == "bearer"
+    assert decoded == [header, "Bearer x"]
+    for number in range(2000):  # distinct headers: the cache is emptied when full, not grown
+        assert cache.sid(basic(f"AC{number:032x}:t")) == f"AC{number:032x}"
+    assert len(cache._sids) <= 1024
+    assert {consumer_sid(h) for h in (None, "Bearer x", "Digest y")} == FIXED_WORDS
 
 
 def test_cap_counts_distinct_labels_per_instance() -> None:

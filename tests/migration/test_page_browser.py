@@ -7,11 +7,9 @@ one), no horizontal scrolling, and a screenshot at each size (saved in the test'
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.browser import headless_chromium
-from tests.fleet import fleet_processes, wait_fleet_ready
+from tests.fleet import deprecated_call, iso, one_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
@@ -28,10 +26,6 @@ STOREFRONT = "AC" + "5f" * 16
 REPORTS = "AC" + "da" * 16
 HOSTILE = "<img src=x onerror=alert(1)>"
 SIZES = ((1280, 800), (390, 844))
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_config(directory: Path, now: float) -> Path:
@@ -76,13 +70,8 @@ async def drive(gateway: str) -> dict[str, list[int]]:
     statuses: dict[str, list[int]] = {}
     async with aiohttp.ClientSession() as session:
         for sid, count in ((STOREFRONT, 4), (BILLING, 2), (REPORTS, 3)):
-            auth = "Basic " + base64.b64encode(f"{sid}:pw".encode()).decode()
             for _ in range(count):
-                async with session.get(
-                    f"{gateway}/marketplace/AvailableAddOns", headers={"Authorization": auth}
-                ) as response:
-                    await response.read()
-                    statuses.setdefault(sid, []).append(response.status)
+                statuses.setdefault(sid, []).append(await deprecated_call(session, gateway, sid))
     return statuses
 
 
@@ -132,11 +121,10 @@ def look(url: str, width: int, height: int, shots: Path) -> dict[str, Any]:
 async def test_the_page_in_headless_chromium_at_desktop_and_phone_sizes(tmp_path: Path) -> None:
     now = time.time()
     config = write_config(tmp_path, now)
-    with fleet_processes(1, ["--config", str(config)], tmp_path) as (fleet, gateways):
-        await wait_fleet_ready(fleet, gateways)
-        statuses = await drive(fleet.urls[0])
+    async with one_gateway(config, tmp_path) as gateway:
+        statuses = await drive(gateway)
         assert statuses == {STOREFRONT: [200] * 4, BILLING: [410] * 2, REPORTS: [200] * 3}
-        url = f"{fleet.urls[0]}/migration"
+        url = f"{gateway}/migration"
         views = {size: await asyncio.to_thread(look, url, *size, tmp_path) for size in SIZES}
     for (width, _), seen in views.items():
         rows = seen["rows"]

@@ -7,17 +7,15 @@ count add up to the 410s the clients saw."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet import fleet_processes, scrape, total, wait_fleet_ready
+from tests.fleet import deprecated_call, fleet_processes, iso, scrape, total, wait_fleet_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
@@ -51,10 +49,6 @@ CONSUMERS = [
     Consumer("anonymous", None, 410),  # no credentials, likewise
     Consumer("early", sid(10), 200),  # listed, nothing applies
 ]
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_policy(directory: Path, now: float) -> Path:
@@ -99,15 +93,9 @@ async def drive(urls: tuple[str, ...]) -> list[tuple[Consumer, int, int]]:
     async def worker(session: aiohttp.ClientSession) -> None:
         for position, consumer in queue:
             replica = position % REPLICAS
-            headers = {}
-            if consumer.sid:
-                token = base64.b64encode(f"{consumer.sid}:pw".encode()).decode()
-                headers["Authorization"] = f"Basic {token}"
-            if consumer.rehearsal:
-                headers["Gateway-Rehearsal"] = consumer.rehearsal
-            async with session.get(urls[replica] + LEGACY, headers=headers) as response:
-                await response.read()
-                seen.append((consumer, replica, response.status))
+            rehearsal = {"Gateway-Rehearsal": consumer.rehearsal} if consumer.rehearsal else {}
+            status = await deprecated_call(session, urls[replica], consumer.sid, LEGACY, rehearsal)
+            seen.append((consumer, replica, status))
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))

@@ -6,27 +6,20 @@ closed list."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import signal
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet import fleet_processes, wait_fleet_ready
+from tests.fleet import deprecated_call, fleet_processes, iso, wait_fleet_ready
 from tests.reloading import reload_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 APP = "AC" + "a9" * 16
 OTHER = "AC" + "00" * 16  # not on the list
-LEGACY = "/marketplace/AvailableAddOns"
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def policy(cutoff: str = "", sid: str = APP, unknown: str = "") -> str:
@@ -39,12 +32,7 @@ def policy(cutoff: str = "", sid: str = APP, unknown: str = "") -> str:
 
 
 async def status(session: aiohttp.ClientSession, url: str, sid: str | None = APP) -> int:
-    headers = {}
-    if sid:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{sid}:pw".encode()).decode()
-    async with session.get(url + LEGACY, headers=headers) as response:
-        await response.read()
-        return response.status
+    return await deprecated_call(session, url, sid)
 
 
 async def reloads(session: aiohttp.ClientSession, url: str, result: str, value: float) -> None:

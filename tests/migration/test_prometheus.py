@@ -19,7 +19,7 @@ import pytest
 
 from gateway.migration.prometheus import PrometheusCounts, day_starts
 from gateway.migration.series import SourceError
-from tests.fleet import fleet_processes, wait_fleet_ready
+from tests.fleet import one_gateway
 from tests.processes import run_gateway
 from tests.prometheus import Prometheus, backfill, running_prometheus
 
@@ -176,10 +176,9 @@ async def test_the_page_and_gateway_consumers_read_the_same_history(
 ) -> None:
     server, history = prometheus
     config = _config(tmp_path, server.url)
-    with fleet_processes(1, ["--config", str(config)], tmp_path) as (fleet, gateways):
-        await wait_fleet_ready(fleet, gateways)
+    async with one_gateway(config, tmp_path) as gateway:
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{fleet.urls[0]}/migration.json") as response:
+            async with session.get(f"{gateway}/migration.json") as response:
                 assert response.status == 200
                 page = await response.json()
     assert page["source"]["kind"] == "prometheus"

@@ -29,6 +29,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.serving.server import GatewayRunner
+from gateway.serving.site import start_site
 from tests.conftest import make_config
 from tests.processes import free_port, rss, start_gateway, wait_ready
 
@@ -83,9 +84,8 @@ async def start(upstream: str) -> AsyncIterator[Callable[..., Awaitable[Gateway]
         runner = GatewayRunner(create_app(make_config(upstream, **overrides)), access_log=None)
         await runner.setup()
         runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        return Gateway(host, port)
+        port = await start_site(runner, "127.0.0.1", 0)  # as gateway serve listens
+        return Gateway("127.0.0.1", port)
 
     yield starter
     for runner in runners:

@@ -9,7 +9,8 @@ import socket
 import pytest
 from aiohttp import web
 
-from gateway.serving.listen import ListenError, address, check_bindable, listen_error, start_site
+from gateway.serving.listen import ListenError, address, check_bindable, listen_error
+from gateway.serving.site import start_site
 
 
 def test_address_brackets_ipv6() -> None:

@@ -9,6 +9,7 @@ tests/serving/test_http_checks.py, a late upstream response never served in test
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import tomllib
@@ -31,8 +32,10 @@ from gateway.serving.server import (
     _TwilioErrorProtocol,
     _TwilioErrorServer,
     _versioned_request,
+    connection_handler,
     disable_connection_retry,
     discard_connections_speaking_out_of_turn,
+    register_site,
 )
 from tests.conftest import make_config
 from tests.paths import ROOT
@@ -176,10 +179,53 @@ async def test_client_session_still_gates_its_silent_retry_on_retry_connection()
         assert session._retry_connection is False
 
 
+def test_a_site_hands_its_asyncio_server_to_aiohttp_in_server() -> None:
+    # register_site sets BaseSite._server, as TCPSite.start does: the runner lists the site's
+    # addresses from it, and BaseSite.stop closes it.
+    assert "_server" in web.BaseSite.__slots__
+    assert "self._server = await loop.create_server(" in inspect.getsource(web.TCPSite.start)
+    assert "server = site._server" in inspect.getsource(web.BaseRunner.addresses.fget)  # type: ignore[attr-defined]
+    assert "self._server.close()" in inspect.getsource(web.BaseSite.stop)
+    assert "self._runner._reg_site(self)" in inspect.getsource(web.BaseSite.start)
+
+
+async def test_register_site_and_connection_handler() -> None:
+    app = create_app(make_config("http://127.0.0.1:9"))
+    runner = GatewayRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        lost: list[str] = []
+        handler = connection_handler(runner.server, lambda: lost.append("slot"))
+        assert isinstance(handler, _TwilioErrorProtocol) and handler._on_lost is not None
+        assert isinstance(connection_handler(runner.server), _TwilioErrorProtocol)
+
+        class Site(web.BaseSite):
+            @property
+            def name(self) -> str:
+                return "test"
+
+            async def start(self) -> None:
+                await super().start()
+                listener = await asyncio.get_running_loop().create_server(
+                    asyncio.Protocol, "127.0.0.1", 0
+                )
+                register_site(self, listener)
+
+        site = Site(runner)
+        await site.start()
+        [(host, port)] = [address[:2] for address in runner.addresses]
+        assert host == "127.0.0.1" and port > 0
+        await site.stop()
+        assert runner.addresses == []
+    finally:
+        await runner.cleanup()
+
+
 def test_no_other_module_touches_aiohttps_private_names() -> None:
     private = ("._retry_connection", "._make_server", "._manager", "._request_count", "._kwargs")
     private += ("web_protocol", "http_exceptions", "logging._", "client_proto", "._factory")
-    private += ("request_factory", "._replace", "._current_request")
+    private += ("request_factory", "._replace", "._current_request", "site._server", "._on_lost")
     offenders = {
         str(path.relative_to(ROOT)): found
         for path in sorted((ROOT / "gateway").rglob("*.py"))
@@ -195,12 +241,11 @@ def test_the_subclasses_own_names_shadow_nothing_of_aiohttps() -> None:
         "_disarm",
         "_expire",
         "_between",
-        "_refuse",
         "_watch_send",
         "_check_send",
     }
     assert not ours & set(dir(RequestHandler))
     client_side = {"_awaiting", "_answered", "_out_of_turn"}
     assert not client_side & set(dir(ResponseHandler))
-    server_side = {"error_base", "limits", "open_connections", "busy_response", "configure"}
+    server_side = {"error_base", "limits", "configure"}
     assert not (server_side | {"header_timeout_response"}) & set(dir(web.Server))

@@ -5,18 +5,17 @@ tests/migration/test_page_prometheus.py)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet import fleet_processes, wait_fleet_ready
+from tests.fleet import deprecated_call, iso, one_gateway
 from tests.processes import free_port, run_gateway
 
 CUT = "AC" + "c1" * 16
@@ -24,10 +23,6 @@ CALLING = "AC" + "ca" * 16
 EXEMPT = "AC" + "e3" * 16
 QUIET = "AC" + "9e" * 16
 STRANGER = "AC" + "57" * 16
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_config(directory: Path, now: float) -> Path:
@@ -67,32 +62,25 @@ def consumers(*args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-async def call(session: aiohttp.ClientSession, gateway: str, sid: str) -> int:
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{sid}:pw".encode()).decode()}
-    async with session.get(f"{gateway}/marketplace/AvailableAddOns", headers=auth) as response:
-        return response.status
-
-
 @pytest.mark.upstream
 @pytest.mark.slow
 async def test_rows_stages_and_exit_codes_from_a_running_gateway(tmp_path: Path) -> None:
     now = time.time()
     config = write_config(tmp_path, now)
-    with fleet_processes(1, ["--config", str(config)], tmp_path) as (fleet, gateways):
-        await wait_fleet_ready(fleet, gateways)
-        gateway = fleet.urls[0]
+    async with one_gateway(config, tmp_path) as gateway:
         metrics = f"{gateway}/metrics"
         async with aiohttp.ClientSession() as session:
-            statuses = [await call(session, gateway, CALLING) for _ in range(3)]
-            statuses.append(await call(session, gateway, EXEMPT))
-            statuses.append(await call(session, gateway, STRANGER))
+            statuses = [await deprecated_call(session, gateway, CALLING) for _ in range(3)]
+            statuses.append(await deprecated_call(session, gateway, EXEMPT))
+            statuses.append(await deprecated_call(session, gateway, STRANGER))
             assert statuses == [200] * 5
             # Nothing refused yet: --fail-if-called passes
             status, _, _ = await asyncio.to_thread(
                 consumers, "--metrics-url", metrics, "--config", str(config), "--fail-if-called"
             )
             assert status == 0
-            assert await call(session, gateway, CUT) == 410  # cut off: an app that is broken
+            # cut off: an app that is broken
+            assert await deprecated_call(session, gateway, CUT) == 410
         status, out, err = await asyncio.to_thread(
             consumers, "--metrics-url", metrics, "--config", str(config), "--fail-if-called"
         )

@@ -132,11 +132,6 @@ def test_json_format() -> None:
     ]
 
 
-def test_days_until() -> None:
-    assert report.days_until(NOW + 86400 * 10, NOW) == 10.0
-    assert report.days_until(None, NOW) is None
-
-
 def test_sunset_in_the_future_reads_in_days() -> None:
     samples = report_reader.Samples(
         {}, {}, {"preview_installed_add_ons": NOW + 86400 * 30}, {}, 0.0
