@@ -298,12 +298,20 @@ def test_resources_come_from_the_measured_rss(builds: dict[str, list[Object]]) -
 # tests/test_kubernetes_memory.py: RSS of `gateway serve` from /proc/PID/status).
 BASELINE_MIB = 44  # started and idle: 43.9 MiB on uvloop, 41.9 on asyncio
 CONNECTION_KIB = 32  # a kept-alive connection with its last small answer: about 30 KiB
+# With a front door: cryptography, the certificates and their TLS contexts (idle RSS 56.7 MiB
+# on uvloop with both doors), and per kept-alive TLS connection 46.6 KiB (TLS listener) or
+# 48.4 KiB (intercepted by the proxy) after a small answer on uvloop, the container's loop,
+# plus the 16 KiB an answer may leave with it.
+FRONT_DOOR_MIB = 13
+TLS_CONNECTION_KIB = 64
 ROOM = 0.15  # at least this share of the limit left over (kernel socket buffers, the unforeseen)
 
 
-def worst_case_mib(text: str) -> dict[str, float]:
+def worst_case_mib(text: str, env: dict[str, str] | None = None) -> dict[str, float]:
     """The memory limit's terms for a gateway.toml (read by the gateway's own loader, its
-    `rules` line left out: a folder in the pod): every bound it sets, full at once."""
+    `rules` line left out: a folder in the pod) and the container's GATEWAY_* variables that
+    open more listeners: every bound they set, full at once."""
+    env = env or {}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "gateway.toml"
         path.write_text(re.sub(r"(?m)^rules = .*$", "", text), "utf-8")
@@ -314,7 +322,22 @@ def worst_case_mib(text: str) -> dict[str, float]:
         "responses": 2 * config.max_buffered_response_size / MiB,
         "connections": config.max_client_connections * CONNECTION_KIB / 1024,
     }
+    if config.metrics_listen is not None:
+        terms["metrics connections"] = config.max_metrics_connections * CONNECTION_KIB / 1024
+    tls_listener, proxy = "GATEWAY_TLS_LISTEN" in env, "GATEWAY_PROXY_LISTEN" in env
+    if tls_listener or proxy:
+        terms["front doors"] = FRONT_DOOR_MIB
+    if tls_listener:  # its own cap, max_client_connections, beside the plain listener's
+        terms["TLS connections"] = config.max_client_connections * TLS_CONNECTION_KIB / 1024
+    if proxy:
+        terms["proxy connections"] = config.proxy_max_tunnels * TLS_CONNECTION_KIB / 1024
     return {**terms, "total": sum(terms.values())}
+
+
+def container_env(deployment: Object) -> dict[str, str]:
+    return {
+        item["name"]: str(item.get("value", "")) for item in container(deployment).get("env", [])
+    }
 
 
 @pytest.mark.parametrize("build", ["base", "overlay", "https"])
@@ -323,26 +346,30 @@ def test_the_memory_limit_holds_the_worst_case_of_the_config(
 ) -> None:
     """Recomputed from the config each build mounts (an overlay replaces the base's file whole,
     so its file must keep the bounds the limit was computed from)."""
-    limit = memory_limit_mib(the(builds[build], "Deployment"))
+    deployment = the(builds[build], "Deployment")
+    limit = memory_limit_mib(deployment)
     text = _configmap(builds[build], "marketplace-gateway-config")["data"]["gateway.toml"]
-    terms = worst_case_mib(text)
+    terms = worst_case_mib(text, container_env(deployment))
     assert terms["total"] <= limit * (1 - ROOM), (limit, terms)
+    assert ("TLS connections" in terms) == (build == "https")
 
 
-def test_the_limits_arithmetic_is_written_beside_it() -> None:
+@pytest.mark.parametrize(
+    ("build", "written_in"),
+    [("base", "base/deployment.yaml"), ("https", "components/https-front-doors/deployment.yaml")],
+)
+def test_the_limits_arithmetic_is_written_beside_it(
+    builds: dict[str, list[Object]], build: str, written_in: str
+) -> None:
     """The comment beside the limit states the same terms, the same sum and the same limit."""
-    text = (DEPLOY / "base" / "deployment.yaml").read_text("utf-8")
-    comment = text.split("# case, every bound", 1)[1].split("resources:", 1)[0]
+    text = (DEPLOY / written_in).read_text("utf-8")
+    comment = text.split("case, every bound", 1)[1].split("resources:", 1)[0]
     numbers = [int(n) for n in re.findall(r"(?m)^\s*#\s+[+=]?\s*(\d+) MiB", comment)]
-    terms = worst_case_mib((DEPLOY / "base" / "config" / "gateway.toml").read_text("utf-8"))
-    assert numbers == [
-        round(terms["baseline"]),
-        round(terms["bodies"]),
-        round(terms["responses"]),
-        round(terms["connections"]),
-        round(terms["total"]),
-    ], comment
-    limit = memory_limit_mib(the(kustomize(DEPLOY / "base"), "Deployment"))
+    deployment = the(builds[build], "Deployment")
+    config_text = _configmap(builds[build], "marketplace-gateway-config")["data"]["gateway.toml"]
+    terms = worst_case_mib(config_text, container_env(deployment))
+    assert numbers == [round(value) for value in terms.values()], comment
+    limit = memory_limit_mib(deployment)
     spare = limit - terms["total"]
     assert f"under a limit of {limit:g} MiB: {spare:g} MiB ({100 * spare / limit:.0f} %)" in (
         " ".join(line.strip("# ") for line in comment.splitlines())
