@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The gateway's load benchmark: throughput, added latency and memory, in ONE run, against the
-# references of benchmarks/harness/ (nginx upstream, nginx peer 1 worker, aiohttp yardstick).
+# references of benchmarks/harness/ (nginx upstream, nginx peer 1 worker, aiohttp yardstick) and
+# the ceiling reference of this folder (raw_pool_proxy.py: aiohttp's low-level server + a raw
+# keep-alive upstream pool).
 #
 #   benchmarks/run.sh [all | throughput | list | single | latency | memory | profile | check]...
 #
-#   list, single  throughput on that path: direct upstream, nginx-1w, yardstick, gateway,
-#                 alternating round by round (ROUNDS x DURATION each), RSS after each run
+#   list, single  throughput on that path: direct upstream, nginx-1w, yardstick, raw-pool,
+#                 gateway, alternating round by round (ROUNDS x DURATION each), RSS after each
 #   throughput    list + single
-#   latency       CONNS=1 on list and single: direct upstream, yardstick and gateway (the
-#                 added p50 of each, and the gateway's over the yardstick's)
+#   latency       CONNS=1 on list and single: direct upstream, yardstick, raw-pool and gateway
+#                 (the added p50 of each, and the gateway's over the yardstick's and raw-pool's)
 #   memory        a fresh gateway, MEM_REQUESTS (100,000) list requests at -c32; RSS at
 #                 start, after MEM_MARK (20,000) and at the end; growth MEM_MARK -> end
 #   all           throughput latency memory (the default)
@@ -29,7 +31,8 @@
 #                  QUICK=1 -> ROUNDS=1 DURATION=3s WARMUP=1s MEM_REQUESTS=20000 MEM_MARK=4000
 #                  MEM_REQUESTS=100000 MEM_MARK=20000 MEM_PATH=list MEM_MAX_TIME=300
 #                  GW_PORT=18093 GW_CPUS=$SUT_CPUS(0) GW_ARGS= (extra serve flags: --workers 2)
-#                  UPSTREAM_PORT=18081 PEER_PORT=18082 YARD_PORT=18090 (to move the references)
+#                  UPSTREAM_PORT=18081 PEER_PORT=18082 YARD_PORT=18090 RAW_PORT=18094 (to move
+#                  the references; raw-pool runs on the yardstick's python and CPUs, asyncio)
 #                  GW_EXPECT_BASE= (public base the gateway writes, when not http://127.0.0.1:GW_PORT)
 #                  PROFILE_SECONDS=10 PROFILE_PATH=list
 #                  BENCH_STATE=/tmp/marketplace-bench  plus what harness/measure.sh reads
@@ -56,6 +59,7 @@ PROFILE_PATH="${PROFILE_PATH:-list}"
 export UPSTREAM_PORT="${UPSTREAM_PORT:-18081}"
 export PEER_PORT="${PEER_PORT:-18082}"
 export YARD_PORT="${YARD_PORT:-18090}"
+RAW_PORT="${RAW_PORT:-18094}"
 GW_PORT="${GW_PORT:-18093}"
 SUT_CPUS="${SUT_CPUS:-0}"
 LOAD_CPUS="${LOAD_CPUS:-1}"
@@ -97,6 +101,7 @@ printf 'section\tround\ttarget\tpath\tline\n' > "$TSV"
 # ---- cleanup: everything this script started, and nothing else
 started=()  # servers.sh names
 GW_PID=""
+RAW_PID=""
 BG_PIDS=()
 descendants() { # PID -> its children, grandchildren, ... (by parent PID, not by name)
   local c
@@ -128,6 +133,7 @@ cleanup() {
     if [[ -n "$p" ]]; then kill_tree TERM "$p"; fi
   done
   stop_gateway
+  if [[ -n "$RAW_PID" ]]; then kill -TERM "$RAW_PID" 2>/dev/null; wait "$RAW_PID" 2>/dev/null; fi
   for n in "${started[@]}"; do "$HARNESS/servers.sh" stop "$n" >&2 || true; done
 }
 trap cleanup EXIT
@@ -183,6 +189,23 @@ start_gateway() {
   die "gateway did not come up (log: $OUT/gateway.log)"
 }
 
+start_raw_pool() { # benchmarks/raw_pool_proxy.py, the ceiling reference, pinned as the yardstick
+  [[ -z "$RAW_PID" ]] || return 0
+  [[ -z "$(ss -ltnH "( sport = :$RAW_PORT )" 2>/dev/null)" ]] || die "port $RAW_PORT is busy"
+  local -a cmd=("${YARD_PYTHON:-$ROOT/.venv/bin/python}" "$HERE/raw_pool_proxy.py"
+    --port "$RAW_PORT" --upstream "http://127.0.0.1:$UPSTREAM_PORT")
+  [[ "${PIN:-1}" == 1 ]] && cmd=(taskset -c "$SUT_CPUS" "${cmd[@]}")
+  "${cmd[@]}" >> "$OUT/raw-pool.log" 2>&1 &
+  RAW_PID=$!
+  local i
+  for (( i = 0; i < 100; i++ )); do
+    curl -s -o /dev/null -m 1 "http://127.0.0.1:$RAW_PORT/" && return 0
+    kill -0 "$RAW_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "raw pool proxy did not come up (log: $OUT/raw-pool.log)"
+}
+
 gw_pids() { # the gateway process and its children (workers)
   [[ -n "$GW_PID" ]] || return 0
   echo "$GW_PID"
@@ -203,6 +226,7 @@ target_rss() {
   case "$1" in
     gateway) gw_rss ;;
     yardstick) echo "rss_kb=$(rss_kb "$(cat "$BENCH_STATE/run/yard.pid" 2>/dev/null || echo 0)")" ;;
+    raw-pool) echo "rss_kb=$(rss_kb "${RAW_PID:-0}")" ;;
     *) echo "" ;;
   esac
 }
@@ -210,7 +234,7 @@ target_rss() {
 port_of() {
   case "$1" in
     direct) echo "$UPSTREAM_PORT" ;; nginx-1w) echo "$PEER_PORT" ;;
-    yardstick) echo "$YARD_PORT" ;; gateway) echo "$GW_PORT" ;;
+    yardstick) echo "$YARD_PORT" ;; gateway) echo "$GW_PORT" ;; raw-pool) echo "$RAW_PORT" ;;
   esac
 }
 
@@ -246,9 +270,10 @@ start_server upstream
 if want check; then
   start_server peer1
   start_server yard
+  start_raw_pool
   [[ -n "$GW_PID" ]] || start_gateway
   failed=0
-  for target in direct nginx-1w yardstick gateway; do
+  for target in direct nginx-1w yardstick raw-pool gateway; do
     for page in list single; do
       req_path="$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["bench_paths"][sys.argv[2]])' \
         "$BENCH_STATE/fixtures/manifest.json" "$page")"
@@ -264,30 +289,33 @@ if want check; then
   (( failed == 0 )) || die "check: a target answered wrongly (above)"
 fi
 
-# ---- throughput: list and/or single, 4 targets, rotating order
+# ---- throughput: list and/or single, 5 targets, rotating order
 paths=()
 want list && paths+=(list)
 want single && paths+=(single)
 if (( ${#paths[@]} )); then
   start_server peer1
   start_server yard
+  start_raw_pool
   start_gateway
-  targets=(direct nginx-1w yardstick gateway)
-  log "throughput: ${paths[*]}, $ROUNDS round(s) x $(( ${#paths[@]} * 4 )) runs of $DURATION"
+  targets=(direct nginx-1w yardstick raw-pool gateway)
+  log "throughput: ${paths[*]}, $ROUNDS round(s) x $(( ${#paths[@]} * 5 )) runs of $DURATION"
   for (( r = 0; r < ROUNDS; r++ )); do
     for p in "${paths[@]}"; do
-      for (( k = 0; k < 4; k++ )); do
-        measure throughput "$(( r + 1 ))" "${targets[$(( (k + r) % 4 ))]}" "$p"
+      for (( k = 0; k < 5; k++ )); do
+        measure throughput "$(( r + 1 ))" "${targets[$(( (k + r) % 5 ))]}" "$p"
       done
     done
   done
 fi
 
-# ---- latency at one connection: direct upstream, yardstick, gateway
+# ---- latency at one connection: direct upstream, yardstick, raw pool, gateway
 if want latency; then
   start_server yard
+  start_raw_pool
   [[ -n "$GW_PID" ]] || start_gateway
-  jobs=(direct:list yardstick:list gateway:list direct:single yardstick:single gateway:single)
+  jobs=(direct:list yardstick:list raw-pool:list gateway:list
+    direct:single yardstick:single raw-pool:single gateway:single)
   log "latency: CONNS=1, $ROUNDS round(s) x ${#jobs[@]} runs of $LAT_DURATION"
   for (( r = 0; r < ROUNDS; r++ )); do
     for (( k = 0; k < ${#jobs[@]}; k++ )); do

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import re
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -22,19 +20,17 @@ from gateway.routes import routes_of
 from gateway.serving import http_checks
 from gateway.serving.client_limits import CLIENT_LIMITS, ClientLimits
 from gateway.serving.error_response import ErrorBase, render_error
-from gateway.serving.server import (
-    ERROR_BASE,
-    disable_connection_retry,
-    discard_connections_speaking_out_of_turn,
-)
+from gateway.serving.server import ERROR_BASE
 from gateway.telemetry import metrics
+from gateway.transport.factory import make_transport
+from gateway.transport.seam import Transport
 
 log = logging.getLogger("gateway")
 
 CONFIG = web.AppKey("config", GatewayConfig)
 # The pipeline in force, inside the holder a reload swaps it in (the app itself is frozen).
 LIVE = web.AppKey("live", proxy.Live)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+TRANSPORT = web.AppKey("transport", Transport)
 # /migration and /migration.json, served wherever /metrics is (one per process, shared by the
 # main app and the --metrics-listen app).
 MIGRATION_PAGE = web.AppKey("migration_page", MigrationPage)
@@ -46,36 +42,14 @@ _ERROR_DOC = re.compile(r"/errors/[0-9]{5}")
 _expect = http_checks.expect_nothing  # no route sends 100 Continue before its checks passed
 
 
-def _ssl_context(config: GatewayConfig) -> ssl.SSLContext | bool:
-    if not config.tls_verify:
-        log.warning(
-            "TLS verification of upstreams is OFF: credentials can be intercepted; "
-            "use this only against a test upstream"
-        )
-        return False
-    if config.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(config.ca_bundle))
-    return True
-
-
-async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    """One ``ClientSession`` per process, open for the app's lifetime (``cleanup_ctx``)."""
-    config = app[CONFIG]
-    connector = aiohttp.TCPConnector(
-        limit=config.pool_size,
-        limit_per_host=config.pool_size_per_host,
-        keepalive_timeout=config.keepalive_timeout,
-        ssl=_ssl_context(config),
-    )
-    discard_connections_speaking_out_of_turn(connector)  # no answer reaches the wrong request
-    async with aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one consumer's cookies to another
-        auto_decompress=True,
-    ) as session:
-        disable_connection_retry(session)  # upstream.forward decides retries (GET only)
-        app[SESSION] = session
+async def _upstream_transport(app: web.Application) -> AsyncIterator[None]:
+    """One upstream transport per process, open for the app's lifetime (``cleanup_ctx``)."""
+    transport = make_transport(app[CONFIG])
+    app[TRANSPORT] = transport
+    try:
         yield
+    finally:
+        await transport.close()
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -132,7 +106,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if own is None and _ERROR_DOC.fullmatch(path):
         own = _error_doc
     if own is None:
-        return await proxy.handle(request, request.app[LIVE], request.app[SESSION])
+        return await proxy.handle(request, request.app[LIVE], request.app[TRANSPORT])
     if request.method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out
         raise errors.MethodNotAllowed(
             f"Method {request.method} is not allowed on {path}; allowed: GET, HEAD",
@@ -150,9 +124,9 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 def _readiness(app: web.Application) -> web.Response:
-    """Ready once the gateway app ``app`` has its upstream session open."""
-    session = app.get(SESSION)
-    ready = session is not None and not session.closed
+    """Ready once the gateway app ``app`` has its upstream transport open."""
+    transport = app.get(TRANSPORT)
+    ready = transport is not None and not transport.closed
     routes = len(routes_of(app[LIVE].pipeline.router))
     body = {"status": "ready" if ready else "starting", "rules": routes}
     return _json(body, 200 if ready else 503)
@@ -257,7 +231,7 @@ def create_app(
     app[LIVE] = proxy.Live(pipeline)
     app[MIGRATION_PAGE] = page = _migration_page(app[LIVE])
     _harden(app, config)
-    app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_upstream_transport)
     app.on_cleanup.append(_close_page)
     metrics.publish_static(
         {route.name: route.sunset for route in routes_of(pipeline.router) if route.sunset}

@@ -91,7 +91,7 @@ async def _serve(config: GatewayConfig, source: ConfigSource, reuse_port: bool) 
         if proxy_settings is not None and config.proxy_listen is not None:
             from gateway.frontdoor.listener import start_proxy
 
-            # The same aiohttp server as the main listener: one pipeline, one ClientSession.
+            # The same aiohttp server as the main listener: one pipeline, one upstream transport.
             assert runner.server is not None
             host, proxy_port = config.proxy_listen
             try:

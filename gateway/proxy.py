@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
@@ -44,6 +43,7 @@ from gateway.serving.response_budget import ResponseBudget, ResponseHold
 from gateway.telemetry import metrics
 from gateway.telemetry.access_log import AccessLog
 from gateway.telemetry.recorder import Exchange, Recorder
+from gateway.transport.seam import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ class Live:
         self.pipeline = pipeline
 
 
-async def handle(request: web.Request, live: Live, session: aiohttp.ClientSession) -> web.Response:
+async def handle(request: web.Request, live: Live, transport: Transport) -> web.Response:
     """Forward one request along its route and return the answer; record it either way."""
     pipeline = live.pipeline  # read once: a reload mid-request does not affect this request
     exchange = Exchange(
@@ -176,7 +176,7 @@ async def handle(request: web.Request, live: Live, session: aiohttp.ClientSessio
         front_door(request),
     )
     try:
-        response = await _answer(request, pipeline, session, exchange)
+        response = await _answer(request, pipeline, transport, exchange)
         exchange.status = response.status
         return response
     except asyncio.CancelledError:
@@ -191,7 +191,7 @@ async def handle(request: web.Request, live: Live, session: aiohttp.ClientSessio
 
 
 async def _answer(
-    request: web.Request, pipeline: Pipeline, session: aiohttp.ClientSession, exchange: Exchange
+    request: web.Request, pipeline: Pipeline, transport: Transport, exchange: Exchange
 ) -> web.Response:
     deprecation: tuple[tuple[str, str], ...] = ()  # the headers of a deprecated route's answer
     hold = pipeline.bodies.hold()
@@ -217,7 +217,7 @@ async def _answer(
         outgoing = request_rewrite.build(
             match, route.upstream.base, forwarded_method(request.method), request.headers, body
         )
-        incoming = await upstream.forward(session, outgoing, pipeline.limits, answer)
+        incoming = await upstream.forward(transport, outgoing, pipeline.limits, answer)
         exchange.upstream_status, exchange.upstream_seconds = incoming.status, incoming.seconds
         base = pipeline.public_base(request)
         limits = pipeline.limits

@@ -6,7 +6,7 @@ over the file), loads the rules it names and compiles them, which runs
 of that succeeds is the new :class:`~gateway.proxy.Pipeline` swapped into the app's
 :class:`~gateway.proxy.Live` holder, in one assignment: a request reads the holder once, so one
 in flight finishes on the old rules and config, and every request after the swap gets the new
-ones. What outlives a reload: the ``ClientSession``, the consumer-label cap state and the metric
+ones. What outlives a reload: the upstream transport, the consumer-label cap state and the metric
 declarations.
 
 Settings outside :data:`LIVE_OPTIONS` are built into the listeners, the connection pool or the

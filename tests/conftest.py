@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -11,13 +12,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import upstream
 from gateway.app import create_app
 from gateway.config.settings import GatewayConfig, load_config
 from gateway.config.upstreams import NAMES as UPSTREAM_NAMES
+from gateway.transport.aiohttp_client import AiohttpTransport
+from gateway.transport.factory import TRANSPORTS
+from gateway.transport.lean import LeanTransport
+from gateway.transport.seam import Transport
 from tests.fake_upstream import FakeUpstream
 from tests.processes import LOOPS
 
@@ -49,10 +56,63 @@ PREVIEW_OPERATIONS = frozenset(
 )
 
 
+# Every test that reaches an upstream runs on each transport: mark it ``upstream`` (a test, a
+# class or a module), and it is run once per transport with GATEWAY_UPSTREAM_TRANSPORT set, which
+# make_config below and every `gateway serve` the test spawns read. A fixture of a wider scope
+# that starts a gateway takes the transport as its own parameter instead (TRANSPORTS). Tests
+# that reach no upstream run once, on the default transport.
+TRANSPORT_ENV = "GATEWAY_UPSTREAM_TRANSPORT"
+DEFAULT_TRANSPORT: str = load_config({}, {}).upstream_transport
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("upstream") is not None:
+        metafunc.parametrize("upstream_transport", TRANSPORTS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def upstream_transport(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The transport this test's gateways use: its parameter (tests marked ``upstream``), or
+    the default. An unmarked test whose in-process gateway calls upstream.forward fails, so a
+    new test that reaches an upstream cannot run on one transport only unnoticed."""
+    name: str | None = getattr(request, "param", None)
+    if name is not None:
+        monkeypatch.setenv(TRANSPORT_ENV, name)
+        yield name
+        return
+    reached: list[str] = []
+    forward = upstream.forward
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        reached.append(args[1].url if len(args) > 1 else "")
+        return await forward(*args, **kwargs)
+
+    monkeypatch.setattr(upstream, "forward", watched)
+    yield DEFAULT_TRANSPORT
+    assert not reached, (
+        f"{request.node.nodeid} reaches an upstream ({reached[0]}): mark it "
+        "@pytest.mark.upstream so that it runs on every transport"
+    )
+
+
 def make_config(upstream_url: str | None = None, **overrides: Any) -> GatewayConfig:
-    """Defaults as the CLI builds them, both upstreams at ``upstream_url`` when given."""
+    """Defaults as the CLI builds them, both upstreams at ``upstream_url`` when given, on the
+    transport of the running test."""
     flags = {f"{name}_upstream": upstream_url for name in UPSTREAM_NAMES} if upstream_url else {}
-    return replace(load_config(flags, {}), **overrides)
+    environ = {TRANSPORT_ENV: os.environ[TRANSPORT_ENV]} if TRANSPORT_ENV in os.environ else {}
+    return replace(load_config(flags, environ), **overrides)
+
+
+def pool_settings(transport: Transport) -> tuple[int, int, float]:
+    """``(pool_size, pool_size_per_host, keepalive_timeout)`` as ``transport`` holds them."""
+    if isinstance(transport, AiohttpTransport):
+        connector = transport.session.connector
+        assert isinstance(connector, aiohttp.TCPConnector)
+        return connector.limit, connector.limit_per_host, connector._keepalive_timeout
+    assert isinstance(transport, LeanTransport)
+    return transport.pool_size, transport.pool_size_per_host, transport.keepalive_timeout
 
 
 @pytest.fixture

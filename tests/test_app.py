@@ -1,4 +1,4 @@
-"""create_app: shared state, health endpoints, error rendering and the session's lifetime."""
+"""create_app: shared state, health endpoints, error rendering and the transport's lifetime."""
 
 from __future__ import annotations
 
@@ -10,34 +10,37 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import LIVE, SESSION, create_app, create_metrics_app
+from gateway.app import LIVE, TRANSPORT, create_app, create_metrics_app
 from gateway.config.rules import RuleError
 from gateway.routing import Router
-from tests.conftest import head_then_get, make_config, raw_get, raw_http
+from tests.conftest import head_then_get, make_config, pool_settings, raw_get, raw_http
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
-async def test_session_lives_with_the_app(aiohttp_client: ClientFactory) -> None:
+@pytest.mark.upstream
+async def test_the_transport_lives_with_the_app(
+    aiohttp_client: ClientFactory, upstream_transport: str
+) -> None:
     app = create_app(make_config("http://127.0.0.1:9"))
     client = await aiohttp_client(app)
-    session = app[SESSION]
-    assert not session.closed
-    assert session.connector is not None and session.connector.limit == 100
+    transport = app[TRANSPORT]
+    assert type(transport).__name__.lower().startswith(upstream_transport)
+    assert not transport.closed
+    assert pool_settings(transport)[0] == 100
     assert (await (await client.get("/readyz")).json())["status"] == "ready"
     await client.close()
-    assert session.closed
+    assert transport.closed
 
 
+@pytest.mark.upstream
 async def test_pool_limits_come_from_the_config(aiohttp_client: ClientFactory) -> None:
     app = create_app(
         make_config("http://127.0.0.1:9", pool_size=7, pool_size_per_host=3, keepalive_timeout=2.0)
     )
     await aiohttp_client(app)
-    connector = app[SESSION].connector
-    assert connector is not None
-    assert (connector.limit, connector.limit_per_host) == (7, 3)
+    assert pool_settings(app[TRANSPORT]) == (7, 3, 2.0)
 
 
 class BrokenRouter(Router):

@@ -272,6 +272,7 @@ async def test_bad_input_is_refused_in_twilio_shape_and_never_forwarded(
     assert b"Injected" not in reply.body and b"AAAAAAAA" not in reply.body
 
 
+@pytest.mark.upstream
 async def test_head_is_the_get_answer_without_a_body_and_a_405_where_get_is_not(
     gateway: Gateway,
 ) -> None:
@@ -285,6 +286,7 @@ async def test_head_is_the_get_answer_without_a_body_and_a_405_where_get_is_not(
     assert len(gateway.upstream.received) == 2
 
 
+@pytest.mark.upstream
 async def test_the_connection_survives_a_refused_request_only_when_it_parsed(
     gateway: Gateway,
 ) -> None:
@@ -309,6 +311,7 @@ async def test_the_connection_survives_a_refused_request_only_when_it_parsed(
         writer.close()
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_host_and_forwarded_headers_never_choose_the_upstream(
     trusted: bool, fake_upstream: FakeUpstream
@@ -358,6 +361,7 @@ PASS_THROUGH = [
 ]
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize(("name", "body"), PASS_THROUGH, ids=[n for n, _ in PASS_THROUGH])
 async def test_odd_bodies_reach_the_upstream_untouched(
     name: str, body: bytes, gateway: Gateway

@@ -46,6 +46,7 @@ def test_rewrite_benchmarks_run() -> None:
     assert " passed" in output and "failed" not in output and "error" not in output, output
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 def test_front_doors_benchmark_runs() -> None:
     """A tiny, untimed pass of benchmarks/front_doors.py: it starts, checks, measures, stops."""

@@ -20,7 +20,7 @@ from multidict import CIMultiDictProxy
 
 from tests.conftest import GatewayFactory
 
-pytestmark = pytest.mark.usefixtures("rewrite_path")
+pytestmark = [pytest.mark.usefixtures("rewrite_path"), pytest.mark.upstream]
 
 V1 = "https://marketplace.twilio.com"
 PUBLIC = "https://gw.example"

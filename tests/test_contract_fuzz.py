@@ -25,7 +25,7 @@ import pytest
 from tests.paths import SPECS
 from tests.processes import free_port, spawn, start_gateway, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 ROOT = Path(__file__).resolve().parents[1]
 PREVIEW_SPEC = SPECS / "twilio_preview_marketplace.json"

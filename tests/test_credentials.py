@@ -64,6 +64,7 @@ async def thief(aiohttp_server: Any) -> FakeUpstream:
     return upstream
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize(("method", "status"), [("GET", 302), ("GET", 301), ("POST", 307)])
 async def test_redirects_pass_back_unfollowed_with_location_untouched(
     method: str, status: int, thief: FakeUpstream
@@ -96,6 +97,7 @@ async def test_redirects_pass_back_unfollowed_with_location_untouched(
     assert thief.received == []
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308, 201])
 async def test_a_location_naming_the_upstream_points_back_at_the_gateway_still_unfollowed(
     status: int,
@@ -137,6 +139,7 @@ async def test_a_location_naming_the_upstream_points_back_at_the_gateway_still_u
 # --- never in logs, metrics or error bodies ---------------------------------------------------
 
 
+@pytest.mark.upstream
 async def test_credentials_never_reach_logs_metrics_or_error_bodies(
     fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -268,6 +271,7 @@ async def get_through(gateway: str) -> tuple[int, dict[str, Any]]:
                 return response.status, await response.json()
 
 
+@pytest.mark.upstream
 async def test_tls_is_verified_by_default(https_upstream: tuple[str, FakeUpstream]) -> None:
     url, recorder = https_upstream
     runner, gateway = await start_gateway(url)
@@ -280,6 +284,7 @@ async def test_tls_is_verified_by_default(https_upstream: tuple[str, FakeUpstrea
     assert recorder.received == []  # no request, so no credentials, over an unverified link
 
 
+@pytest.mark.upstream
 async def test_a_ca_bundle_makes_a_private_upstream_trusted(
     https_upstream: tuple[str, FakeUpstream], self_signed: tuple[Path, Path]
 ) -> None:
@@ -293,6 +298,7 @@ async def test_a_ca_bundle_makes_a_private_upstream_trusted(
     assert recorder.received[0].headers["Authorization"] == AUTH
 
 
+@pytest.mark.upstream
 async def test_switching_verification_off_works_and_warns_loudly(
     https_upstream: tuple[str, FakeUpstream], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -370,6 +376,7 @@ async def test_headers_the_upstream_would_not_get_as_sent_are_refused_before_for
     assert BLOB not in caplog.text and TOKEN not in caplog.text
 
 
+@pytest.mark.upstream
 async def test_a_utf8_credential_is_forwarded_byte_for_byte_and_recorded(
     fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -389,6 +396,7 @@ async def test_a_utf8_credential_is_forwarded_byte_for_byte_and_recorded(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.upstream
 async def test_made_up_sids_with_wrong_tokens_cannot_fill_the_consumer_cap() -> None:
     async def twilio_like(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != AUTH:

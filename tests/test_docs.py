@@ -246,6 +246,7 @@ async def _run_as_written(
     return printed
 
 
+@pytest.mark.upstream
 async def test_both_front_doors_run_as_written(
     tmp_path: Path, servers: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -283,6 +284,7 @@ async def test_both_front_doors_run_as_written(
             assert url.startswith("https://preview.twilio.com/marketplace/AvailableAddOns"), url
 
 
+@pytest.mark.upstream
 async def test_the_python_ca_bundle_line_works(
     tmp_path: Path, servers: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -315,6 +317,7 @@ def _normalised(text: str) -> list[str]:
     return [line.rstrip() for line in text.splitlines()]
 
 
+@pytest.mark.upstream
 async def test_the_report_sample_is_what_a_real_run_prints(
     tmp_path: Path, servers: list[subprocess.Popen[bytes]]
 ) -> None:

@@ -4,9 +4,10 @@ Every fault ends in Twilio's error JSON with the right status (502 or 504) and c
 bounded time, and is counted once in ``gateway_upstream_failures_total`` under its kind; an
 upstream answer that is merely unwelcome (5xx with an HTML page, a redirect, JSON that needs
 no rewriting) passes through unchanged. Retries are proven too; the one fault a
-socket cannot stage deterministically (a refused connect that then succeeds) is staged at
-``ClientSession.request`` in front of a real upstream: a GET is tried once more when nothing
-came back, a POST or DELETE never.
+socket cannot stage deterministically (a refused connect that then succeeds) is staged where
+each transport starts a call (``ClientSession.request`` for aiohttp, ``LeanTransport.send``
+for the lean one) in front of a real upstream: a GET is tried once more when nothing came
+back, a POST or DELETE never. Every test runs on both transports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
+from gateway.models import UpstreamRequest
+from gateway.transport import seam
+from gateway.transport.lean import LeanTransport
+from gateway.transport.seam import NoAnswer, Timeouts
 from tests.conftest import AUTH_HEADER, GatewayFactory
 from tests.fake_upstream import FakeUpstream, sid
 from tests.raw_upstream import RawUpstream, Script, head, reset
@@ -40,6 +45,8 @@ FAILURE_KINDS = (
 )
 
 UpstreamFactory = Callable[[Script], Awaitable[RawUpstream]]
+
+pytestmark = pytest.mark.upstream
 
 
 @pytest.fixture
@@ -303,14 +310,16 @@ async def test_an_upstream_host_that_does_not_resolve_is_reported_as_dns(
 @dataclass
 class FlakyConnect:
     """Refuses the first ``refusals`` connects to ``upstream`` (at ClientSession.request, as
-    aioresponses would; its canned responses do not build under aiohttp 3.14), then lets the
-    call through to the real loopback upstream. Counts every attempt."""
+    aioresponses would; its canned responses do not build under aiohttp 3.14; at
+    LeanTransport.send with the lean transport's own failure), then lets the call through to
+    the real loopback upstream. Counts every attempt."""
 
     upstream: str
     refusals: int
     attempts: list[str] = field(default_factory=list)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._install_lean(monkeypatch)
         original = aiohttp.ClientSession.request
         flaky = self
 
@@ -323,6 +332,21 @@ class FlakyConnect:
             return original(session, method, url, **kw)
 
         monkeypatch.setattr(aiohttp.ClientSession, "request", request)
+
+    def _install_lean(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = LeanTransport.send
+        flaky = self
+
+        async def send(
+            transport: LeanTransport, request: UpstreamRequest, timeouts: Timeouts
+        ) -> Any:
+            if request.url.startswith(flaky.upstream):
+                flaky.attempts.append(request.method)
+                if len(flaky.attempts) <= flaky.refusals:
+                    raise NoAnswer(seam.refused()) from ConnectionRefusedError(111, "refused")
+            return await original(transport, request, timeouts)
+
+        monkeypatch.setattr(LeanTransport, "send", send)
 
 
 async def _raise(exc: Exception) -> Any:

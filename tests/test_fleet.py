@@ -56,7 +56,7 @@ from tests.fleet import (
 from tests.prometheus import Prometheus, prometheus_binary, running_prometheus
 from tests.test_grafana import dashboard_queries, load_dashboard
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 REPLICAS = 3
 CAP = 5  # --consumer-cap of each replica

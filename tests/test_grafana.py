@@ -316,6 +316,7 @@ async def send_traffic(
     return deprecated
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     aiohttp_server: Callable[..., Awaitable[TestServer]],

@@ -22,7 +22,7 @@ from tests.processes import LOOPS, free_port, rss, spawn, wait_ready
 from tests.raw_upstream import RawUpstream, head
 from tests.test_kubernetes import DEPLOY, kustomize, memory_limit_mib, the
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 MiB = 1024 * 1024
 SMALL = 16 * 1024  # the largest answer a kept-alive connection keeps (larger ones are dropped)

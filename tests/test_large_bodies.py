@@ -24,7 +24,7 @@ from gateway.rewrite.link_map import ACCELERATOR, NO_EXTENSIONS_ENV
 from tests.fake_upstream import installed
 from tests.processes import free_port, start_gateway, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 BIG = 15_000_000
 ROUNDS = {"compiled": 5, "pure": 2}  # the pure path's rounds are long: hundreds of probes each

@@ -13,6 +13,7 @@ from tests.processes import free_port, start_gateway, wait_ready
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.upstream
 async def test_sigterm_finishes_in_flight_requests(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
 

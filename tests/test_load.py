@@ -26,7 +26,7 @@ import pytest
 from gateway.simulator import load_seed
 from tests.processes import free_port, rss, spawn, start_gateway, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 TOTAL = 20_000
 WARM = 5_000

@@ -19,9 +19,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
-from gateway.app import SESSION, create_app
+from gateway.app import TRANSPORT, create_app
 from gateway.serving.server import GatewayRunner
-from tests.conftest import make_config
+from tests.conftest import make_config, pool_settings
+
+pytestmark = pytest.mark.upstream
 
 LIST = "/marketplace/AvailableAddOns"
 LIST_V1 = "/v1/AvailableAddOns"
@@ -108,17 +110,14 @@ async def start_gateway() -> AsyncIterator[Start]:
         await runner.cleanup()
 
 
-async def test_pool_settings_reach_the_connector(fake_upstream: Any) -> None:
+async def test_pool_settings_reach_the_transport(fake_upstream: Any) -> None:
     app = create_app(
         make_config(fake_upstream.url, pool_size=7, pool_size_per_host=3, keepalive_timeout=2.5)
     )
     runner = GatewayRunner(app)
     await runner.setup()
     try:
-        connector = app[SESSION].connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        assert (connector.limit, connector.limit_per_host) == (7, 3)
-        assert connector._keepalive_timeout == 2.5
+        assert pool_settings(app[TRANSPORT]) == (7, 3, 2.5)
     finally:
         await runner.cleanup()
 

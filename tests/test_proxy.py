@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import orjson
+import pytest
 from aiohttp import web
 
 from tests.conftest import AUTH_HEADER, GatewayFactory, head_then_get, raw_get, raw_http
@@ -51,6 +52,7 @@ PREVIEW_OPERATIONS = [
 ]
 
 
+@pytest.mark.upstream
 async def test_all_twelve_preview_operations_reach_their_v1_path(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -78,6 +80,7 @@ async def test_all_twelve_preview_operations_reach_their_v1_path(
     assert len(fake_upstream.received) == 12
 
 
+@pytest.mark.upstream
 async def test_paging_walks_every_page_through_the_gateway(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -107,6 +110,7 @@ async def test_paging_walks_every_page_through_the_gateway(
     )
 
 
+@pytest.mark.upstream
 async def test_v1_and_2010_routes_pass_through(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -125,6 +129,7 @@ async def test_v1_and_2010_routes_pass_through(
     assert fake_upstream.received[-1].raw_path == path
 
 
+@pytest.mark.upstream
 async def test_headers_hop_by_hop_stripped_auth_forwarded(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -158,6 +163,7 @@ async def test_headers_hop_by_hop_stripped_auth_forwarded(
     assert int(response.headers["Content-Length"]) == len(body)
 
 
+@pytest.mark.upstream
 async def test_gzip_upstream_is_decoded_and_reframed(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -171,6 +177,7 @@ async def test_gzip_upstream_is_decoded_and_reframed(
     assert body["url"].endswith(f"/marketplace/InstalledAddOns/{XE}")
 
 
+@pytest.mark.upstream
 async def test_refused_upstream_is_502_in_twilio_shape(gateway_client: GatewayFactory) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,6 +191,7 @@ async def test_refused_upstream_is_502_in_twilio_shape(gateway_client: GatewayFa
     assert set(body) == {"code", "message", "more_info", "status"}
 
 
+@pytest.mark.upstream
 async def test_slow_upstream_is_504(aiohttp_server, gateway_client: GatewayFactory) -> None:  # type: ignore[no-untyped-def]
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(5)
@@ -224,6 +232,7 @@ async def test_unknown_route_is_404_and_never_forwarded(
     assert fake_upstream.received == []
 
 
+@pytest.mark.upstream
 async def test_absolute_form_and_spoofed_host_do_not_change_the_upstream(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -266,6 +275,7 @@ async def test_health_and_readiness(
     assert (await doc.json())["title"] == "Upstream timeout"
 
 
+@pytest.mark.upstream
 async def test_head_on_a_get_route_is_the_get_answer_without_its_body(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:

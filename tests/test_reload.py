@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from gateway.app import LIVE, SESSION, create_app
+from gateway.app import LIVE, TRANSPORT, create_app
 from gateway.config.options import OPTIONS_BY_NAME
 from gateway.config.settings import ConfigSource, load_config
 from gateway.reload import LIVE_OPTIONS, Reloader, fingerprint, restart_only_changes
@@ -133,12 +133,13 @@ def test_fingerprint_reads_through_symlinks_and_skips_dot_entries(tmp_path: Path
     assert fingerprint(None, rules) != first  # same names, new content
 
 
-async def test_reload_swaps_rules_and_settings_and_keeps_the_session_and_cap_state(
+@pytest.mark.upstream
+async def test_reload_swaps_rules_and_settings_and_keeps_the_transport_and_cap_state(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
     files.write_config(consumer_cap=1)
     client, app, reloader = await serve(files, aiohttp_client)
-    session, old = app[SESSION], app[LIVE].pipeline
+    transport, old = app[TRANSPORT], app[LIVE].pipeline
     assert await upstream_path(client, fake_upstream) == OLD  # the cap's one label is used
     files.write_rules("/v1/New", SUNSET_NEW)
     files.write_config(consumer_cap=1, read_timeout=7)
@@ -149,12 +150,13 @@ async def test_reload_swaps_rules_and_settings_and_keeps_the_session_and_cap_sta
     assert new is not old and new.config.read_timeout == 7 and new.limits.read == 7
     assert old.config.read_timeout == 30.0  # the old pipeline is untouched
     assert await upstream_path(client, fake_upstream, OTHER_AUTH) == NEW
-    assert app[SESSION] is session and not session.closed
+    assert app[TRANSPORT] is transport and not transport.closed
     assert new.bodies is old.bodies and new.responses is old.responses  # held by bodies in flight
     # One label was taken before the reload, so the second consumer overflows after it.
     assert new.recorder.consumers.label(OTHER_AUTH, 200) == ("other", True)
 
 
+@pytest.mark.upstream
 async def test_invalid_files_change_nothing(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:
@@ -182,6 +184,7 @@ async def test_invalid_files_change_nothing(
     assert await upstream_path(client, fake_upstream) == OLD
 
 
+@pytest.mark.upstream
 async def test_restart_only_settings_are_reported_and_the_rest_applied(
     files: Files,
     fake_upstream: FakeUpstream,
@@ -237,6 +240,7 @@ async def test_signals_in_a_burst_make_one_reload(
         assert reloads("success") == before + expected
 
 
+@pytest.mark.upstream
 async def test_watch_reloads_a_changed_file_once(
     files: Files, fake_upstream: FakeUpstream, aiohttp_client: ClientFactory
 ) -> None:

@@ -28,7 +28,7 @@ from tests.reloading import (
     rules_text,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 OLD = ("/v1/Old", SUNSET_HEADER[SUNSET_OLD])
 NEW = ("/v1/New", SUNSET_HEADER[SUNSET_NEW])

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fake_upstream import FakeUpstream
 from tests.processes import free_port, start_gateway, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 
 def requests_total(exposition: str) -> float:

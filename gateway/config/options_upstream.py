@@ -11,6 +11,7 @@ from gateway.config.parsers import (
     parse_path,
     parse_positive_float,
     parse_size,
+    parse_upstream_transport,
     parse_url_list,
 )
 from gateway.config.upstreams import TABLE as UPSTREAM_TABLE
@@ -80,5 +81,13 @@ OPTIONS: tuple[Option, ...] = (
         15.0,
         "seconds an idle upstream connection is kept",
         "SECONDS",
+    ),
+    Option(
+        "upstream_transport",
+        parse_upstream_transport,
+        "lean",
+        "HTTP client for upstream calls: lean (a pooled HTTP/1.1 client on the event loop) or "
+        "aiohttp (aiohttp's ClientSession, the reference)",
+        "NAME",
     ),
 )

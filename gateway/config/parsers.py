@@ -106,6 +106,16 @@ def parse_log_level(text: str) -> str:
     return level
 
 
+UPSTREAM_TRANSPORTS = ("lean", "aiohttp")
+
+
+def parse_upstream_transport(text: str) -> str:
+    name = text.strip().lower()
+    if name not in UPSTREAM_TRANSPORTS:
+        raise ValueError(f"expected lean or aiohttp, got {text!r}")
+    return name
+
+
 def parse_path(text: str) -> Path:
     return Path(text).expanduser()
 

@@ -74,6 +74,7 @@ class GatewayConfig:
     pool_size: int
     pool_size_per_host: int
     keepalive_timeout: float
+    upstream_transport: str
     deprecation_date: str
     sunset_date: str
     deprecation_link: str | None

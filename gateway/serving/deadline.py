@@ -1,7 +1,8 @@
 """One deadline at a time on the event loop, moved without remaking its timer each time.
 
-A kept-alive connection sets a deadline for every request head and every idle wait, and
-clears it once the head arrived: making and cancelling a timer for each cost a few
+A kept-alive client connection sets a deadline for every request head and every idle wait,
+and clears it once the head arrived; an upstream connection of the lean transport moves its
+read deadline at every piece of a response. Making and cancelling a timer for each cost a few
 microseconds a request. Here setting a deadline only records it; the timer is remade only
 when the new deadline comes before the one the timer is set for, and a timer that fires
 before the deadline in force sets itself again for that. Steady keep-alive traffic then makes
@@ -28,7 +29,10 @@ class Deadline:
 
     def set(self, seconds: float) -> None:
         """Expire ``seconds`` from now (replacing any deadline set before)."""
-        at = self._loop.time() + seconds
+        self.set_at(self._loop.time() + seconds)
+
+    def set_at(self, at: float) -> None:
+        """Expire at loop time ``at`` (replacing any deadline set before)."""
         self._at = at
         if self._timer is None or self._timer_at > at:
             self._start(at)

@@ -22,6 +22,8 @@ GOOD = [
     (parsers.parse_count, "0", 0),
     (parsers.parse_positive_int, "7", 7),
     (parsers.parse_log_level, "WARNING", "warning"),
+    (parsers.parse_upstream_transport, " Lean", "lean"),
+    (parsers.parse_upstream_transport, "aiohttp", "aiohttp"),
     (parsers.parse_workers, "64", 64),
     (parsers.parse_hops, "2", 2),
     (parsers.parse_forwarded_header, "Forwarded", "forwarded"),
@@ -48,6 +50,7 @@ BAD = [
     (parsers.parse_hops, "0", "from 1 to 16"),
     (parsers.parse_forwarded_header, "x-real-ip", "expected x-forwarded or forwarded"),
     (parsers.parse_log_level, "trace", "expected debug, info, warning or error"),
+    (parsers.parse_upstream_transport, "httpx", "expected lean or aiohttp"),
     (parsers.parse_instant_text, "tomorrow", "expected an ISO 8601 date or date-time"),
 ]
 

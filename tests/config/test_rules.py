@@ -358,6 +358,7 @@ def test_rules_flag_replaces_the_builtin_rules(tmp_path: Path) -> None:
     assert ruleset.origin == str(tmp_path)
 
 
+@pytest.mark.upstream
 async def test_gateway_serves_only_the_replacement_rules(
     tmp_path: Path, fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -374,6 +375,7 @@ async def test_gateway_serves_only_the_replacement_rules(
     assert len(fake_upstream.received) == 1
 
 
+@pytest.mark.upstream
 async def test_a_value_outside_its_pattern_is_a_404_never_forwarded(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -446,6 +448,7 @@ def test_wheel_ships_the_rule_files_and_the_specs(tmp_path: Path) -> None:
             assert archive.read(f"gateway/specs/{name}") == data
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 def test_the_wheel_runs_with_no_checkout_present(tmp_path: Path) -> None:
     """Built rules, simulator seed and the whole demo come from the wheel alone."""

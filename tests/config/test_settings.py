@@ -88,6 +88,14 @@ PRECEDENCE = [
     ),
     ("pool_size", "7", "8", "9", "pool_size", (7, 8, 9, 100)),
     (
+        "upstream_transport",
+        "aiohttp",
+        "lean",
+        '"aiohttp"',
+        "upstream_transport",
+        ("aiohttp", "lean", "aiohttp", "lean"),
+    ),
+    (
         "public_base_url",
         "https://gw.example/",
         "https://env.example",

@@ -22,6 +22,8 @@ from tests.simulator.spec_check import validate_response
 
 from .conftest import Stack, basic, check_preview_response, new_account, run
 
+pytestmark = pytest.mark.upstream
+
 SEED = load_seed()
 CATALOGUE = [a.sid for a in SEED.available_add_ons]
 TIMEOUT = aiohttp.ClientTimeout(total=10)

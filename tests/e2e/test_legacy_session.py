@@ -16,11 +16,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+import pytest
 
 from gateway.simulator import load_seed
 from tests.conftest import PREVIEW_OPERATIONS
 
 from .conftest import Stack, basic, check_preview_response, new_account
+
+pytestmark = pytest.mark.upstream
 
 SEED = load_seed()
 CATALOGUE = [a.sid for a in SEED.available_add_ons]

@@ -18,6 +18,8 @@ from twilio.rest import Client
 from gateway.simulator import load_seed
 from tests.fleet import LEGACY_LIST, basic, iso, one_gateway, scrape
 
+pytestmark = pytest.mark.upstream
+
 BILLING = "AC" + "b1" * 16  # migrated, cut off since yesterday
 STOREFRONT = "AC" + "5f" * 16  # its group is in a brownout now
 REPORTS = "AC" + "3e" * 16  # in the brownout's group too, but exempt for 30 days

@@ -21,6 +21,8 @@ from tests.conftest import make_config
 
 from .conftest import Stack, new_account, new_client, run
 
+pytestmark = pytest.mark.upstream
+
 SEED = load_seed()
 CATALOGUE = [a.sid for a in SEED.available_add_ons]
 VOICEBASE = CATALOGUE[0]  # configuration_schema requires bad_words (boolean); 4 extensions

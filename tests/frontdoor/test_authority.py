@@ -79,6 +79,7 @@ def test_create_ca_checks_its_input() -> None:
         create_ca([PREVIEW, f"edge.{PREVIEW}"])
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize("name", ["*.twilio.com", "127.0.0.1", "localhost", "a..b", "-a.com", ""])
 def test_host_names_are_checked(name: str) -> None:
     with pytest.raises(ValueError):

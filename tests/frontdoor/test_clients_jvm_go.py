@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.simulator import load_seed
+from gateway.transport.factory import TRANSPORTS
 from tests.processes import (
     LOOPS,
     free_port,
@@ -52,13 +53,18 @@ class Served:
         return [json.loads(line) for line in lines if line.startswith(b'{"')]
 
 
-@pytest.fixture(scope="module", params=LOOPS)
+@pytest.fixture(
+    scope="module",
+    params=[(loop, transport) for transport in TRANSPORTS for loop in LOOPS],
+    ids="-".join,
+)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """``gateway simulate`` and ``gateway serve --proxy-listen`` on ``request.param``'s loop."""
-    loop: str = request.param
-    folder = tmp_path_factory.mktemp(f"served-{loop}")
+    """``gateway simulate`` and ``gateway serve --proxy-listen`` on ``request.param``'s loop
+    and upstream transport."""
+    loop, transport = request.param
+    folder = tmp_path_factory.mktemp(f"served-{loop}-{transport}")
     gateway_output("tls", "init", str(folder / "ca"))
     root, key = folder / "ca" / "ca.pem", folder / "ca" / "ca-key.pem"
     simulator_port, port, proxy_port = free_port(), free_port(), free_port()
@@ -71,6 +77,7 @@ def served(
         "--marketplace-upstream", simulator_url, "--api-upstream", simulator_url,
         "--proxy-listen", f"127.0.0.1:{proxy_port}",
         "--proxy-ca-cert", str(root), "--proxy-ca-key", str(key),
+        "--upstream-transport", transport,
         loop=loop,
     )  # fmt: skip
     try:

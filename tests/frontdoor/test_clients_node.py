@@ -13,7 +13,7 @@ from gateway.simulator import load_seed
 from . import node_clients
 from .conftest import ACCOUNT, PREVIEW, TOKEN, FrontStack, StackFactory
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 SEED = load_seed()
 CATALOGUE = [a.sid for a in SEED.available_add_ons]

@@ -67,6 +67,7 @@ def routes(stack: FrontStack) -> list[tuple[str, str, int]]:
     return [(line["route"], line["method"], line["status"]) for line in stack.access_lines()]
 
 
+@pytest.mark.upstream
 async def test_all_twelve_operations_every_page_and_a_404(stack: FrontStack) -> None:
     await twelve_operations_every_page_and_a_404(stack, "proxy")
 
@@ -149,6 +150,7 @@ async def test_without_the_ca_bundle_verification_fails(
     assert stack.access_lines() == []
 
 
+@pytest.mark.upstream
 async def test_over_the_tls_listener_when_dns_sends_the_preview_host_to_the_gateway(
     front_stack: StackFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import socket
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from gateway.frontdoor.door import INTERCEPTED_HOST, front_door, intercepted_host
@@ -54,6 +55,7 @@ async def test_the_host_set_at_hand_over_reaches_that_connection_only() -> None:
     ]
 
 
+@pytest.mark.upstream
 async def test_proxy_and_direct_requests_at_once_keep_their_bases(
     front_stack: StackFactory,
 ) -> None:

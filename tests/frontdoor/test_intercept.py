@@ -49,6 +49,7 @@ def connects(outcome: str) -> float:
     return REGISTRY.get_sample_value("gateway_proxy_connects_total", {"outcome": outcome}) or 0.0
 
 
+@pytest.mark.upstream
 async def test_a_list_call_through_the_proxy_pages_back_through_it(
     front_stack: StackFactory,
 ) -> None:
@@ -87,6 +88,7 @@ async def test_a_list_call_through_the_proxy_pages_back_through_it(
     assert all(line["route"] == "preview_available_add_ons" for line in lines)
 
 
+@pytest.mark.upstream
 async def test_errors_inside_the_tunnel_point_at_the_intercepted_host(
     front_stack: StackFactory,
 ) -> None:

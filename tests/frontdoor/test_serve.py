@@ -23,6 +23,7 @@ from .conftest import ACCOUNT, PREVIEW, TOKEN, write_one_level_ca
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.upstream,
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
 ]
 

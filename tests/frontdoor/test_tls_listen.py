@@ -83,6 +83,7 @@ def front_doors(metrics: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.upstream
 async def test_one_process_serves_http_on_listen_and_https_on_tls_listen(
     loop: str, simulator: str, certificates: Path, tmp_path: Path
 ) -> None:

@@ -36,6 +36,7 @@ async def _client(
     return await aiohttp_client(app)
 
 
+@pytest.mark.upstream
 async def test_inside_a_window_deprecated_routes_answer_410(
     aiohttp_client: Callable[..., Awaitable[Client]], fake_upstream: FakeUpstream
 ) -> None:
@@ -62,6 +63,7 @@ async def test_inside_a_window_deprecated_routes_answer_410(
     assert (await client.get("/v1/AvailableAddOns")).status == 200
 
 
+@pytest.mark.upstream
 async def test_outside_a_window_nothing_changes(
     aiohttp_client: Callable[..., Awaitable[Client]], fake_upstream: FakeUpstream
 ) -> None:
@@ -69,6 +71,7 @@ async def test_outside_a_window_nothing_changes(
     assert (await client.get("/marketplace/AvailableAddOns")).status == 200
 
 
+@pytest.mark.upstream
 async def test_percentage_spares_the_rest(
     aiohttp_client: Callable[..., Awaitable[Client]], fake_upstream: FakeUpstream
 ) -> None:
@@ -174,6 +177,7 @@ def test_a_full_window_refuses_everyone_without_drawing() -> None:
     assert refuses(full, None, START, _never)
 
 
+@pytest.mark.upstream
 async def test_two_replicas_give_a_sid_the_same_answers(
     aiohttp_client: Callable[..., Awaitable[Client]], fake_upstream: FakeUpstream
 ) -> None:

@@ -219,6 +219,7 @@ def test_listed_consumers_are_always_labelled_past_the_cap() -> None:
 FAILURES = [503, 429, 500, 502, 504, 407]
 
 
+@pytest.mark.upstream
 async def test_a_real_gateway_with_workers_labels_no_sid_its_upstream_failed_for(
     aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
 ) -> None:

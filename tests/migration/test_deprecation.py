@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import pytest
 from multidict import CIMultiDict
 
 from gateway.config.instants import parse_instant
@@ -50,6 +51,7 @@ def test_links_are_added_not_overwritten() -> None:
     assert any('rel="sunset"' in link for link in links)
 
 
+@pytest.mark.upstream
 async def test_deprecated_route_carries_headers_and_v1_does_not(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -71,6 +73,7 @@ async def test_deprecated_route_carries_headers_and_v1_does_not(
     assert "Deprecation" not in plain.headers and "Sunset" not in plain.headers
 
 
+@pytest.mark.upstream
 async def test_gateway_errors_on_deprecated_routes_carry_headers_too(
     gateway_client: GatewayFactory,
 ) -> None:
@@ -81,6 +84,7 @@ async def test_gateway_errors_on_deprecated_routes_carry_headers_too(
     assert "Sunset" in response.headers
 
 
+@pytest.mark.upstream
 async def test_per_rule_sunset_overrides_the_default(
     tmp_path, fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:  # type: ignore[no-untyped-def]

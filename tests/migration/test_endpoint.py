@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -33,6 +34,7 @@ def basic(sid: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{sid}:pw".encode()).decode()}
 
 
+@pytest.mark.upstream
 async def test_the_page_is_served_beside_metrics_with_its_headers(
     aiohttp_client: Factory, fake_upstream: FakeUpstream
 ) -> None:
@@ -92,6 +94,7 @@ async def test_an_unreachable_prometheus_falls_back_to_the_tally_and_says_so(
     assert "Prometheus could not be read" in await (await client.get("/migration")).text()
 
 
+@pytest.mark.upstream
 async def test_a_hanging_prometheus_never_blocks_the_event_loop(
     aiohttp_client: Factory, fake_upstream: FakeUpstream
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 from tests.browser import headless_chromium
 from tests.fleet import deprecated_call, iso, one_gateway
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 BILLING = "AC" + "b1" * 16
 STOREFRONT = "AC" + "5f" * 16

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fleet import deprecated_call, fleet_processes, iso, scrape, total, wait_fleet_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 REPLICAS = 3
 CALLS_EACH = 100

@@ -16,7 +16,7 @@ import pytest
 from tests.fleet import deprecated_call, fleet_processes, iso, wait_fleet_ready
 from tests.reloading import reload_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.upstream]
 
 APP = "AC" + "a9" * 16
 OTHER = "AC" + "00" * 16  # not on the list

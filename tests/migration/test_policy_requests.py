@@ -21,6 +21,8 @@ from gateway.telemetry.access_log import ACCESS_LOGGER
 from tests.conftest import make_config
 from tests.fake_upstream import FakeUpstream
 
+pytestmark = pytest.mark.upstream
+
 Client = TestClient[web.Request, web.Application]
 
 CUT = "AC" + "c" * 32  # cut off since 2026-12-15

@@ -146,6 +146,7 @@ async def test_a_head_that_trickles_in_gets_408_at_the_header_timeout(
     assert 1.0 <= took < 3
 
 
+@pytest.mark.upstream
 async def test_a_request_in_progress_outlives_the_header_and_idle_timeouts(
     start: Callable[..., Awaitable[Gateway]],
 ) -> None:
@@ -158,6 +159,7 @@ async def test_a_request_in_progress_outlives_the_header_and_idle_timeouts(
 # -- between requests ------------------------------------------------------------------------
 
 
+@pytest.mark.upstream
 async def test_a_kept_alive_connection_is_reused_then_closed_at_the_idle_timeout(
     start: Callable[..., Awaitable[Gateway]],
 ) -> None:
@@ -180,6 +182,7 @@ async def test_a_kept_alive_connection_is_reused_then_closed_at_the_idle_timeout
 # -- a client that does not read --------------------------------------------------------------
 
 
+@pytest.mark.upstream
 async def test_a_client_that_reads_nothing_is_reset_at_the_send_timeout(
     start: Callable[..., Awaitable[Gateway]],
 ) -> None:
@@ -211,6 +214,7 @@ async def test_a_client_that_reads_nothing_is_reset_at_the_send_timeout(
     assert received < 8 * MiB
 
 
+@pytest.mark.upstream
 async def test_a_slow_client_that_keeps_reading_gets_the_whole_response(
     start: Callable[..., Awaitable[Gateway]],
 ) -> None:
@@ -233,6 +237,7 @@ async def test_a_slow_client_that_keeps_reading_gets_the_whole_response(
 # -- the connection cap -----------------------------------------------------------------------
 
 
+@pytest.mark.upstream
 async def test_connections_over_the_cap_get_503_and_the_cap_frees_as_they_close(
     start: Callable[..., Awaitable[Gateway]],
 ) -> None:
@@ -360,6 +365,7 @@ def report(case: str, before: int, peak: int, after: int) -> None:
     )
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_100_bodies_that_stop_short_are_bounded_and_closed(
     serve: Callable[..., Awaitable[Served]],
@@ -419,6 +425,7 @@ async def test_100_bodies_that_stop_short_are_bounded_and_closed(
             assert response.status == 201
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_600_idle_and_slowloris_connections_are_closed_at_the_header_timeout(
     serve: Callable[..., Awaitable[Served]],
@@ -463,6 +470,7 @@ async def test_600_idle_and_slowloris_connections_are_closed_at_the_header_timeo
     assert after - before < 16 * MiB
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_8_clients_that_read_nothing_of_15_mb_are_dropped_and_their_memory_freed(
     serve: Callable[..., Awaitable[Served]],

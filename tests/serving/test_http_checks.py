@@ -161,6 +161,7 @@ def head_of(raw: bytes) -> str:
     return raw.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
 
 
+@pytest.mark.upstream
 async def test_a_pipelined_request_behind_an_upgrade_is_never_dropped_silently(
     gateway: Gateway,
 ) -> None:
@@ -226,6 +227,7 @@ async def test_no_100_continue_before_a_refusal(
     assert gateway.upstream.received == []
 
 
+@pytest.mark.upstream
 async def test_100_continue_once_the_checks_passed_then_the_body_is_forwarded(
     gateway: Gateway,
 ) -> None:
@@ -251,6 +253,7 @@ async def test_an_unknown_expectation_gets_417(gateway: Gateway) -> None:
     assert gateway.upstream.received == []
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize(
     "request_bytes",
     [

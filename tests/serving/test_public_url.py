@@ -264,6 +264,7 @@ def test_local_host_never_names_a_wildcard_address(
     assert local_host(sockname, *listen) == expected
 
 
+@pytest.mark.upstream
 async def test_links_never_carry_the_wildcard_listen_address(fake_upstream: FakeUpstream) -> None:
     """A request without ``Host`` to a gateway configured for 0.0.0.0: links name the address
     the client really connected to."""
@@ -296,6 +297,7 @@ async def test_links_never_carry_the_wildcard_listen_address(fake_upstream: Fake
     assert f"http://127.0.0.1:{port}/errors/88007".encode() in bad
 
 
+@pytest.mark.upstream
 @pytest.mark.parametrize(
     ("family", "hops", "headers", "expected"),
     [

@@ -127,6 +127,7 @@ async def test_a_body_that_trickles_past_the_whole_body_deadline_gets_408(
     assert gateway.upstream.received == []
 
 
+@pytest.mark.upstream
 async def test_a_declared_body_over_the_budget_is_refused_before_it_is_read(
     start: Callable[..., Any],
 ) -> None:
@@ -194,6 +195,7 @@ async def test_broken_chunk_framing_mid_body_is_answered_400_at_once(
     assert gateway.upstream.received == []
 
 
+@pytest.mark.upstream
 async def test_a_compressed_body_is_forwarded_as_it_came(start: Callable[..., Any]) -> None:
     gateway = await start()
     body = gzip.compress(b"UniqueName=caf%C3%A9&Configuration=%7B%7D")

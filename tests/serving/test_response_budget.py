@@ -293,6 +293,7 @@ async def serve(
         process.wait(timeout=15)
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 @pytest.mark.parametrize("event_loop", LOOPS)
 async def test_many_large_answers_at_once_stay_within_the_budget(
@@ -340,6 +341,7 @@ async def test_many_large_answers_at_once_stay_within_the_budget(
     assert peak - before < 2 * 64 * MiB + 32 * MiB
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 @pytest.mark.parametrize("event_loop", LOOPS)
 async def test_idle_connections_do_not_keep_their_last_answer(
@@ -381,6 +383,7 @@ class NonReader:
         self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: gw\r\n\r\n".encode())
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 @pytest.mark.parametrize("event_loop", LOOPS)
 async def test_a_get_without_room_is_refused_unread_and_a_post_is_never_refused(

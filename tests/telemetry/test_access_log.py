@@ -15,6 +15,7 @@ from tests.processes import python_output
 SECRET = "tok_7f3e9c1d2b4a"
 
 
+@pytest.mark.upstream
 async def test_one_json_line_per_request_without_secrets(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -41,6 +42,7 @@ async def test_one_json_line_per_request_without_secrets(
         assert SECRET not in line and "Basic" not in line and "Authorization" not in line
 
 
+@pytest.mark.upstream
 async def test_access_log_switch(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -50,6 +52,7 @@ async def test_access_log_switch(
     assert [r for r in caplog.records if r.name == "gateway.access"] == []
 
 
+@pytest.mark.upstream
 async def test_serve_writes_lines_straight_to_its_stream(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:

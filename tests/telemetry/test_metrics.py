@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from prometheus_client import REGISTRY
 
 from gateway.telemetry.metrics import KNOWN_METHODS, RouteMetrics, method_label
@@ -30,6 +31,7 @@ def series_count(prefix: str) -> int:
     )
 
 
+@pytest.mark.upstream
 async def test_request_counters_by_route_template(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -58,6 +60,7 @@ async def test_request_counters_by_route_template(
             assert "XE" not in "".join(sample.labels.values()), sample
 
 
+@pytest.mark.upstream
 async def test_unmatched_and_v1_requests(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -84,6 +87,7 @@ async def test_unmatched_and_v1_requests(
     assert value("gateway_requests_total", **v1) == before_v1 + 1
 
 
+@pytest.mark.upstream
 async def test_upstream_failures_by_kind(gateway_client: GatewayFactory) -> None:
     client = await gateway_client("http://127.0.0.1:9", connect_timeout=0.5)
     before = value("gateway_upstream_failures_total", kind="refused")
@@ -110,6 +114,7 @@ async def test_upstream_failures_by_kind(gateway_client: GatewayFactory) -> None
     )
 
 
+@pytest.mark.upstream
 async def test_consumers_named_capped_and_overflowed(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:
@@ -141,6 +146,7 @@ async def test_consumers_named_capped_and_overflowed(
     assert "s3cr3t-token" not in exposition
 
 
+@pytest.mark.upstream
 async def test_consumer_labels_switch_off(
     fake_upstream: FakeUpstream, gateway_client: GatewayFactory
 ) -> None:

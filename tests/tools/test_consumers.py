@@ -62,6 +62,7 @@ def consumers(*args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
+@pytest.mark.upstream
 @pytest.mark.slow
 async def test_rows_stages_and_exit_codes_from_a_running_gateway(tmp_path: Path) -> None:
     now = time.time()

@@ -148,6 +148,7 @@ def basic(sid: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{sid}:secret".encode()).decode()}
 
 
+@pytest.mark.upstream
 async def test_live_gateway(
     aiohttp_server: ServerFactory, fake_upstream: FakeUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
