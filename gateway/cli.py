@@ -189,6 +189,13 @@ def serve(config: GatewayConfig, argv: Sequence[str], source: ConfigSource) -> i
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     configure_logging(config.log_level)
     validate(load_rules(config.rules), config)  # fail fast, before any worker starts
+    if config.ca_bundle is not None and config.tls_verify:
+        from gateway.transport.tls import bundle_context
+
+        try:
+            bundle_context(config.ca_bundle)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if config.tls_cert is not None or config.proxy_listen is not None:
         from gateway.frontdoor.startup import prepare
 

@@ -60,6 +60,17 @@ def test_a_missing_ca_bundle_is_named_not_a_traceback() -> None:
     assert_one_line(result, "gateway: flag --ca-bundle: /missing/ca.pem: no such file or directory")
 
 
+def test_a_ca_bundle_that_holds_no_certificate_is_named_not_a_traceback(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("not a certificate\n")
+    result = gateway("serve", "--listen", "127.0.0.1:0", "--ca-bundle", str(bundle))
+    assert_one_line(
+        result,
+        f"gateway: ca_bundle {bundle}: not a bundle of PEM CA certificates "
+        "(NO_CERTIFICATE_OR_CRL_FOUND)",
+    )
+
+
 def test_relative_rules_in_a_config_file_are_read_beside_it(tmp_path: Path) -> None:
     folder = tmp_path / "etc"
     (folder / "myrules").mkdir(parents=True)

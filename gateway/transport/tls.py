@@ -12,10 +12,21 @@ import ssl
 from pathlib import Path
 
 
+def bundle_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """A verifying context that trusts ``ca_bundle`` (the system's store when None). A file
+    that holds no PEM certificate raises ``ValueError`` naming it, not ``ssl.SSLError``."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"ca_bundle {ca_bundle}: not a bundle of PEM CA certificates ({exc.reason or exc})"
+        ) from None
+
+
 def client_context(verify: bool, ca_bundle: Path | None) -> ssl.SSLContext:
     """The context the lean transport connects with."""
     if verify:
-        context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+        context = bundle_context(ca_bundle)
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -31,5 +42,5 @@ def aiohttp_ssl(verify: bool, ca_bundle: Path | None) -> ssl.SSLContext | bool:
     if not verify:
         return False
     if ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(ca_bundle))
+        return bundle_context(ca_bundle)
     return True
