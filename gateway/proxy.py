@@ -81,6 +81,9 @@ class Pipeline:
             consumers = ConsumerLabels(
                 names, cap, enabled, metrics.consumer_ledger(), listed=listed
             )
+        bodies = bodies or BodyBudget(config.max_buffered_body_size)
+        # One heap trim for what both budgets give back.
+        responses = responses or ResponseBudget(config.max_buffered_response_size, bodies.trimmer)
         return cls(
             config=config,
             router=compile_routes(config, ruleset),
@@ -94,8 +97,8 @@ class Pipeline:
             body_limits=BodyLimits(
                 config.max_body_size, config.client_body_timeout, config.client_body_total_timeout
             ),
-            bodies=bodies or BodyBudget(config.max_buffered_body_size),
-            responses=responses or ResponseBudget(config.max_buffered_response_size),
+            bodies=bodies,
+            responses=responses,
             recorder=Recorder.create(
                 AccessLog.create(config.access_log, config.access_log_level),
                 consumers,

@@ -29,7 +29,9 @@ What a claim that does not fit does depends on the request's method:
   writes in flight times one resource.
 
 The budget is per process: under ``--workers N`` each worker has its own, and the gateway may
-hold N times the cap.
+hold N times the cap. What is given back counts towards the process's next heap trim
+(:class:`gateway.serving.memory.Trimmer`, shared with the request bodies): an answer of up to
+1 MiB lives in the heap, and a burst of them leaves holes glibc would otherwise keep.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import weakref
 from collections import deque
 
 from gateway.errors import GatewayBusy
+from gateway.serving.memory import Trimmer
 from gateway.telemetry.metrics import CLIENT_LIMIT_HITS
 
 # Methods whose answer may be refused after the upstream executed them (they change nothing).
@@ -48,11 +51,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 class ResponseBudget:
     """The response-body bytes one process holds, its cap, and the claims waiting for room."""
 
-    __slots__ = ("capacity", "used", "stalled", "_growing", "_new")
+    __slots__ = ("capacity", "used", "stalled", "trimmer", "_growing", "_new")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, trimmer: Trimmer | None = None) -> None:
         self.capacity = capacity
         self.used = 0
+        self.trimmer = trimmer or Trimmer()
         self.stalled = 0  # bytes held by claims waiting to grow
         self._growing: deque[_Waiter] = deque()  # served first
         self._new: deque[_Waiter] = deque()
@@ -149,6 +153,7 @@ class ResponseHold:
             self.held = 0
             self.budget.used -= held
             self.budget._given_back()
+            self.budget.trimmer.released(held)
 
     def hand_over(self, owner: object) -> ResponseHold:
         """Move what this hold holds to a new hold tied to ``owner`` (a body that outlives the
