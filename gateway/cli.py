@@ -52,8 +52,18 @@ RULE_OPTIONS = (
 )
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """An argument parser that names itself in the parsed namespace, so that :func:`_parse`
+    finds the verb that parsed the command line (the innermost one's default is the one left
+    standing). ``add_subparsers`` makes its verbs of the same class, at every depth."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(**{COMMAND_PARSER: self})
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _CommandParser(
         prog="gateway",
         description=(
             "Reverse proxy that keeps apps written against Twilio's deprecated Preview "
@@ -148,18 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     _add_simulator_verbs(verbs)
-    _remember_parsers(parser)
     return parser
-
-
-def _remember_parsers(parser: argparse.ArgumentParser) -> None:
-    """Give every verb's parser itself as a default, so that :func:`_parse` finds the one that
-    parsed the command line (the innermost verb's default is the one left standing)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                sub.set_defaults(**{COMMAND_PARSER: sub})
-                _remember_parsers(sub)
 
 
 def _add_simulator_verbs(verbs: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Collection, Mapping
+from typing import Any, Protocol
 
 from gateway.config import options_frontdoor, options_migration, options_serving, options_upstream
 from gateway.config.option import Option
@@ -42,7 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None 
             _add_group(parser.add_argument_group(group.TITLE, note), chosen)
 
 
-def _add_group(parser: argparse._ArgumentGroup, options: list[Option]) -> None:
+class _Arguments(Protocol):
+    """What options are added to: a parser, or one of its argument groups."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
+
+
+def _add_group(parser: _Arguments, options: list[Option]) -> None:
     for option in options:
         default_text = "" if option.default is None else f" (default: {option.default})"
         help_text = f"{option.help}{default_text}; env {option.env}"
