@@ -24,7 +24,6 @@ from gateway.migration.consumers import ConsumerLabels
 from gateway.migration.deprecation import add_headers
 from gateway.migration.policy import (
     BROWNOUT,
-    REHEARSAL,
     REHEARSAL_HEADER,
     Caller,
     Policy,
@@ -245,7 +244,7 @@ def _refused(exchange: Exchange, decision: Refuse) -> None:
     exchange.refusal = decision.reason
     exchange.brownout = decision.reason == BROWNOUT
     exchange.policy_consumer = decision.consumer
-    exchange.rehearsal = decision.reason in (REHEARSAL, "")  # "": a malformed rehearsal header
+    exchange.rehearsal = decision.rehearsal
 
 
 async def _respond(

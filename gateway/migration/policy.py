@@ -68,6 +68,12 @@ class Refuse:
     reason: str
     consumer: str
 
+    @property
+    def rehearsal(self) -> bool:
+        """Answering a ``Gateway-Rehearsal`` header (a malformed one too): not a deprecated
+        call, so it is not counted as one."""
+        return self.reason in (REHEARSAL, "")
+
 
 NOT_DEPRECATED = Forward(())
 
